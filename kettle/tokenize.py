@@ -1,0 +1,65 @@
+"""Load a baked model's tokenizer; truncation, padding to a batch, and token counting.
+
+Token counting needs only the tokenizer, never the ONNX session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Encoding, Tokenizer
+
+TOKENIZER_FILE = "tokenizer.json"
+
+
+class TextTokenizer:
+    """A fast (Rust) tokenizer that truncates to ``max_length`` and never pads by itself."""
+
+    def __init__(self, path: str | Path, max_length: int) -> None:
+        path = Path(path)
+        if path.is_dir():
+            path = path / TOKENIZER_FILE
+        self._tok = Tokenizer.from_file(str(path))
+        self._tok.no_padding()
+        self.max_length = max_length
+        self._tok.enable_truncation(max_length=max_length)
+        self._untruncated: Tokenizer | None = None
+        self.pad_id = self._tok.token_to_id("[PAD]") or 0
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        return self._tok
+
+    def encode(self, texts: Sequence[str]) -> list[Encoding]:
+        """Token ids of each text with special tokens, truncated to max_length."""
+        return self._tok.encode_batch(list(texts))
+
+    def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[Encoding]:
+        """Query/document pairs; past max_length the longer side is cut first (the document,
+        in practice), as sentence-transformers' CrossEncoder does."""
+        return self._tok.encode_batch([(a, b) for a, b in pairs])
+
+    def count(self, texts: Sequence[str], truncate: bool = True) -> list[int]:
+        """Tokens per text, special tokens included; ``truncate=False`` counts the whole text."""
+        if truncate:
+            return [len(e.ids) for e in self.encode(texts)]
+        if self._untruncated is None:
+            self._untruncated = Tokenizer.from_str(self._tok.to_str())
+            self._untruncated.no_truncation()
+            self._untruncated.no_padding()
+        return [len(e.ids) for e in self._untruncated.encode_batch(list(texts))]
+
+    def pad(self, encodings: Sequence[Encoding]) -> dict[str, np.ndarray]:
+        """ONNX inputs for one batch, padded to its longest member."""
+        width = max(len(e.ids) for e in encodings)
+        ids = np.full((len(encodings), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(encodings), width), dtype=np.int64)
+        types = np.zeros((len(encodings), width), dtype=np.int64)
+        for row, enc in enumerate(encodings):
+            n = len(enc.ids)
+            ids[row, :n] = enc.ids
+            mask[row, :n] = 1
+            types[row, :n] = enc.type_ids
+        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
