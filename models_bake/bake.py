@@ -1,0 +1,256 @@
+"""One bake: fetch -> convert (or take the ONNX file) -> fuse -> int8 -> fidelity gate -> manifest.
+
+All work happens in a staging folder beside the output; the finished model directory replaces the
+old one with a rename, so a failed or refused bake leaves nothing half-written. A bake whose inputs
+(source version, files, settings) are unchanged is skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from kettle import __version__ as kettle_version
+from kettle.manifest import MANIFEST_NAME, Manifest, ManifestError, sha256_file
+from kettle.registry import ModelDescription, Source, get_model
+from models_bake import quantize as q
+from models_bake import verify
+from models_bake.sources import FetchedSource, SourceError, fetch
+
+log = logging.getLogger("models_bake")
+
+BAKE_FORMAT = 1  # bump when the bake's output changes for the same inputs
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+SIDE_FILES = ("config.json", "preprocessor_config.json")
+HEADS = {
+    "dense": "BertModel",
+    "late_interaction": "BertModel",
+    "sparse": "BertForMaskedLM",
+    "rerank": "BertForSequenceClassification",
+}
+BERT_FAMILY = {"bert"}
+
+
+class BakeError(RuntimeError):
+    """A bake that cannot be done; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class BakeResult:
+    path: Path
+    manifest: Manifest
+    skipped: bool
+    seconds: float
+
+
+def _fetch_first(description: ModelDescription, sources: tuple[Source, ...], cache: Path):
+    errors = []
+    for source in sources:
+        try:
+            return fetch(source, cache)
+        except SourceError as exc:
+            errors.append(str(exc))
+            log.info("source %s:%s unavailable: %s", source.type, source.ref, exc)
+    raise BakeError(f"no source of {description.name} could be fetched:\n  " + "\n  ".join(errors))
+
+
+def _bake_key(fetched: FetchedSource, description: ModelDescription, settings: dict) -> str:
+    digest = hashlib.sha256()
+    digest.update(
+        json.dumps(
+            [BAKE_FORMAT, kettle_version, fetched.describe(), settings], sort_keys=True, default=str
+        ).encode()
+    )
+    digest.update(repr(description).encode())
+    for name in sorted(os.listdir(fetched.path)):
+        path = fetched.path / name
+        if path.is_file():
+            stat = path.stat()
+            digest.update(f"{name}:{stat.st_size}".encode())
+            if stat.st_size < (1 << 20):
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _up_to_date(final: Path, key: str) -> Manifest | None:
+    try:
+        manifest = Manifest.read(final)
+        if manifest.extra.get("bake_key") != key:
+            return None
+        manifest.verify(final)
+        return manifest
+    except ManifestError:
+        return None
+
+
+def _onnx_io(model_path: Path) -> dict:
+    import onnx
+
+    model = onnx.load(str(model_path), load_external_data=False)
+    inputs = [i.name for i in model.graph.input]
+    outputs = [o.name for o in model.graph.output]
+    preferred = ("last_hidden_state", "token_embeddings", "logits", "image_embeds", "text_embeds")
+    output = next((o for o in preferred if o in outputs), outputs[0])
+    return {"inputs": inputs, "output": output, "outputs": outputs}
+
+
+def _write_model_dir(
+    directory: Path,
+    model_file: Path,
+    fetched: FetchedSource,
+    description: ModelDescription,
+    onnx_io: dict,
+    quantization: dict | None,
+    extra: dict,
+) -> Manifest:
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(model_file, directory / "model.onnx")
+    for name in TOKENIZER_FILES + SIDE_FILES:
+        if (fetched.path / name).is_file():
+            shutil.copyfile(fetched.path / name, directory / name)
+    if description.kind != "image" and not (directory / "tokenizer.json").is_file():
+        raise BakeError(f"{fetched.path}: no tokenizer.json; kettle needs a fast tokenizer file")
+    files = {
+        p.relative_to(directory).as_posix(): sha256_file(p)
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and p.name != MANIFEST_NAME
+    }
+    manifest = Manifest(
+        name=description.name,
+        kind=description.kind,
+        dim=description.dim,
+        pooling=description.pooling,
+        normalize=description.normalize,
+        max_length=description.max_length,
+        source=fetched.describe(),
+        files=files,
+        query_prefix=description.query_prefix,
+        passage_prefix=description.passage_prefix,
+        quantization=quantization,
+        onnx=onnx_io,
+        extra=extra,
+        kettle_version=kettle_version,
+    )
+    manifest.write(directory)
+    return manifest
+
+
+def _fp32_graph(
+    description: ModelDescription, fetched: FetchedSource, work: Path
+) -> tuple[Path, dict]:
+    """The full-precision ONNX graph: the source's own file, or converted from safetensors."""
+    if fetched.source.onnx_file:
+        path = fetched.path / fetched.source.onnx_file
+        if not path.is_file():
+            raise BakeError(f"{fetched.source.ref}: no {fetched.source.onnx_file}")
+        return path, {}
+    if description.architecture != "bert":
+        raise BakeError(
+            f"{description.name}: no ONNX file and no converter for {description.architecture}"
+        )
+    from models_bake.convert import convert
+
+    out = work / "converted.onnx"
+    info = convert(fetched.path, out, head=HEADS.get(description.kind))
+    return out, info
+
+
+def _fuse(
+    description: ModelDescription, fetched: FetchedSource, src: Path, work: Path
+) -> tuple[Path, dict]:
+    config_path = fetched.path / "config.json"
+    if not config_path.is_file():
+        return src, {}
+    config = json.loads(config_path.read_text())
+    if config.get("model_type") not in BERT_FAMILY:
+        return src, {}
+    out = work / "fused.onnx"
+    stats = q.fuse_transformer(src, out, config["num_attention_heads"], config["hidden_size"])
+    log.info("fused: %s", stats)
+    return out, stats
+
+
+def bake(
+    name: str,
+    out: Path = Path("models"),
+    quantize: str = "int8",
+    min_cosine: float = 0.99,
+    cache: Path = Path(".cache"),
+    source: Source | None = None,
+    scheme: q.QuantScheme = q.DEFAULT_SCHEME,
+    force: bool = False,
+) -> BakeResult:
+    """Bake ``name`` into ``out/<name>/``. Raises BakeError or verify.FidelityError."""
+    if quantize not in ("int8", "none"):
+        raise BakeError(f"--quantize must be int8 or none, not {quantize!r}")
+    started = time.perf_counter()
+    description = get_model(name)
+    out, cache = Path(out).resolve(), Path(cache).resolve()
+    final = out / description.dir_name
+    fetched = _fetch_first(description, (source,) if source else description.sources, cache)
+    settings = {"quantize": quantize, "min_cosine": min_cosine, "scheme": scheme.describe()}
+    key = _bake_key(fetched, description, settings)
+    if not force and (manifest := _up_to_date(final, key)):
+        log.info("%s is up to date in %s", name, final)
+        return BakeResult(final, manifest, True, time.perf_counter() - started)
+
+    staging = out / ".staging" / f"{description.dir_name.replace('/', '--')}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        fp32, info = _fp32_graph(description, fetched, staging)
+        extra = dict(description.extra, bake_key=key)
+        if info:
+            extra["converter"] = info
+        fused, stats = (fp32, {})
+        if scheme.fused:
+            fused, stats = _fuse(description, fetched, fp32, staging)
+        onnx_io = _onnx_io(fused)
+        ref_root = staging / "fp32"
+        _write_model_dir(
+            ref_root / description.dir_name, fused, fetched, description, onnx_io, None, extra
+        )
+        built_root = ref_root
+        if quantize == "int8":
+            int8 = staging / "int8.onnx"
+            q.quantize_int8(fused, int8, scheme)
+            quantization = scheme.describe() | {"fusion": stats}
+            built_root = staging / "int8"
+            target = built_root / description.dir_name
+            _write_model_dir(target, int8, fetched, description, onnx_io, quantization, extra)
+            figures = verify.measure(description.kind, name, ref_root, built_root)
+            log.info("fidelity: %s", figures)
+            verify.gate(figures, min_cosine)
+            manifest = Manifest.read(target)
+            manifest = replace(manifest, fidelity=figures | {"min_cosine_gate": min_cosine})
+            manifest.write(target)
+        elif stats:
+            manifest = Manifest.read(ref_root / description.dir_name)
+            manifest = replace(
+                manifest, quantization={"fused": True, "fusion": stats, "weight_type": "float32"}
+            )
+            manifest.write(ref_root / description.dir_name)
+        _install(built_root / description.dir_name, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            (out / ".staging").rmdir()
+        except OSError:
+            pass
+    return BakeResult(final, Manifest.read(final), False, time.perf_counter() - started)
+
+
+def _install(built: Path, final: Path) -> None:
+    """Put ``built`` at ``final`` by renames, replacing an older bake."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    old = final.with_name(final.name + f".old-{os.getpid()}")
+    if final.exists():
+        final.rename(old)
+    built.rename(final)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,92 @@
+"""The fidelity gate: the int8 bake against full precision on a fixed evaluation set.
+
+Both models run through kettle's own runtime classes, so what is measured is what users get.
+Each model kind has its measure; every measure reports ``mean_cosine``, which the gate checks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+EVAL_TEXTS = Path(__file__).with_name("eval_texts.json")
+
+
+class FidelityError(RuntimeError):
+    """The quantized model strays too far from full precision."""
+
+
+def eval_texts() -> list[str]:
+    return json.loads(EVAL_TEXTS.read_text())["texts"]
+
+
+def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine of each row of ``a`` with the same row of ``b`` (1.0 where both are zero)."""
+    dots = (a * b).sum(axis=1)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return np.where(norms > 0, dots / np.maximum(norms, 1e-30), 1.0)
+
+
+def neighbour_agreement(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
+    """Mean share of each item's top-k neighbours (by cosine, itself excluded) that both agree on."""
+    k = min(k, len(a) - 1)
+    if k < 1:
+        return 1.0
+
+    def top(m: np.ndarray) -> np.ndarray:
+        unit = m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-30)
+        sims = unit @ unit.T
+        np.fill_diagonal(sims, -np.inf)
+        return np.argsort(-sims, axis=1, kind="stable")[:, :k]
+
+    ta, tb = top(a), top(b)
+    return float(np.mean([len(set(x) & set(y)) / k for x, y in zip(ta, tb, strict=True)]))
+
+
+def compare_vectors(reference: np.ndarray, candidate: np.ndarray) -> dict:
+    cos = row_cosines(reference.astype(np.float64), candidate.astype(np.float64))
+    return {
+        "n_texts": int(len(cos)),
+        "mean_cosine": round(float(cos.mean()), 6),
+        "min_cosine": round(float(cos.min()), 6),
+        "top10_agreement": round(neighbour_agreement(reference, candidate), 4),
+    }
+
+
+def dense_fidelity(
+    name: str, reference_dir: Path, candidate_dir: Path, texts: Sequence[str]
+) -> dict:
+    from kettle.dense import TextEmbedding
+
+    ref = np.stack(list(TextEmbedding(name, models_dir=reference_dir).embed(texts)))
+    cand = np.stack(list(TextEmbedding(name, models_dir=candidate_dir).embed(texts)))
+    return compare_vectors(ref, cand)
+
+
+# kind -> measure(name, reference models_dir, candidate models_dir, texts) -> figures
+MEASURES: dict[str, Callable[[str, Path, Path, Sequence[str]], dict]] = {
+    "dense": dense_fidelity,
+}
+
+
+def measure(kind: str, name: str, reference_dir: Path, candidate_dir: Path) -> dict:
+    try:
+        fn = MEASURES[kind]
+    except KeyError:
+        raise FidelityError(f"no fidelity measure for {kind} models yet") from None
+    figures = fn(name, reference_dir, candidate_dir, eval_texts())
+    figures["eval_set"] = EVAL_TEXTS.name
+    return figures
+
+
+def gate(figures: dict, min_cosine: float) -> None:
+    """Raise FidelityError when the mean cosine is under ``min_cosine``."""
+    if figures["mean_cosine"] < min_cosine:
+        raise FidelityError(
+            f"int8 fidelity too low: mean cosine {figures['mean_cosine']:.4f} < {min_cosine} "
+            f"(min {figures.get('min_cosine')}); nothing was written. Bake with --quantize none, "
+            f"or accept it with --min-cosine {figures['mean_cosine'] - 0.001:.3f}"
+        )
