@@ -42,7 +42,7 @@ models: install ## bake every model the tests and `make run` use
 # ---- the main job ---------------------------------------------------------------------------
 run: install ## bake the default model and embed a few sentences (shape + similarity table)
 	$(PY) -m models_bake $(MODEL) --out $(MODELS_DIR)
-	$(PY) -m kettle.demo --model $(MODEL)
+	$(PY) -m kettle demo --model $(MODEL)
 
 # ---- checks ---------------------------------------------------------------------------------
 lint: install ## ruff lint and format check
