@@ -112,14 +112,17 @@ class TextEncoder:
         batch_size: int,
         last_step: Callable[[np.ndarray, np.ndarray], Sequence[Any]],
         encode: Callable[[list[str]], list[Encoding]] | None = None,
+        check: Callable[[Sequence[Any], int], None] = check_texts,
     ) -> Iterator[Any]:
-        """Results of ``last_step`` per text, in input order, one bounded window at a time."""
+        """Results of ``last_step`` per text, in input order, one bounded window at a time.
+
+        ``check(window, offset)`` validates the items (texts by default; pairs for rerankers)."""
         if isinstance(texts, str):
             texts = [texts]
         encode = encode or self.tokenizer.encode
         window_size = max(DEFAULT_WINDOW, batch_size)
         for offset, window in _offset_windows(texts, window_size):
-            check_texts(window, offset)
+            check(window, offset)
             encodings = encode(window)
             results: list[Any] = [None] * len(window)
             lengths = [len(e.ids) for e in encodings]

@@ -99,10 +99,57 @@ def sparse_fidelity(
     }
 
 
+def _ranks(x: np.ndarray) -> np.ndarray:
+    return np.argsort(np.argsort(x, kind="stable"), kind="stable").astype(np.float64)
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine of the mean-centred vectors (1.0 where both are constant)."""
+    a, b = a - a.mean(), b - b.mean()
+    norms = np.linalg.norm(a) * np.linalg.norm(b)
+    return float(a @ b / norms) if norms > 0 else 1.0
+
+
+def rerank_fidelity(
+    name: str, reference_dir: Path, candidate_dir: Path, texts: Sequence[str], n_queries: int = 6
+) -> dict:
+    """Scores of every eval text as a document for a few short eval texts as queries.
+
+    ``mean_cosine`` is the mean over queries of the cosine of the mean-centred score vectors
+    (Pearson's r): a plain cosine of raw logits is near 1 whenever all scores share an offset,
+    whatever their order. Also: Spearman's rho, top-1 and top-10 agreement, largest score change.
+    """
+    from kettle.rerank import TextCrossEncoder
+
+    short = [t for t in texts if 3 <= len(t.split()) <= 12]
+    queries = short[:: max(1, len(short) // n_queries)][:n_queries] or list(texts[:1])
+    pairs = [(q, d) for q in queries for d in texts]
+    shape = (len(queries), len(texts))
+    ref = np.reshape(TextCrossEncoder(name, models_dir=reference_dir).rerank_pairs(pairs), shape)
+    cand = np.reshape(TextCrossEncoder(name, models_dir=candidate_dir).rerank_pairs(pairs), shape)
+    pearson = [_pearson(a, b) for a, b in zip(ref, cand, strict=True)]
+    spearman = [_pearson(_ranks(a), _ranks(b)) for a, b in zip(ref, cand, strict=True)]
+    top10 = [
+        len(set(np.argsort(-a)[:10]) & set(np.argsort(-b)[:10])) / min(10, len(a))
+        for a, b in zip(ref, cand, strict=True)
+    ]
+    return {
+        "n_queries": len(queries),
+        "n_pairs": len(pairs),
+        "mean_cosine": round(float(np.mean(pearson)), 6),
+        "min_cosine": round(float(np.min(pearson)), 6),
+        "spearman": round(float(np.mean(spearman)), 6),
+        "top1_agreement": round(float(np.mean(ref.argmax(1) == cand.argmax(1))), 4),
+        "top10_agreement": round(float(np.mean(top10)), 4),
+        "max_abs_score_diff": round(float(np.abs(ref - cand).max()), 6),
+    }
+
+
 # kind -> measure(name, reference models_dir, candidate models_dir, texts) -> figures
 MEASURES: dict[str, Callable[[str, Path, Path, Sequence[str]], dict]] = {
     "dense": dense_fidelity,
     "sparse": sparse_fidelity,
+    "rerank": rerank_fidelity,
 }
 
 

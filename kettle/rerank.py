@@ -1,0 +1,158 @@
+"""Cross-encoder reranking: one relevance score per (query, document) pair.
+
+The model (a BertForSequenceClassification) reads query and document together and returns logits
+``[batch, num_labels]``; the score is the logit of one label (the only one for MS MARCO rerankers,
+else the manifest's ``extra["score_label"]``). ``sigmoid=True`` maps it to (0, 1).
+
+Truncation: a pair longer than max_length loses document tokens first (tokenizers'
+``only_second``), so the query is read whole. When the query alone leaves no room for the document
+that strategy fails, and such a pair is cut ``longest_first`` instead (the Hugging Face default,
+which sentence-transformers' CrossEncoder uses for every pair).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from tokenizers import Encoding, Tokenizer
+
+from kettle.batching import DEFAULT_BATCH_SIZE, DEFAULT_TOKEN_BUDGET
+from kettle.encoder import TextEncoder
+from kettle.registry import DEFAULT_RERANK_MODEL, list_supported_models
+
+
+@dataclass(frozen=True)
+class RerankResult:
+    """One document's place in a reranking: its index in the input, its score, maybe its text."""
+
+    index: int
+    score: float
+    document: str | None = None
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)), without overflow for large |x|."""
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
+
+
+def check_pairs(items: Sequence[Any], offset: int = 0) -> None:
+    """A TypeError naming the first item that is not a (str, str) pair, and which side is wrong."""
+    for i, item in enumerate(items):
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise TypeError(
+                f"pairs[{offset + i}] is {type(item).__name__}, not a (query, document) pair"
+            )
+        for side, text in enumerate(item):
+            if not isinstance(text, str):
+                raise TypeError(
+                    f"pairs[{offset + i}][{side}] ({('query', 'document')[side]}) is "
+                    f"{type(text).__name__}, not str"
+                )
+
+
+class TextCrossEncoder(TextEncoder):
+    """Scores (query, document) pairs with a baked cross-encoder.
+
+    >>> reranker = TextCrossEncoder()  # cross-encoder/ms-marco-MiniLM-L-6-v2, baked under ./models
+    >>> [best, *rest] = reranker.rerank("what is a kettle?", documents, top_n=3)
+    """
+
+    kind = "rerank"
+
+    def __init__(
+        self,
+        model_name: str = DEFAULT_RERANK_MODEL,
+        models_dir: str | os.PathLike | None = None,
+        threads: int | None = None,
+        providers: Sequence[str | tuple[str, dict]] | None = None,
+        max_length: int | None = None,
+        token_budget: int = DEFAULT_TOKEN_BUDGET,
+    ) -> None:
+        super().__init__(model_name, models_dir, threads, providers, max_length, token_budget)
+        base = self.tokenizer.tokenizer.to_str()
+        self._doc_first = Tokenizer.from_str(base)
+        self._doc_first.enable_truncation(self.max_length, strategy="only_second")
+        self._longest_first = Tokenizer.from_str(base)
+        self._longest_first.enable_truncation(self.max_length, strategy="longest_first")
+        self._label = int(self.manifest.extra.get("score_label", 0))
+
+    @staticmethod
+    def list_supported_models() -> list[dict]:
+        return list_supported_models("rerank")
+
+    def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[Encoding]:
+        """Token ids of each pair as the model sees them (document cut first, see module doc)."""
+        pairs = [(q, d) for q, d in pairs]
+        try:
+            return self._doc_first.encode_batch(pairs)
+        except Exception:  # tokenizers raises a plain Exception on a truncation error
+            return [self._encode_one(pair) for pair in pairs]
+
+    def _encode_one(self, pair: tuple[str, str]) -> Encoding:
+        try:
+            return self._doc_first.encode(*pair)
+        except Exception:
+            return self._longest_first.encode(*pair)
+
+    def _scores(self, logits: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if logits.ndim != 2 or not 0 <= self._label < logits.shape[1]:
+            raise ValueError(
+                f"{self.model_name}: logits of shape {logits.shape} have no label {self._label}"
+            )
+        if logits.shape[1] > 1 and "score_label" not in self.manifest.extra:
+            raise ValueError(
+                f"{self.model_name} has {logits.shape[1]} labels; its description must name the "
+                "relevance label in extra['score_label']"
+            )
+        return logits[:, self._label].astype(np.float32)
+
+    def rerank_pairs(
+        self,
+        pairs: Iterable[tuple[str, str]],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        sigmoid: bool = False,
+    ) -> list[float]:
+        """Scores of (query, document) pairs, in input order: raw logits, or their sigmoid."""
+        scores = np.fromiter(
+            self._stream(pairs, batch_size, self._scores, self.encode_pairs, check_pairs),
+            dtype=np.float64,
+        )
+        if sigmoid:
+            scores = _sigmoid(scores)
+        return scores.tolist()
+
+    def rerank(
+        self,
+        query: str,
+        documents: Iterable[str],
+        top_n: int | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        sigmoid: bool = False,
+        return_documents: bool = False,
+    ) -> list[RerankResult]:
+        """Documents ordered by relevance to ``query``, best first (ties keep input order).
+
+        ``top_n`` keeps the best n; ``return_documents`` puts each text in its result.
+        """
+        if not isinstance(query, str):
+            raise TypeError(f"query is {type(query).__name__}, not str")
+        if isinstance(documents, str):
+            raise TypeError("documents is a str; pass a list of documents")
+        if top_n is not None and top_n < 1:
+            raise ValueError(f"top_n must be at least 1, got {top_n}")
+        documents = list(documents)
+        for i, doc in enumerate(documents):
+            if not isinstance(doc, str):
+                raise TypeError(f"documents[{i}] is {type(doc).__name__}, not str")
+        scores = self.rerank_pairs([(query, d) for d in documents], batch_size, sigmoid)
+        order = sorted(range(len(scores)), key=lambda i: -scores[i])[:top_n]
+        return [
+            RerankResult(i, scores[i], documents[i] if return_documents else None) for i in order
+        ]
+
+
+_sigmoid = sigmoid  # rerank_pairs' ``sigmoid`` flag shadows the function's name
