@@ -473,8 +473,6 @@ def test_dockerfile_copies_what_exists_and_defaults_to_the_api():
     for line in dockerfile.splitlines():
         if line.startswith("COPY") and "--from=" not in line:
             for src in line.split()[1:-1]:
-                if src in {"pyproject.toml", "README.md"}:
-                    continue  # the lead's files; checked by the image build itself
                 assert (REPO / src).exists(), src
                 assert f"!{src}" in allowed, f".dockerignore drops {src}"
 
