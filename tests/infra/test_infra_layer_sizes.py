@@ -110,3 +110,98 @@ def test_function_code_is_the_handler_and_kettle(built):
     assert names == {"handler", "kettle"}, names
     assert (built["function"] / "kettle" / "__init__.py").is_file()
     assert not list(built["function"].rglob("__pycache__"))
+
+
+# ---- the closure: what the handler imports is in the layer -----------------------------------
+# Lambda's python3.12 runtime provides boto3 and its dependencies (/var/runtime, after the layer on
+# sys.path); anything else the handler imports must come from the runtime layer or the code.
+LAMBDA_RUNTIME_PROVIDES = {
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "jmespath",
+    "dateutil",
+    "urllib3",
+    "six",
+    "certifi",  # botocore imports it when it is there, and falls back to its own CA bundle
+}
+
+IMPORT_CHECK = r"""
+import importlib, json, pkgutil, sys
+layer, code, runtime_stand_in, models = sys.argv[1:5]
+sys.path[:0] = [code, layer]
+sys.path.append(runtime_stand_in)  # plays /var/runtime (boto3 & co.), after the layer
+import handler
+missing, local_errors = set(), {}
+for info in pkgutil.walk_packages(handler.__path__, "handler."):
+    try:
+        importlib.import_module(info.name)
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").split(".")[0]
+        if top in ("handler", "kettle"):
+            local_errors[info.name] = repr(exc)
+        else:
+            missing.add(top)
+    except ImportError as exc:  # e.g. a name not (yet) defined in a handler module
+        local_errors[info.name] = repr(exc)
+import kettle
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+import aws_xray_sdk.core
+from kettle import TextEmbedding
+vector = next(iter(TextEmbedding(models_dir=models).embed(["a layer smoke test"])))
+origins = {}
+for name, module in list(sys.modules.items()):
+    path = getattr(module, "__file__", None) or ""
+    if "." not in name and path.startswith(runtime_stand_in):
+        origins[name] = path
+print(json.dumps({"dim": int(vector.shape[-1]), "from_runtime": sorted(origins),
+                  "missing": sorted(missing), "local_errors": local_errors}))
+"""
+
+
+def test_runtime_layer_has_everything_the_handler_imports():
+    """Build the same layer (same requirements, same pruning) for this machine's Python and import
+    every handler module and kettle through it, then embed a sentence with the baked model. A
+    package missing from the --no-deps closure, or pruned by mistake, fails here: it is either
+    not importable (ModuleNotFoundError for a third-party name) or found only in the stand-in for
+    Lambda's runtime."""
+    import platform
+    import sysconfig
+
+    host = f"{sys.version_info.major}.{sys.version_info.minor}"
+    machine = platform.machine()
+    arch = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}.get(machine)
+    if arch is None:
+        pytest.fail(f"no Lambda architecture for this machine ({machine})")
+    out = BUILD / "layers" / f"host-py{host}-{arch}" / "runtime"
+    make("runtime", ARCH=arch, PYTHON_VERSION=host, OUT=str(out))
+    make("model")
+    make("function")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            IMPORT_CHECK,
+            str(out / "python"),
+            str(BUILD / "function"),
+            sysconfig.get_paths()["purelib"],
+            str(BUILD / "layers" / "model" / "models"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["dim"] == 384
+    assert not report["missing"], f"not in the runtime layer: {report['missing']}"
+    # A handler module that cannot import for reasons of its own (its tests cover that) only
+    # hides its imports from this check; say so in the output.
+    for module, error in report["local_errors"].items():
+        print(f"note: {module} did not import ({error}); its third-party imports went unchecked")
+    leaked = set(report["from_runtime"]) - LAMBDA_RUNTIME_PROVIDES
+    assert not leaked, f"imported from outside the layer (add to requirements.txt?): {leaked}"
