@@ -20,10 +20,10 @@ help: ## list the targets
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
-	$(PIP) install -e '.[bake,lambda,test]'
+	$(PIP) install -e '.[bake,lambda,test,bm25]'
 	touch $@
 
-install: $(VENV)/.installed ## create .venv and install kettle with the bake, lambda and test extras
+install: $(VENV)/.installed ## create .venv and install kettle with the bake, lambda, test and bm25 extras
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
