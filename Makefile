@@ -44,6 +44,19 @@ run: install ## bake the default model and embed a few sentences (shape + simila
 	$(PY) -m models_bake $(MODEL) --out $(MODELS_DIR)
 	$(PY) -m kettle demo --model $(MODEL)
 
+# ---- Lambda artifacts -----------------------------------------------------------------------
+ARCHES ?= arm64 x86_64
+ARCH ?= arm64
+
+layers: install ## Lambda artifacts under build/: runtime layer per arch, model layer, function code
+	for arch in $(ARCHES); do $(MAKE) -C layers runtime ARCH=$$arch PYTHON=$(abspath $(PY)); done
+	$(MAKE) -C layers model PYTHON=$(abspath $(PY))
+	$(MAKE) -C layers function PYTHON=$(abspath $(PY))
+	$(MAKE) -s -C layers sizes PYTHON=$(abspath $(PY))
+
+sam-build: layers ## sam build for ARCH (needs the SAM CLI)
+	ARCH=$(ARCH) KETTLE_ROOT=$(CURDIR) sam build --parameter-overrides Architecture=$(ARCH)
+
 # ---- checks ---------------------------------------------------------------------------------
 lint: install ## ruff lint and format check
 	$(VENV)/bin/ruff check .
@@ -53,7 +66,7 @@ format: install ## ruff format
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: install npm models lint ## set everything up and run every test
+test: install npm models layers lint ## set everything up and run every test
 	$(PY) -m pytest -q
 
 # ---- benchmark ------------------------------------------------------------------------------
@@ -63,4 +76,4 @@ bench: install models ## throughput, cold start, memory and fidelity against Fas
 clean: ## remove build outputs (keeps the download cache)
 	rm -rf build .aws-sam bench/out
 
-.PHONY: help install npm bake models run lint format test bench clean
+.PHONY: help install npm bake models run layers sam-build lint format test bench clean
