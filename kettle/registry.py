@@ -136,6 +136,72 @@ MODELS: tuple[ModelDescription, ...] = (
         license="apache-2.0",
         description="MS MARCO passage reranker, 6 layers (BertForSequenceClassification).",
     ),
+    ModelDescription(
+        name="Qdrant/clip-ViT-B-32-vision",
+        kind="image",
+        dim=512,
+        pooling="none",  # the graph's image_embeds is already pooled and projected
+        normalize=True,
+        max_length=0,  # images: the size comes from preprocessor_config.json
+        sources=(Source("hf", "Qdrant/clip-ViT-B-32-vision", onnx_file="model.onnx"),),
+        license="mit",
+        description="CLIP ViT-B/32 image tower; shares its space with Qdrant/clip-ViT-B-32-text.",
+        architecture="onnx",
+    ),
+    ModelDescription(
+        name="Qdrant/clip-ViT-B-32-text",
+        kind="dense",
+        dim=512,
+        pooling="eos",  # done in the graph: text_embeds is the projected EOS token
+        normalize=True,
+        max_length=77,
+        sources=(Source("hf", "Qdrant/clip-ViT-B-32-text", onnx_file="model.onnx"),),
+        license="mit",
+        description="CLIP ViT-B/32 text tower, for text-to-image search with the vision tower.",
+        architecture="onnx",
+    ),
+    ModelDescription(
+        name="colbert-ir/colbertv2.0",
+        kind="late_interaction",
+        dim=128,
+        pooling="token",
+        normalize=True,
+        max_length=512,
+        sources=(
+            Source("hf", "colbert-ir/colbertv2.0"),
+            Source("hf", "colbert-ir/colbertv2.0", onnx_file="model.onnx"),
+        ),
+        license="mit",
+        description="ColBERTv2 late interaction (BERT-base + 128-d projection), MaxSim scoring.",
+        extra={
+            "query_length": 32,
+            "query_marker": "[unused0]",
+            "document_marker": "[unused1]",
+            "mask_token": "[MASK]",
+            "skip_punctuation": True,
+        },
+    ),
+    ModelDescription(
+        name="answerdotai/answerai-colbert-small-v1",
+        kind="late_interaction",
+        dim=96,
+        pooling="token",
+        normalize=True,
+        max_length=512,
+        sources=(
+            Source("hf", "answerdotai/answerai-colbert-small-v1"),
+            Source("hf", "answerdotai/answerai-colbert-small-v1", onnx_file="vespa_colbert.onnx"),
+        ),
+        license="apache-2.0",
+        description="Small ColBERT (33M parameters, 96-d token vectors), MaxSim scoring.",
+        extra={
+            "query_length": 32,
+            "query_marker": "[unused0]",
+            "document_marker": "[unused1]",
+            "mask_token": "[MASK]",
+            "skip_punctuation": True,
+        },
+    ),
 )
 
 

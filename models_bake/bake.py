@@ -95,7 +95,8 @@ def _onnx_io(model_path: Path) -> dict:
     model = onnx.load(str(model_path), load_external_data=False)
     inputs = [i.name for i in model.graph.input]
     outputs = [o.name for o in model.graph.output]
-    preferred = ("last_hidden_state", "token_embeddings", "logits", "image_embeds", "text_embeds")
+    # Pooled outputs first: a CLIP tower's text_embeds / image_embeds is the shared space.
+    preferred = ("text_embeds", "image_embeds", "last_hidden_state", "token_embeddings", "logits")
     output = next((o for o in preferred if o in outputs), outputs[0])
     return {"inputs": inputs, "output": output, "outputs": outputs}
 
@@ -116,6 +117,8 @@ def _write_model_dir(
             shutil.copyfile(fetched.path / name, directory / name)
     if description.kind != "image" and not (directory / "tokenizer.json").is_file():
         raise BakeError(f"{fetched.path}: no tokenizer.json; kettle needs a fast tokenizer file")
+    if description.kind == "image" and not (directory / "preprocessor_config.json").is_file():
+        raise BakeError(f"{fetched.path}: no preprocessor_config.json; an image model needs it")
     files = {
         p.relative_to(directory).as_posix(): sha256_file(p)
         for p in sorted(directory.rglob("*"))
@@ -154,7 +157,10 @@ def _fp32_graph(
         raise BakeError(
             f"{description.name}: no ONNX file and no converter for {description.architecture}"
         )
-    from models_bake.convert import convert
+    if description.kind == "late_interaction":  # BertModel + ColBERT's linear projection
+        from models_bake.convert.colbert import convert
+    else:
+        from models_bake.convert import convert
 
     out = work / "converted.onnx"
     info = convert(fetched.path, out, head=HEADS.get(description.kind))
@@ -165,7 +171,7 @@ def _fuse(
     description: ModelDescription, fetched: FetchedSource, src: Path, work: Path
 ) -> tuple[Path, dict]:
     config_path = fetched.path / "config.json"
-    if not config_path.is_file():
+    if description.kind == "image" or not config_path.is_file():
         return src, {}
     config = json.loads(config_path.read_text())
     if config.get("model_type") not in BERT_FAMILY:

@@ -99,6 +99,77 @@ def sparse_fidelity(
     }
 
 
+def synthetic_images(n: int = 32, seed: int = 0) -> list:
+    """Deterministic RGB test images (gradients, blocks, stripes, noise) of assorted sizes."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    images = []
+    for i in range(n):
+        h, w = (int(v) for v in rng.integers(48, 160, size=2))
+        y, x = np.mgrid[0:h, 0:w] / max(h, w)
+        style = i % 4
+        if style == 0:  # gradients
+            a = rng.uniform(-1, 1, size=(3, 2))
+            img = np.stack([0.5 + 0.5 * np.sin(3 * (a[c, 0] * x + a[c, 1] * y)) for c in range(3)])
+            img = img.transpose(1, 2, 0)
+        elif style == 1:  # coloured blocks
+            blocks = rng.uniform(0, 1, size=(4, 4, 3))
+            img = blocks[np.arange(h)[:, None] * 4 // h, np.arange(w)[None, :] * 4 // w]
+        elif style == 2:  # stripes
+            freq, phase = rng.uniform(4, 30), rng.uniform(0, 6)
+            base = 0.5 + 0.5 * np.sin(freq * (x + y) + phase)
+            img = base[..., None] * rng.uniform(0.2, 1, size=3)
+        else:  # noise
+            img = rng.uniform(0, 1, size=(h, w, 3))
+        images.append(Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8), "RGB"))
+    return images
+
+
+def image_fidelity(
+    name: str, reference_dir: Path, candidate_dir: Path, texts: Sequence[str]
+) -> dict:
+    """Cosines of the image vectors on synthetic images (the texts are not used)."""
+    from kettle.image import ImageEmbedding
+
+    images = synthetic_images()
+    ref = np.stack(list(ImageEmbedding(name, models_dir=reference_dir).embed(images)))
+    cand = np.stack(list(ImageEmbedding(name, models_dir=candidate_dir).embed(images)))
+    return compare_vectors(ref, cand) | {"eval_set": f"synthetic_images:{len(images)}"}
+
+
+def late_interaction_fidelity(
+    name: str, reference_dir: Path, candidate_dir: Path, texts: Sequence[str]
+) -> dict:
+    """Per-token cosines (documents and queries) and MaxSim top-10 agreement."""
+    from kettle.late_interaction import LateInteractionTextEmbedding, maxsim_scores
+
+    queries = list(texts[:32])
+
+    def run(models_dir: Path):
+        model = LateInteractionTextEmbedding(name, models_dir=models_dir)
+        return list(model.embed(texts)), list(model.query_embed(queries))
+
+    (ref_docs, ref_queries), (cand_docs, cand_queries) = run(reference_dir), run(candidate_dir)
+    ref_tokens = np.concatenate(ref_docs + ref_queries).astype(np.float64)
+    cand_tokens = np.concatenate(cand_docs + cand_queries).astype(np.float64)
+    cos = row_cosines(ref_tokens, cand_tokens)
+    k = min(10, len(texts))
+    shares = []
+    for rq, cq in zip(ref_queries, cand_queries, strict=True):
+        top_ref = np.argsort(-maxsim_scores(rq, ref_docs), kind="stable")[:k]
+        top_cand = np.argsort(-maxsim_scores(cq, cand_docs), kind="stable")[:k]
+        shares.append(len(set(top_ref.tolist()) & set(top_cand.tolist())) / k)
+    return {
+        "n_texts": len(texts),
+        "n_queries": len(queries),
+        "n_tokens": int(len(cos)),
+        "mean_cosine": round(float(cos.mean()), 6),
+        "min_cosine": round(float(cos.min()), 6),
+        "maxsim_top10_agreement": round(float(np.mean(shares)), 4),
+    }
+
+
 def _ranks(x: np.ndarray) -> np.ndarray:
     return np.argsort(np.argsort(x, kind="stable"), kind="stable").astype(np.float64)
 
@@ -149,6 +220,8 @@ def rerank_fidelity(
 MEASURES: dict[str, Callable[[str, Path, Path, Sequence[str]], dict]] = {
     "dense": dense_fidelity,
     "sparse": sparse_fidelity,
+    "image": image_fidelity,
+    "late_interaction": late_interaction_fidelity,
     "rerank": rerank_fidelity,
 }
 
@@ -159,7 +232,7 @@ def measure(kind: str, name: str, reference_dir: Path, candidate_dir: Path) -> d
     except KeyError:
         raise FidelityError(f"no fidelity measure for {kind} models yet") from None
     figures = fn(name, reference_dir, candidate_dir, eval_texts())
-    figures["eval_set"] = EVAL_TEXTS.name
+    figures.setdefault("eval_set", EVAL_TEXTS.name)
     return figures
 
 

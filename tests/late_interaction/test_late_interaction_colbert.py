@@ -1,0 +1,167 @@
+"""LateInteractionTextEmbedding on a tiny random ColBERT baked through models_bake, against the
+independent numpy BERT + projection + normalisation, with ids built by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _colbert_tiny import (
+    DIM,
+    IDS,
+    MAX_LENGTH,
+    QUERY_LENGTH,
+    reference_document,
+    reference_query,
+    write_checkpoint,
+)
+
+from kettle.late_interaction import LateInteractionTextEmbedding, maxsim
+from kettle.registry import ModelDescription, Source, register_model, unregister_model
+from models_bake.bake import bake
+
+NAME = "test/colbert-tiny"
+DOCS = [
+    "The cat sat on the mat.",
+    "Late interaction scores tokens with MaxSim!",
+    "bread needs yeast; the ocean waves are blue, red (and green).",
+    "search",
+    "",
+]
+QUERIES = ["cat on a mat?", "maxsim", "what does bread need"]
+ATOL = 1e-4
+
+
+def describe(source, name=NAME) -> ModelDescription:
+    return ModelDescription(
+        name=name,
+        kind="late_interaction",
+        dim=DIM,
+        pooling="token",
+        normalize=True,
+        max_length=MAX_LENGTH,
+        sources=(Source("local", str(source)),),
+        license="test",
+        description="random ColBERT built by tests/late_interaction",
+        extra={"query_length": QUERY_LENGTH},
+    )
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("colbert-ckpt")
+    cfg, sd = write_checkpoint(directory)
+    return directory, cfg, sd
+
+
+@pytest.fixture(scope="module")
+def baked(checkpoint, tmp_path_factory):
+    register_model(describe(checkpoint[0]))
+    out = tmp_path_factory.mktemp("models")
+    cache = tmp_path_factory.mktemp("cache")
+    yield bake(NAME, out=out, quantize="none", cache=cache)
+    unregister_model(NAME)
+
+
+@pytest.fixture(scope="module")
+def model(baked):
+    return LateInteractionTextEmbedding(NAME, models_dir=baked.path.parents[1])
+
+
+def test_bake_adds_the_projection(baked):
+    manifest = baked.manifest
+    assert manifest.kind == "late_interaction" and manifest.dim == DIM
+    assert manifest.onnx["outputs"] == ["token_embeddings"]
+    assert manifest.extra["converter"]["output"] == "token_embeddings"
+    assert manifest.extra["converter"]["dim"] == DIM
+    assert manifest.quantization["fusion"]["Attention"] == 2  # fused like any BERT bake
+
+
+def test_documents_match_reference(model, checkpoint):
+    _, cfg, sd = checkpoint
+    got = list(model.embed(DOCS, batch_size=2))
+    for text, vecs in zip(DOCS, got, strict=True):
+        want = reference_document(cfg, sd, text)
+        assert vecs.shape == want.shape and vecs.dtype == np.float32, text
+        np.testing.assert_allclose(vecs, want, atol=ATOL, err_msg=text)
+        np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    # punctuation is dropped: "The cat sat on the mat." keeps [CLS] [D] 6 words [SEP]
+    assert len(got[0]) == 9 and len(got[4]) == 3
+
+
+def test_queries_are_augmented_with_masks(model, checkpoint):
+    _, cfg, sd = checkpoint
+    got = list(model.query_embed(QUERIES))
+    for text, vecs in zip(QUERIES, got, strict=True):
+        assert vecs.shape == (QUERY_LENGTH, DIM), text
+        np.testing.assert_allclose(vecs, reference_query(cfg, sd, text), atol=ATOL, err_msg=text)
+    tokens = model.encode_queries(["cat on a mat?"])[0]
+    assert tokens.ids[:2] == [IDS["[CLS]"], IDS["[unused0]"]]
+    assert tokens.ids[-1] == IDS["[MASK]"] and tokens.attention_mask[-1] == 0
+    assert IDS["?"] in tokens.ids  # queries keep punctuation
+
+
+def test_long_queries_and_documents(model, checkpoint):
+    _, cfg, sd = checkpoint
+    long_query = " ".join(["tree", "moon"] * 10)  # 20 words: longer than QUERY_LENGTH
+    (vecs,) = model.query_embed(long_query)
+    assert vecs.shape == (23, DIM)  # [CLS] [Q] 20 words [SEP], no masks
+    np.testing.assert_allclose(vecs, reference_query(cfg, sd, long_query), atol=ATOL)
+    long_doc = " ".join(["sun", ",", "star"] * 20)  # truncated to MAX_LENGTH tokens
+    (vecs,) = model.embed([long_doc])
+    want = reference_document(cfg, sd, long_doc)
+    assert len(vecs) == len(want) < MAX_LENGTH
+    np.testing.assert_allclose(vecs, want, atol=ATOL)
+
+
+def test_batching_does_not_change_vectors(model):
+    texts = DOCS * 3 + [" ".join(["apple"] * n) for n in range(1, 30, 4)]
+    together = list(model.embed(texts, batch_size=4))
+    alone = [next(model.embed([t])) for t in texts]
+    for a, b in zip(together, alone, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    queries = QUERIES + [" ".join(["tree"] * 15)]  # a long query pads the others with [PAD]
+    batched = list(model.query_embed(queries, batch_size=8))
+    for text, vecs in zip(queries, batched, strict=True):
+        np.testing.assert_allclose(vecs, next(model.query_embed(text)), atol=1e-5)
+
+
+def test_rank_orders_by_maxsim(model):
+    ranked = model.rank("bread yeast", DOCS)
+    query = next(model.query_embed("bread yeast"))
+    scores = [maxsim(query, d) for d in model.embed(DOCS)]
+    assert [i for i, _ in ranked] == sorted(range(len(DOCS)), key=lambda i: -scores[i])
+    np.testing.assert_allclose([s for _, s in ranked], sorted(scores, reverse=True), rtol=1e-5)
+    assert len(model.rank("bread yeast", DOCS, top_k=2)) == 2
+
+
+def test_bad_input_names_the_item(model):
+    with pytest.raises(TypeError, match=r"texts\[1\] is NoneType"):
+        list(model.embed(["ok", None]))
+    with pytest.raises(TypeError, match=r"texts\[0\] is int"):
+        list(model.query_embed([3]))
+    with pytest.raises(TypeError, match="query is list"):
+        model.rank(["a"], DOCS)
+
+
+def test_int8_bake_reports_token_fidelity(checkpoint, tmp_path):
+    name = NAME + "-int8"
+    register_model(describe(checkpoint[0], name))
+    try:
+        result = bake(name, out=tmp_path / "m", quantize="int8", min_cosine=0.5, cache=tmp_path)
+    finally:
+        unregister_model(name)
+    figures = result.manifest.fidelity
+    assert 0.5 <= figures["mean_cosine"] <= 1.0
+    assert figures["n_queries"] == 32 and figures["n_tokens"] > figures["n_texts"]
+    assert 0.0 <= figures["maxsim_top10_agreement"] <= 1.0
+
+
+def test_checkpoint_without_projection_is_refused(tmp_path):
+    write_checkpoint(tmp_path / "ckpt", projection=False)
+    name = NAME + "-noproj"
+    register_model(describe(tmp_path / "ckpt", name))
+    try:
+        with pytest.raises(KeyError, match="linear.weight"):
+            bake(name, out=tmp_path / "m", quantize="none", cache=tmp_path)
+    finally:
+        unregister_model(name)
