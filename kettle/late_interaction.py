@@ -143,6 +143,11 @@ class LateInteractionTextEmbedding(TextEncoder):
     def list_supported_models() -> list[dict]:
         return list_supported_models("late_interaction")
 
+    def token_counts(self, texts: str | Iterable[str], truncate: bool = True) -> list[int]:
+        """Tokens per document as the model sees it (the marker included)."""
+        counts = [n + 1 for n in super().token_counts(texts, truncate=truncate)]
+        return [min(n, self.max_length) for n in counts] if truncate else counts
+
     def encode_documents(self, texts: Sequence[str]) -> list[Tokens]:
         """Documents' tokens: marker after [CLS]; punctuation is not kept in the output."""
         skip = self.skip_ids

@@ -113,6 +113,13 @@ def test_long_queries_and_documents(model, checkpoint):
     np.testing.assert_allclose(vecs, want, atol=ATOL)
 
 
+def test_token_counts_include_the_marker(model):
+    docs = ["The cat sat on the mat.", " ".join(["sun"] * 60)]
+    encoded = model.encode_documents(docs)
+    assert model.token_counts(docs) == [len(e.ids) for e in encoded] == [10, MAX_LENGTH]
+    assert model.token_counts(docs, truncate=False) == [10, 63]  # [CLS] [D] 60 words [SEP]
+
+
 def test_batching_does_not_change_vectors(model):
     texts = DOCS * 3 + [" ".join(["apple"] * n) for n in range(1, 30, 4)]
     together = list(model.embed(texts, batch_size=4))
