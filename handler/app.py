@@ -1,0 +1,118 @@
+"""Lambda entry points: one per event source, and a dispatcher for a single-function deployment.
+
+    handler.app.api_handler       API Gateway HTTP API (2.0), REST API (1.0), function URLs
+    handler.app.s3_handler        S3 ObjectCreated notifications, direct or through SQS
+    handler.app.batch_handler     Step Functions Distributed Map item batches
+    handler.app.dispatch_handler  any of the above, routed by the event's shape
+
+Importing this module loads no model: models load on first use and stay for warm invocations
+(handler.models.MODELS). Under SnapStart the dense model loads during init instead, so the snapshot
+holds it, and a restore hook re-seeds the random generators every restored copy would share.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Any
+
+import numpy as np
+from aws_lambda_powertools.logging import correlation_paths
+
+from handler import api, batch, ingest
+from handler.models import MODELS
+from handler.observability import logger, metrics, tracer
+from handler.settings import Settings
+
+
+class UnknownEventError(ValueError):
+    """An event whose shape no entry point handles."""
+
+
+def reseed_after_restore() -> None:
+    """Give this restored copy its own random state: every copy of a snapshot starts with the
+    same one (random, numpy's legacy global generator)."""
+    random.seed(os.urandom(32))
+    np.random.seed(int.from_bytes(os.urandom(4), "little"))
+
+
+def _register_restore_hook() -> bool:
+    try:
+        from snapshot_restore_py import register_after_restore
+    except ImportError:  # not on Lambda and not installed: nothing is ever restored
+        return False
+    register_after_restore(reseed_after_restore)
+    return True
+
+
+def _snapstart_init() -> None:
+    """Under SnapStart, load the dense model now so the snapshot holds it."""
+    if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+        settings = Settings.from_env()
+        MODELS.get("dense", settings)
+        logger.info("model loaded during init for the snapshot", extra={"model": settings.model})
+
+
+RESTORE_HOOK_REGISTERED = _register_restore_hook()
+_snapstart_init()
+
+
+def route(event: Any) -> str:
+    """Which entry point an event is for: "api", "s3" or "batch"."""
+    if api.is_api_event(event):
+        return "api"
+    if isinstance(event, dict):
+        records = event.get("Records")
+        if isinstance(records, list) and records:
+            sources = {r.get("eventSource") for r in records if isinstance(r, dict)}
+            if sources and sources <= {"aws:s3", "aws:sqs"}:
+                return "s3"
+        if isinstance(event.get("Items"), list):
+            return "batch"
+    keys = sorted(event)[:8] if isinstance(event, dict) else type(event).__name__
+    raise UnknownEventError(
+        f"unrecognized event (keys: {keys}); expected an API Gateway / function URL request, "
+        "S3 or SQS Records, or a Step Functions batch with Items"
+    )
+
+
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
+)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def api_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """API Gateway HTTP API / REST API / function URL request -> response."""
+    return api.handle(event, context)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def s3_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """S3 ObjectCreated records (direct, or S3 events inside SQS messages) -> vectors in S3."""
+    return ingest.handle(event, context)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def batch_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A Distributed Map batch {"Items": [...], "BatchInput": {...}} -> summary."""
+    return batch.handle(event, context)
+
+
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
+)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def dispatch_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Any supported event, routed by its shape (one function for every source)."""
+    kind = route(event)
+    logger.append_keys(entry=kind)
+    if kind == "api":
+        return api.handle(event, context)
+    if kind == "s3":
+        return ingest.handle(event, context)
+    return batch.handle(event, context)

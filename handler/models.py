@@ -1,0 +1,204 @@
+"""The models a Lambda instance serves: loaded on first use, kept for warm invocations.
+
+Which model serves which kind comes from the environment (KETTLE_MODEL, KETTLE_SPARSE_MODEL,
+KETTLE_RERANK_MODEL); a request may name another model of the same kind if it is baked. kettle is
+imported inside the loader, so importing the handler costs no model and no session.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from handler.observability import logger
+from handler.settings import Settings
+
+MEMORY_PER_VCPU_MB = 1769  # Lambda: one vCPU's worth of CPU time per 1,769 MB of memory
+
+# kind -> (module, class, the environment variable that names the configured model)
+KINDS: dict[str, tuple[str, str, str]] = {
+    "dense": ("kettle.dense", "TextEmbedding", "KETTLE_MODEL"),
+    "sparse": ("kettle.sparse", "SparseTextEmbedding", "KETTLE_SPARSE_MODEL"),
+    "rerank": ("kettle.rerank", "TextCrossEncoder", "KETTLE_RERANK_MODEL"),
+}
+
+
+class ModelNotConfiguredError(LookupError):
+    """No model of this kind is configured, or this kettle cannot serve the kind (HTTP 501)."""
+
+
+class ModelUnavailableError(LookupError):
+    """The model asked for is not baked here; ``baked`` lists what is (HTTP 404)."""
+
+    def __init__(self, message: str, name: str, baked: list[str]) -> None:
+        super().__init__(message)
+        self.name = name
+        self.baked = baked
+
+
+def threads_for(settings: Settings, cpus: int | None = None) -> int:
+    """ONNX Runtime threads: $KETTLE_THREADS, else one per ~1,769 MB of the function's memory
+    (at least 1, at most the CPUs this process may use), else every CPU."""
+    if cpus is None:
+        from kettle.session import available_cpus
+
+        cpus = available_cpus()
+    if settings.threads:
+        return settings.threads
+    if settings.memory_mb:
+        return max(1, min(cpus, round(settings.memory_mb / MEMORY_PER_VCPU_MB)))
+    return cpus
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    kind: str
+    name: str
+    model: Any
+    seconds: float
+
+
+class ModelCache:
+    """Models by (kind, name), created once per process and shared by every invocation."""
+
+    def __init__(self) -> None:
+        self._models: dict[tuple[str, str], LoadedModel] = {}
+        self._lock = threading.Lock()
+        self.loads: Counter[tuple[str, str]] = Counter()
+
+    def configured(self, kind: str, settings: Settings) -> str:
+        """The model name configured for ``kind``; ModelNotConfiguredError when none is."""
+        name = {
+            "dense": settings.model,
+            "sparse": settings.sparse_model,
+            "rerank": settings.rerank_model,
+        }[kind]
+        if not name:
+            raise ModelNotConfiguredError(
+                f"no {kind} model is configured: set ${KINDS[kind][2]} to a baked {kind} model"
+            )
+        return name
+
+    def get(self, kind: str, settings: Settings, name: str | None = None) -> Any:
+        """The ``kind`` model called ``name`` (default: the configured one), loading it once."""
+        name = name or self.configured(kind, settings)
+        key = (kind, name)
+        loaded = self._models.get(key)
+        if loaded is not None:
+            return loaded.model
+        with self._lock:
+            if key not in self._models:
+                self._models[key] = self._load(kind, name, settings)
+            return self._models[key].model
+
+    def loaded(self) -> list[dict[str, Any]]:
+        """What this process holds: kind, name, load seconds and load count of each model."""
+        return [
+            {
+                "kind": m.kind,
+                "name": m.name,
+                "load_seconds": round(m.seconds, 3),
+                "loads": self.loads[k],
+            }
+            for k, m in self._models.items()
+        ]
+
+    def is_loaded(self, name: str) -> bool:
+        return any(n == name for _, n in self._models)
+
+    def clear(self) -> None:
+        """Forget every model (tests; a new configuration)."""
+        with self._lock:
+            self._models.clear()
+
+    def _load(self, kind: str, name: str, settings: Settings) -> LoadedModel:
+        module_name, class_name, _ = KINDS[kind]
+        try:
+            cls = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError):
+            raise ModelNotConfiguredError(
+                f"this kettle cannot serve {kind} models ({module_name}.{class_name} is missing)"
+            ) from None
+        from kettle.store import ModelNotBakedError, find_model, list_baked
+
+        started = time.perf_counter()
+        threads = threads_for(settings)
+        try:
+            found = find_model(name, settings.models_dir, verify=False).manifest.kind
+            if found != kind:
+                raise ModelNotBakedError(f"{name} is a {found} model, not a {kind} model")
+            model = cls(name, models_dir=settings.models_dir, threads=threads)
+            model.load()
+        except ModelNotBakedError as exc:
+            baked = list_baked(settings.models_dir)
+            message = str(exc) if "baked:" in str(exc) else f"{exc}; baked: {', '.join(baked)}"
+            raise ModelUnavailableError(message, name, baked) from None
+        seconds = time.perf_counter() - started
+        self.loads[(kind, name)] += 1
+        logger.info(
+            "model loaded",
+            extra={
+                "model": name,
+                "kind": kind,
+                "load_seconds": round(seconds, 3),
+                "threads": threads,
+            },
+        )
+        return LoadedModel(kind, name, model, seconds)
+
+
+def resolve_name(requested: str, kind: str, settings: Settings) -> str:
+    """The baked ``kind`` model a request means by ``requested``: its full name, or the part after
+    the organisation ("all-MiniLM-L6-v2") when that is unambiguous. ModelUnavailableError lists
+    the baked models of that kind otherwise."""
+    baked = baked_models(settings, kind)
+    if requested in baked:
+        return requested
+    short = [n for n in baked if n.rsplit("/", 1)[-1].lower() == requested.lower()]
+    if len(short) == 1:
+        return short[0]
+    raise ModelUnavailableError(
+        f"model {requested!r} is not baked here; baked {kind} models: {', '.join(baked) or 'none'}",
+        requested,
+        baked,
+    )
+
+
+def baked_models(settings: Settings, kind: str | None = None) -> list[str]:
+    """Names of the models baked in the models directory, optionally of one kind."""
+    return [d["name"] for d in describe_baked(settings) if kind is None or d["kind"] == kind]
+
+
+def describe_baked(settings: Settings) -> list[dict[str, Any]]:
+    """The baked models' manifests in brief (no file hashing: cheap enough for every request)."""
+    from kettle.store import find_model, list_baked
+
+    described = []
+    for name in list_baked(settings.models_dir):
+        try:
+            manifest = find_model(name, settings.models_dir, verify=False).manifest
+        except (LookupError, ValueError):
+            continue
+        described.append(
+            {
+                "name": manifest.name,
+                "kind": manifest.kind,
+                "dim": manifest.dim,
+                "max_length": manifest.max_length,
+                "fingerprint": manifest.fingerprint,
+                "quantization": (manifest.quantization or {}).get("weight_type", "none"),
+            }
+        )
+    return described
+
+
+def load_count() -> int:
+    """Models loaded by this process so far (all kinds)."""
+    return sum(MODELS.loads.values())
+
+
+MODELS = ModelCache()

@@ -1,0 +1,88 @@
+"""The handler's configuration, read from the environment (template.yaml sets it).
+
+Read per invocation, not at import, so a test or `make serve` can change it without reloading.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEFAULT_MODELS_DIR = "/opt/models"  # where the model layer is mounted
+DEFAULT_MAX_TEXTS = 1024
+DEFAULT_MAX_REQUEST_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
+DEFAULT_MAX_OBJECT_BYTES = 50 * 1024 * 1024
+DEFAULT_CHUNK_TOKENS = 256
+DEFAULT_CHUNK_OVERLAP = 32
+
+
+class SettingsError(ValueError):
+    """An environment variable with a value the handler cannot use."""
+
+
+def _int(name: str, default: int, minimum: int = 0) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"${name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"${name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _str(name: str, default: str = "") -> str:
+    return os.environ.get(name, "").strip() or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the handler reads from its environment."""
+
+    model: str
+    sparse_model: str
+    rerank_model: str
+    models_dir: str
+    threads: int | None
+    memory_mb: int | None
+    max_texts: int
+    max_request_bytes: int
+    max_object_bytes: int
+    chunk_tokens: int
+    chunk_overlap: int
+    input_prefix: str
+    output_bucket: str
+    output_prefix: str
+    dlq_url: str
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        from kettle.registry import DEFAULT_MODEL  # light: the registry is plain data
+
+        threads = _int("KETTLE_THREADS", 0, minimum=0)
+        memory = _int("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 0, minimum=0)
+        chunk_tokens = _int("CHUNK_TOKENS", DEFAULT_CHUNK_TOKENS, minimum=1)
+        overlap = _int("CHUNK_OVERLAP", DEFAULT_CHUNK_OVERLAP, minimum=0)
+        if overlap >= chunk_tokens:
+            raise SettingsError(
+                f"$CHUNK_OVERLAP ({overlap}) must be smaller than $CHUNK_TOKENS ({chunk_tokens})"
+            )
+        return cls(
+            model=_str("KETTLE_MODEL", DEFAULT_MODEL),
+            sparse_model=_str("KETTLE_SPARSE_MODEL"),
+            rerank_model=_str("KETTLE_RERANK_MODEL"),
+            models_dir=_str("KETTLE_MODELS_DIR", DEFAULT_MODELS_DIR),
+            threads=threads or None,
+            memory_mb=memory or None,
+            max_texts=_int("MAX_TEXTS", DEFAULT_MAX_TEXTS, minimum=1),
+            max_request_bytes=_int("MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES, minimum=1),
+            max_object_bytes=_int("MAX_OBJECT_BYTES", DEFAULT_MAX_OBJECT_BYTES, minimum=1),
+            chunk_tokens=chunk_tokens,
+            chunk_overlap=overlap,
+            input_prefix=_str("INPUT_PREFIX"),
+            output_bucket=_str("OUTPUT_BUCKET"),
+            output_prefix=_str("OUTPUT_PREFIX", "embeddings/"),
+            dlq_url=_str("DLQ_URL"),
+        )
