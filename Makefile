@@ -44,6 +44,15 @@ run: install ## bake the default model and embed a few sentences (shape + simila
 	$(PY) -m models_bake $(MODEL) --out $(MODELS_DIR)
 	$(PY) -m kettle demo --model $(MODEL)
 
+PORT ?= 8080
+serve: install ## the HTTP API on 127.0.0.1:$(PORT) through the Lambda handler (curl, OpenAI SDK)
+	$(PY) -m models_bake $(MODEL) --out $(MODELS_DIR) -q
+	KETTLE_MODEL=$(MODEL) $(PY) -m handler.local serve --port $(PORT)
+
+invoke: install ## run EVENT=events/<file>.json through handler.app.dispatch_handler
+	@test -n "$(EVENT)" || { echo "usage: make invoke EVENT=events/<file>.json (see events/)" >&2; exit 2; }
+	$(PY) -m handler.local invoke $(EVENT)
+
 # ---- Lambda artifacts -----------------------------------------------------------------------
 ARCHES ?= arm64 x86_64
 ARCH ?= arm64
@@ -76,4 +85,4 @@ bench: install models ## throughput, cold start, memory and fidelity against Fas
 clean: ## remove build outputs (keeps the download cache)
 	rm -rf build .aws-sam bench/out
 
-.PHONY: help install npm bake models run layers sam-build lint format test bench clean
+.PHONY: help install npm bake models run serve invoke layers sam-build lint format test bench clean
