@@ -34,6 +34,7 @@ def reseed_after_restore() -> None:
     same one (random, numpy's legacy global generator)."""
     random.seed(os.urandom(32))
     np.random.seed(int.from_bytes(os.urandom(4), "little"))
+    logger.info("random generators re-seeded after the snapshot restore")
 
 
 def _register_restore_hook() -> bool:

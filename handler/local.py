@@ -153,7 +153,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
             if result.get("isBase64Encoded")
             else str(payload).encode("utf-8")
         )
-        self.send_response(status, HTTPStatus(status).phrase if status in HTTPStatus else "")
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = ""
+        self.send_response(status, phrase)
         headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
         for name, values in (result.get("multiValueHeaders") or {}).items():
             headers[name.lower()] = ", ".join(values)
