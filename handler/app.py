@@ -37,25 +37,22 @@ def reseed_after_restore() -> None:
     logger.info("random generators re-seeded after the snapshot restore")
 
 
-def _register_restore_hook() -> bool:
-    try:
-        from snapshot_restore_py import register_after_restore
-    except ImportError:  # not on Lambda and not installed: nothing is ever restored
+def _snapstart_init() -> bool:
+    """Under SnapStart: load the dense model now, so the snapshot holds it, and register the
+    restore hook (snapshot_restore_py ships with Lambda's Python runtimes and awslambdaric).
+    Only a SnapStart init is ever restored, so nothing else registers it."""
+    if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") != "snap-start":
         return False
+    from snapshot_restore_py import register_after_restore
+
     register_after_restore(reseed_after_restore)
+    settings = Settings.from_env()
+    MODELS.get("dense", settings)
+    logger.info("model loaded during init for the snapshot", extra={"model": settings.model})
     return True
 
 
-def _snapstart_init() -> None:
-    """Under SnapStart, load the dense model now so the snapshot holds it."""
-    if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
-        settings = Settings.from_env()
-        MODELS.get("dense", settings)
-        logger.info("model loaded during init for the snapshot", extra={"model": settings.model})
-
-
-RESTORE_HOOK_REGISTERED = _register_restore_hook()
-_snapstart_init()
+SNAPSTART_INIT = _snapstart_init()
 
 
 def route(event: Any) -> str:

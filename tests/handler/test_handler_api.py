@@ -353,3 +353,16 @@ def test_metrics_are_emitted(call_api, capfd):
     assert {"Texts", "Tokens", "InferenceLatency", "RequestLatency"} <= emitted
     texts = [line["Texts"] for line in lines if "Texts" in line]
     assert texts == [[3.0]]
+
+
+def test_a_response_past_lambdas_limit_is_413_not_a_lambda_error(call_api, monkeypatch):
+    from handler import api
+
+    monkeypatch.setattr(api, "LAMBDA_RESPONSE_LIMIT", 20_000)  # stands in for 6 MB
+    result = call_api("POST", "/embed", {"inputs": ["a"] * 8})  # ~8 x 384 numbers
+    assert result.status == 413, result
+    assert result.json()["error"]["code"] == "response_too_large"
+    b64 = call_api(
+        "POST", "/v1/embeddings", {"input": ["a"] * 8, "model": DENSE, "encoding_format": "base64"}
+    )
+    assert b64.status == 200  # base64 is about a third of the bytes

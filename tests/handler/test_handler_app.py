@@ -72,13 +72,8 @@ def test_settings_errors_name_the_variable(monkeypatch):
         Settings.from_env()
 
 
-def test_the_restore_hook_is_registered_and_reseeds():
-    import snapshot_restore_py
-
-    from handler.app import RESTORE_HOOK_REGISTERED, reseed_after_restore
-
-    assert RESTORE_HOOK_REGISTERED
-    assert reseed_after_restore in [f for f, _, _ in snapshot_restore_py.get_after_restore()]
+def test_the_restore_hook_reseeds():
+    from handler.app import reseed_after_restore
 
     def first_draws(reseed: bool) -> tuple[float, float]:
         random.seed(7)  # the state every copy restored from one snapshot starts with
@@ -92,12 +87,19 @@ def test_the_restore_hook_is_registered_and_reseeds():
     assert one[0] != two[0] and one[1] != two[1]
 
 
-def _loaded_after_import(env: dict[str, str]) -> list[dict]:
-    """What a fresh process holds after importing handler.app (nothing else)."""
-    code = "import json, handler.app as a; print(json.dumps(a.MODELS.loaded()))"
+def _after_import(init_type: str) -> dict:
+    """What a fresh process holds after importing handler.app (nothing else): its models and
+    its registered restore hooks."""
+    code = (
+        "import json, sys, handler.app as a; "
+        "hooks = [f.__qualname__ for f, _, _ in "
+        "sys.modules['snapshot_restore_py'].get_after_restore()] "
+        "if 'snapshot_restore_py' in sys.modules else None; "
+        "print(json.dumps({'loaded': a.MODELS.loaded(), 'hooks': hooks}))"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code],
-        env={**os.environ, "PYTHONPATH": str(REPO), **env},
+        env={**os.environ, "PYTHONPATH": str(REPO), "AWS_LAMBDA_INITIALIZATION_TYPE": init_type},
         capture_output=True,
         text=True,
         timeout=120,
@@ -107,10 +109,13 @@ def _loaded_after_import(env: dict[str, str]) -> list[dict]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_import_loads_no_model_but_snapstart_init_does():
-    assert _loaded_after_import({"AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand"}) == []
-    [loaded] = _loaded_after_import({"AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"})
+def test_import_loads_nothing_but_snapstart_init_loads_and_registers_the_hook():
+    on_demand = _after_import("on-demand")
+    assert on_demand == {"loaded": [], "hooks": None}  # not even snapshot_restore_py imported
+    snapstart = _after_import("snap-start")
+    [loaded] = snapstart["loaded"]
     assert loaded["name"] == DENSE and loaded["kind"] == "dense" and loaded["loads"] == 1
+    assert snapstart["hooks"] == ["reseed_after_restore"]
 
 
 def test_models_load_once_and_are_reused(call_api):
