@@ -529,12 +529,15 @@ def create_resolver(cls: type[ApiGatewayResolver]) -> ApiGatewayResolver:
 
     openapi_200 = {200: {"description": "OK"}}
 
-    @app.post("/embed", summary="Dense embeddings (text-embeddings-inference shape)")
+    @app.post(
+        "/embed", operation_id="embed", summary="Dense embeddings (text-embeddings-inference shape)"
+    )
     def _embed(request: EmbedRequest):
         return embed(request, settings())
 
     @app.post(
         "/v1/embeddings",
+        operation_id="createEmbedding",
         summary="OpenAI-compatible embeddings",
         responses={
             200: {
@@ -548,6 +551,7 @@ def create_resolver(cls: type[ApiGatewayResolver]) -> ApiGatewayResolver:
 
     @app.post(
         "/embed_sparse",
+        operation_id="embedSparse",
         summary="Sparse (SPLADE) embeddings",
         responses={200: {"description": "OK", "content": {JSON: {"model": list[SparseVector]}}}},
     )
@@ -556,21 +560,31 @@ def create_resolver(cls: type[ApiGatewayResolver]) -> ApiGatewayResolver:
 
     @app.post(
         "/rerank",
+        operation_id="rerank",
         summary="Rerank texts against a query, best first",
         responses={200: {"description": "OK", "content": {JSON: {"model": list[RankedText]}}}},
     )
     def _rerank(request: RerankRequest):
         return rerank(request, settings())
 
-    @app.post("/tokenize", summary="Tokens of each input", responses=openapi_200)
+    @app.post(
+        "/tokenize", operation_id="tokenize", summary="Tokens of each input", responses=openapi_200
+    )
     def _tokenize(request: TokenizeRequest):
         return tokenize(request, settings())
 
-    @app.get("/models", summary="Baked models and which are loaded", responses=openapi_200)
+    @app.get(
+        "/models",
+        operation_id="listModels",
+        summary="Baked models and which are loaded",
+        responses=openapi_200,
+    )
     def _models():
         return list_models(settings())
 
-    @app.get("/health", summary="Liveness and model status", responses=openapi_200)
+    @app.get(
+        "/health", operation_id="health", summary="Liveness and model status", responses=openapi_200
+    )
     def _health():
         return health(settings())
 

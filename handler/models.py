@@ -110,11 +110,6 @@ class ModelCache:
     def is_loaded(self, name: str) -> bool:
         return any(n == name for _, n in self._models)
 
-    def clear(self) -> None:
-        """Forget every model (tests; a new configuration)."""
-        with self._lock:
-            self._models.clear()
-
     def _load(self, kind: str, name: str, settings: Settings) -> LoadedModel:
         module_name, class_name, _ = KINDS[kind]
         try:
@@ -194,11 +189,6 @@ def describe_baked(settings: Settings) -> list[dict[str, Any]]:
             }
         )
     return described
-
-
-def load_count() -> int:
-    """Models loaded by this process so far (all kinds)."""
-    return sum(MODELS.loads.values())
 
 
 MODELS = ModelCache()
