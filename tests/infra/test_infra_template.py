@@ -313,13 +313,20 @@ def test_function_permissions_follow_their_job(deployment):
     api, ingest, batch = (f"{r}{suffix}Role" for r in ("Api", "Ingest", "Batch"))
     # The API reads and writes nothing.
     assert statements(deployment, api) == []
-    # Ingest: read the input prefix only, write the output prefix only, feed the DLQ, poll the queue.
-    assert grants(deployment, ingest, "s3:GetObject") == {"${InputBucket.Arn}/incoming/*"}
+    # Ingest: read the input prefix, read (the idempotency manifest) and write the output prefix
+    # only, feed the DLQ, poll the queue.
+    assert grants(deployment, ingest, "s3:GetObject") == {
+        "${InputBucket.Arn}/incoming/*",
+        "${OutputBucket.Arn}/embeddings/*",
+    }
     assert grants(deployment, ingest, "s3:PutObject") == {"${OutputBucket.Arn}/embeddings/*"}
     assert grants(deployment, ingest, "sqs:SendMessage") == {"${DeadLetterQueue.Arn}"}
     assert grants(deployment, ingest, "sqs:ReceiveMessage") == {"${IngestQueue.Arn}"}
     # Batch: any key of the input bucket (the prefix is per execution), the output prefix.
-    assert grants(deployment, batch, "s3:GetObject") == {"${InputBucket.Arn}/*"}
+    assert grants(deployment, batch, "s3:GetObject") == {
+        "${InputBucket.Arn}/*",
+        "${OutputBucket.Arn}/embeddings/*",
+    }
     assert grants(deployment, batch, "s3:PutObject") == {"${OutputBucket.Arn}/embeddings/*"}
     assert grants(deployment, batch, "sqs:SendMessage") == set()
 
