@@ -25,10 +25,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
+from handler.clients import client
+from handler.images import ImageDecodeError, ImageTooLargeError, decode_image
 from handler.models import (
     MODELS,
     ModelNotConfiguredError,
     ModelUnavailableError,
+    configured_names,
     describe_baked,
     resolve_name,
 )
@@ -60,7 +63,12 @@ class ApiError(Exception):
         self.details = details
 
 
-ERROR_TYPES = {400: "invalid_request_error", 404: "not_found_error", 413: "request_too_large"}
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+}
 
 
 def error_body(
@@ -170,6 +178,34 @@ class RerankRequest(_Request):
     truncate: bool = True
 
 
+class EmbedImageRequest(_Request):
+    """Images -> one normalised vector each."""
+
+    images: Texts = Field(
+        description=(
+            "An image or a list of images: each base64 of the image file's bytes (a data: URL "
+            "works) or an s3://bucket/key URI in a bucket listed in IMAGE_BUCKETS."
+        )
+    )
+    model: NonEmptyStr | None = Field(
+        None, description="A baked image model (default: KETTLE_IMAGE_MODEL)."
+    )
+
+
+class EmbedMultiRequest(_Request):
+    """Late interaction (ColBERT): per-token vectors."""
+
+    inputs: Texts = Field(description="A text or a list of texts.")
+    kind: Literal["query", "document"] = Field(
+        "document",
+        description=(
+            "document: [D] marker, punctuation dropped; query: [Q] marker, [MASK]-padded to "
+            "the model's query length."
+        ),
+    )
+    truncate: bool = Field(True, description="Cut texts past the model's max_length; else 413.")
+
+
 class TokenizeRequest(_Request):
     inputs: Texts
     add_special_tokens: bool = True
@@ -209,11 +245,11 @@ def _as_list(texts: str | list[str]) -> list[str]:
     return [texts] if isinstance(texts, str) else texts
 
 
-def _check_count(texts: list[str], field: str, settings: Settings) -> None:
+def _check_count(texts: list[str], field: str, settings: Settings, noun: str = "texts") -> None:
     if len(texts) > settings.max_texts:
         raise ApiError(
             413,
-            f"{field} has {len(texts)} texts; at most {settings.max_texts} per request (MAX_TEXTS)",
+            f"{field} has {len(texts)} {noun}; at most {settings.max_texts} per request (MAX_TEXTS)",
             field,
             "too_many_texts",
         )
@@ -409,6 +445,196 @@ def ranked_results(result: Any, top_n: int | None) -> list[tuple[int, float]]:
     return pairs[:top_n] if top_n else pairs
 
 
+# ---- /embed_image --------------------------------------------------------------------------------
+_URL_SAFE = str.maketrans("-_", "+/")
+
+
+def _image_bytes_from_base64(item: str, where: str, settings: Settings) -> bytes:
+    """The bytes of a base64 image (standard or URL-safe alphabet, padding optional, a data: URL
+    prefix and line breaks allowed); 422 when it is not base64, 413 past MAX_IMAGE_BYTES."""
+    data = item
+    if data[:5].lower() == "data:":
+        head, comma, data = data.partition(",")
+        if not comma or not head.lower().endswith(";base64"):
+            raise ApiError(
+                422, f"{where} is a data: URL without base64 data", where, "invalid_image"
+            )
+    compact = "".join(data.split()).translate(_URL_SAFE)
+    limit = settings.max_image_bytes
+    if len(compact) // 4 * 3 > limit + 3:  # too large before decoding a byte
+        raise ApiError(
+            413,
+            f"{where} is about {len(compact) // 4 * 3} bytes; at most {limit} (MAX_IMAGE_BYTES)",
+            where,
+            "image_too_large",
+        )
+    try:
+        raw = base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(
+            422,
+            f"{where} is neither valid base64 nor an s3://bucket/key URI",
+            where,
+            "invalid_image",
+        ) from None
+    if len(raw) > limit:
+        raise ApiError(
+            413,
+            f"{where} is {len(raw)} bytes; at most {limit} (MAX_IMAGE_BYTES)",
+            where,
+            "image_too_large",
+        )
+    return raw
+
+
+def _s3_location(item: str, where: str, settings: Settings) -> tuple[str, str]:
+    """(bucket, key) of an s3:// URI the function may read; 422 malformed, 403 other buckets."""
+    bucket, slash, key = item[len("s3://") :].partition("/")
+    if not bucket or not slash or not key:
+        raise ApiError(
+            422, f"{where}: an S3 image is s3://bucket/key, got {item!r}", where, "invalid_image"
+        )
+    if bucket not in settings.image_buckets:
+        allowed = ", ".join(settings.image_buckets)
+        which = f"the buckets it may read are: {allowed}" if allowed else "IMAGE_BUCKETS is empty"
+        raise ApiError(
+            403,
+            f"{where}: this function may not read images from bucket {bucket!r}; {which} "
+            "(IMAGE_BUCKETS)",
+            where,
+            "bucket_not_allowed",
+        )
+    return bucket, key
+
+
+def _image_from_s3(bucket: str, key: str, where: str, settings: Settings) -> bytes:
+    """The object's bytes, at most MAX_IMAGE_BYTES; S3's refusals as errors naming ``where``."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    uri = f"s3://{bucket}/{key}"
+    limit = settings.max_image_bytes
+    try:
+        response = client("s3").get_object(Bucket=bucket, Key=key)
+        size = response.get("ContentLength")
+        if size is not None and size > limit:
+            response["Body"].close()
+            raise ApiError(
+                413,
+                f"{where} ({uri}) is {size} bytes; at most {limit} (MAX_IMAGE_BYTES)",
+                where,
+                "image_too_large",
+            )
+        raw = response["Body"].read(limit + 1)
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in {"NoSuchKey", "NoSuchBucket", "404", "NotFound"}:
+            raise ApiError(
+                422, f"{where}: {uri} does not exist", where, "image_not_found"
+            ) from None
+        if code in {"AccessDenied", "403", "AllAccessDisabled"}:
+            raise ApiError(
+                403,
+                f"{where}: {uri} cannot be read (it does not exist, or this function may not "
+                "read it)",
+                where,
+                "image_access_denied",
+            ) from None
+        logger.warning("s3 image read failed", extra={"uri": uri, "code": code})
+        raise ApiError(
+            502, f"{where}: reading {uri} failed ({code or 'S3 error'})", where, "s3_error"
+        ) from None
+    except BotoCoreError as exc:
+        logger.warning("s3 image read failed", extra={"uri": uri, "error": str(exc)})
+        raise ApiError(
+            502, f"{where}: reading {uri} failed ({type(exc).__name__})", where, "s3_error"
+        ) from None
+    if len(raw) > limit:
+        raise ApiError(
+            413,
+            f"{where} ({uri}) is over {limit} bytes (MAX_IMAGE_BYTES)",
+            where,
+            "image_too_large",
+        )
+    return raw
+
+
+def _image_sources(items: list[str], settings: Settings) -> list[bytes | tuple[str, str]]:
+    """Every item checked before any work: base64 decoded to bytes, s3:// URIs to (bucket, key)."""
+    sources: list[bytes | tuple[str, str]] = []
+    for index, item in enumerate(items):
+        where = f"images[{index}]"
+        scheme = item.split("://", 1)[0].lower() if "://" in item[:16] else None
+        if scheme == "s3":
+            sources.append(_s3_location(item, where, settings))
+        elif scheme is not None:
+            raise ApiError(
+                422,
+                f"{where}: {scheme}:// URIs are not read; send base64 bytes or an s3:// URI",
+                where,
+                "invalid_image",
+            )
+        else:
+            sources.append(_image_bytes_from_base64(item, where, settings))
+    return sources
+
+
+def _decoded_images(sources: list[bytes | tuple[str, str]], settings: Settings) -> Any:
+    """PIL images one at a time (S3 objects fetched as the model reaches them)."""
+    for index, source in enumerate(sources):
+        where = f"images[{index}]"
+        raw = source if isinstance(source, bytes) else _image_from_s3(*source, where, settings)
+        try:
+            yield decode_image(raw, where, settings.max_image_pixels)
+        except ImageTooLargeError as exc:
+            raise ApiError(413, str(exc), where, "image_too_large") from None
+        except ImageDecodeError as exc:
+            raise ApiError(422, str(exc), where, "invalid_image") from None
+
+
+def embed_image(request: EmbedImageRequest, settings: Settings) -> Response:
+    from kettle.pooling import normalize
+
+    items = _as_list(request.images)
+    _check_count(items, "images", settings, "images")
+    name = resolve_name(request.model, "image", settings) if request.model else None
+    model = _model("image", settings, name)
+    sources = _image_sources(items, settings)
+    started = time.perf_counter()
+    try:
+        rows = list(model.embed(_decoded_images(sources, settings)))
+    except ValueError as exc:  # kettle's preprocessing names the image it cannot batch
+        if str(exc).startswith("images["):
+            raise ApiError(
+                422, str(exc), str(exc).split("]", 1)[0] + "]", "invalid_image"
+            ) from None
+        raise
+    vectors = np.stack(rows).astype(np.float32, copy=False)
+    if not model.manifest.normalize:
+        vectors = normalize(vectors)
+    metrics.add_metric(name="Images", unit=MetricUnit.Count, value=len(items))
+    metrics.add_metric(
+        name="InferenceLatency",
+        unit=MetricUnit.Milliseconds,
+        value=(time.perf_counter() - started) * 1000,
+    )
+    logger.info("embed_image", extra={"images": len(items)})
+    return json_response(_json_floats(vectors))
+
+
+# ---- /embed_multi --------------------------------------------------------------------------------
+def embed_multi(request: EmbedMultiRequest, settings: Settings) -> Response:
+    texts = _as_list(request.inputs)
+    _check_count(texts, "inputs", settings)
+    model = _model("late_interaction", settings)
+    if not request.truncate:
+        _check_lengths(model, texts, "inputs")
+    started = time.perf_counter()
+    embed = model.query_embed if request.kind == "query" else model.embed
+    rows = [_json_floats(r) for r in embed(texts)]
+    _record("embed_multi", len(texts), model.token_count(texts), started)
+    return json_response(rows)
+
+
 def tokenize(request: TokenizeRequest, settings: Settings) -> Response:
     texts = _as_list(request.inputs)
     _check_count(texts, "inputs", settings)
@@ -428,11 +654,7 @@ def tokenize(request: TokenizeRequest, settings: Settings) -> Response:
 
 
 def list_models(settings: Settings) -> Response:
-    configured = {
-        "dense": settings.model,
-        "sparse": settings.sparse_model or None,
-        "rerank": settings.rerank_model or None,
-    }
+    configured = {kind: name or None for kind, name in configured_names(settings).items()}
     data = []
     for d in describe_baked(settings):
         data.append(
@@ -566,6 +788,26 @@ def create_resolver(cls: type[ApiGatewayResolver]) -> ApiGatewayResolver:
     )
     def _rerank(request: RerankRequest):
         return rerank(request, settings())
+
+    @app.post(
+        "/embed_image",
+        operation_id="embedImage",
+        summary="Image embeddings (base64 or s3:// images), one normalised vector each",
+        responses={200: {"description": "OK", "content": {JSON: {"model": list[list[float]]}}}},
+    )
+    def _embed_image(request: EmbedImageRequest):
+        return embed_image(request, settings())
+
+    @app.post(
+        "/embed_multi",
+        operation_id="embedMulti",
+        summary="Late-interaction (ColBERT) token vectors: per text, one vector per token",
+        responses={
+            200: {"description": "OK", "content": {JSON: {"model": list[list[list[float]]]}}}
+        },
+    )
+    def _embed_multi(request: EmbedMultiRequest):
+        return embed_multi(request, settings())
 
     @app.post(
         "/tokenize", operation_id="tokenize", summary="Tokens of each input", responses=openapi_200

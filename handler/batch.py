@@ -11,6 +11,12 @@ object embedded by either path is not embedded again). Items may also be inline 
 ``<output prefix>batches/<batch id>``, the id a hash of the items (a retried batch writes nothing
 new). The summary, {"processed", "skipped", "failed": [{"key", "reason"}], ...}, is the map's
 result for the batch (ResultWriter stores it).
+
+``"multi": true`` in BatchInput adds late-interaction (ColBERT) token vectors of every text chunk,
+``<key>.multi.npz`` beside the other outputs (format: handler/outputs.py), from the configured
+KETTLE_LATE_INTERACTION_MODEL or ``"multi_model"``; without such a model every text item fails
+with that reason. Image objects are embedded by the image model as in S3 ingestion (no
+multi-vectors).
 """
 
 from __future__ import annotations
@@ -64,12 +70,14 @@ def embed_inline(
     output_prefix: str,
     settings: Settings,
     model_name: str | None,
+    multi: bool = False,
+    multi_model: str | None = None,
 ) -> dict[str, Any]:
     """Embed inline {"id", "text"} items into one output; skipped when it exists already."""
     batch_id = inline_batch_id(items)
     key = f"batches/{batch_id}"
     keys = outputs.OutputKeys.for_source(output_prefix, key)
-    embedders = Embedders.load(settings, model_name)
+    embedders = Embedders.load(settings, model_name, multi, multi_model)
     source = {"type": "inline", "key": key, "items": len(items), "sha256": batch_id}
     s3 = client("s3")
     where = ObjectRef(output_bucket, keys.manifest)
@@ -99,6 +107,12 @@ def handle(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     output_bucket = batch_input.get("output_bucket") or settings.output_bucket or bucket
     output_prefix = batch_input.get("output_prefix") or settings.output_prefix
     model_name = batch_input.get("model") or None
+    multi = batch_input.get("multi", False)
+    if not isinstance(multi, bool):
+        raise BadBatchError(f"BatchInput.multi must be true or false, not {multi!r}")
+    multi_model = batch_input.get("multi_model") or None
+    if multi_model is not None and not isinstance(multi_model, str):
+        raise BadBatchError(f"BatchInput.multi_model must be a model name, not {multi_model!r}")
     summary: dict[str, Any] = {"processed": 0, "skipped": 0, "failed": [], "outputs": []}
     inline: list[dict[str, Any]] = []
     for index, item in enumerate(items):
@@ -120,7 +134,9 @@ def handle(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             )
             continue
         try:
-            outcome = embed_object(ref, output_bucket, output_prefix, settings, model_name)
+            outcome = embed_object(
+                ref, output_bucket, output_prefix, settings, model_name, multi, multi_model
+            )
         except (IngestError, TransientError) as exc:
             failure = {"key": ref.key, "reason": str(exc)}
             failure["error"] = getattr(exc, "code", "transient")
@@ -134,7 +150,9 @@ def handle(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             summary["outputs"].append(outcome.manifest_key)
     if inline:
         try:
-            result = embed_inline(inline, output_bucket, output_prefix, settings, model_name)
+            result = embed_inline(
+                inline, output_bucket, output_prefix, settings, model_name, multi, multi_model
+            )
         except (IngestError, TransientError) as exc:
             summary["failed"].append({"key": None, "reason": f"inline items: {exc}"})
         else:

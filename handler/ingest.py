@@ -8,10 +8,16 @@ with one raises, so Lambda's asynchronous retries take over.
 
 Documents by extension: .txt and .md are one document each (the whole text, UTF-8); .jsonl is
 one {"id", "text"} object per line; .json is an array of strings or of {"id", "text"} objects.
+
+Images (.png, .jpg, .jpeg, .webp, .gif, .bmp, or any key whose Content-Type is image/*) go to the
+image model (KETTLE_IMAGE_MODEL): one row, the same outputs and the same idempotency; an image that
+does not decode, is past MAX_IMAGE_BYTES / MAX_IMAGE_PIXELS, or arrives with no image model
+configured goes to the dead-letter queue with the reason.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Iterable, Iterator
@@ -29,7 +35,14 @@ from aws_lambda_powertools.utilities.batch import (
 
 from handler import outputs
 from handler.clients import client
-from handler.models import MODELS
+from handler.images import (
+    IMAGE_EXTENSIONS,
+    ImageDecodeError,
+    ImageTooLargeError,
+    decode_image,
+    is_image_type,
+)
+from handler.models import KINDS, MODELS, ModelNotConfiguredError, configured_names
 from handler.observability import logger, metrics
 from handler.settings import Settings
 
@@ -82,6 +95,12 @@ class ModelFailureError(IngestError):
 
 class BadEventError(IngestError):
     code = "bad_event"
+
+
+class NotConfiguredError(IngestError):
+    """The object needs a kind of model this deployment has not configured."""
+
+    code = "model_not_configured"
 
 
 class TransientError(Exception):
@@ -195,6 +214,21 @@ def chunker_for(model: Any, settings: Settings) -> Any:
     return _CHUNKERS[key]
 
 
+def _not_configured(kind: str, settings: Settings, exc: Exception) -> NotConfiguredError:
+    """The reason for the dead-letter queue: "no image model configured (KETTLE_IMAGE_MODEL)",
+    or why this kettle cannot serve the configured one."""
+    if configured_names(settings)[kind]:
+        return NotConfiguredError(str(exc))
+    what = kind.replace("_", "-")
+    return NotConfiguredError(f"no {what} model configured ({KINDS[kind][2]})")
+
+
+def _model_summary(model: Any, with_dim: bool = True) -> dict[str, Any]:
+    m = model.manifest
+    summary = {"name": m.name, "kind": m.kind, "fingerprint": m.fingerprint}
+    return {**summary, "dim": m.dim} if with_dim else summary
+
+
 @dataclass
 class Embedders:
     """The models an ingestion uses and what identifies their output."""
@@ -202,34 +236,53 @@ class Embedders:
     dense: Any
     sparse: Any | None
     chunker: Any
+    late: Any | None = None  # late interaction: per-chunk token vectors (.multi.npz)
 
     @classmethod
-    def load(cls, settings: Settings, model_name: str | None = None) -> Embedders:
+    def load(
+        cls,
+        settings: Settings,
+        model_name: str | None = None,
+        multi: bool = False,
+        multi_model: str | None = None,
+    ) -> Embedders:
+        """The dense model (``model_name`` or the configured one), the sparse one when configured
+        and, with ``multi``, the late-interaction model (``multi_model`` or the configured one)."""
+        late = None
+        if multi:
+            try:
+                late = MODELS.get("late_interaction", settings, multi_model)
+            except ModelNotConfiguredError as exc:
+                raise _not_configured("late_interaction", settings, exc) from None
+            except Exception as exc:
+                raise ModelFailureError(f"late-interaction model unavailable: {exc}") from None
         try:
             dense = MODELS.get("dense", settings, model_name)
             sparse = MODELS.get("sparse", settings) if settings.sparse_model else None
-            return cls(dense, sparse, chunker_for(dense, settings))
+            return cls(dense, sparse, chunker_for(dense, settings), late)
         except Exception as exc:
             raise ModelFailureError(f"model unavailable: {exc}") from None
 
     @property
     def model(self) -> dict[str, Any]:
-        m = self.dense.manifest
-        return {"name": m.name, "kind": m.kind, "fingerprint": m.fingerprint, "dim": m.dim}
+        return _model_summary(self.dense)
 
     @property
     def sparse_model(self) -> dict[str, Any] | None:
-        if self.sparse is None:
-            return None
-        m = self.sparse.manifest
-        return {"name": m.name, "kind": m.kind, "fingerprint": m.fingerprint}
+        return None if self.sparse is None else _model_summary(self.sparse, with_dim=False)
+
+    @property
+    def multi_model(self) -> dict[str, Any] | None:
+        return None if self.late is None else _model_summary(self.late)
 
     @property
     def chunking(self) -> dict[str, Any]:
         return {"chunk_tokens": self.chunker.chunk_tokens, "overlap": self.chunker.overlap}
 
     def identity(self, source: dict[str, Any]) -> dict[str, Any]:
-        return outputs.identity(source, self.model, self.chunking, self.sparse_model)
+        return outputs.identity(
+            source, self.model, self.chunking, self.sparse_model, self.multi_model
+        )
 
     def embed(
         self, docs: Iterable[tuple[str, str]], source_key: str, source: dict[str, Any]
@@ -255,6 +308,9 @@ class Embedders:
                     (np.asarray(e.indices).tolist(), np.asarray(e.values).tolist())
                     for e in (embed(texts) if texts else [])
                 ]
+            multi = None
+            if self.late is not None:
+                multi = list(self.late.embed(texts)) if texts else []
         except Exception as exc:
             raise ModelFailureError(f"model error: {type(exc).__name__}: {exc}") from exc
         tokens = sum(r.tokens for r in records)
@@ -274,6 +330,76 @@ class Embedders:
             documents=doc_count,
             sparse_model=self.sparse_model,
             sparse=sparse,
+            multi_model=self.multi_model,
+            multi=multi,
+        )
+
+
+IMAGE_CHUNKING = {"unit": "image"}  # an image is one row: no chunking
+
+
+@dataclass
+class ImageEmbedder:
+    """The image model an image object goes through, and what identifies its output."""
+
+    image: Any
+
+    @classmethod
+    def load(cls, settings: Settings) -> ImageEmbedder:
+        try:
+            return cls(MODELS.get("image", settings))
+        except ModelNotConfiguredError as exc:
+            raise _not_configured("image", settings, exc) from None
+        except Exception as exc:
+            raise ModelFailureError(f"image model unavailable: {exc}") from None
+
+    @property
+    def model(self) -> dict[str, Any]:
+        return _model_summary(self.image)
+
+    def identity(self, source: dict[str, Any]) -> dict[str, Any]:
+        return outputs.identity(source, self.model, IMAGE_CHUNKING, None)
+
+    def embed(
+        self, raw: bytes, source_key: str, source: dict[str, Any], settings: Settings
+    ) -> outputs.EmbeddedSource:
+        """Decode the bytes (UndecodableError / TooLargeError) and embed them: one unit row."""
+        from kettle.pooling import normalize
+
+        try:
+            image = decode_image(raw, source_key, settings.max_image_pixels)
+        except ImageTooLargeError as exc:
+            raise TooLargeError(str(exc)) from None
+        except ImageDecodeError as exc:
+            raise UndecodableError(str(exc)) from None
+        record = outputs.ImageRecord(
+            id=source_key,
+            source_key=source_key,
+            sha256=hashlib.sha256(raw).hexdigest(),
+            width=image.width,
+            height=image.height,
+            format=image.format,
+        )
+        started = time.perf_counter()
+        try:
+            vectors = np.stack(list(self.image.embed([image]))).astype(np.float32, copy=False)
+        except Exception as exc:
+            raise ModelFailureError(f"model error: {type(exc).__name__}: {exc}") from exc
+        if not self.image.manifest.normalize:
+            vectors = normalize(vectors)
+        metrics.add_metric(name="Images", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(
+            name="InferenceLatency",
+            unit=MetricUnit.Milliseconds,
+            value=(time.perf_counter() - started) * 1000,
+        )
+        return outputs.EmbeddedSource(
+            source=source,
+            model=self.model,
+            chunking=IMAGE_CHUNKING,
+            vectors=vectors,
+            records=[record],
+            documents=1,
         )
 
 
@@ -295,24 +421,47 @@ def transient_or_permanent(exc: Exception, ref: ObjectRef) -> Exception:
     return exc
 
 
+def _content_type(ref: ObjectRef) -> str:
+    """The object's Content-Type (HEAD), for keys whose extension says nothing."""
+    args = {"Bucket": ref.bucket, "Key": ref.key}
+    if ref.version_id:
+        args["VersionId"] = ref.version_id
+    try:
+        return str(client("s3").head_object(**args).get("ContentType") or "")
+    except Exception as exc:
+        raise transient_or_permanent(exc, ref) from exc
+
+
 def embed_object(
     ref: ObjectRef,
     output_bucket: str,
     output_prefix: str,
     settings: Settings,
     model_name: str | None = None,
+    multi: bool = False,
+    multi_model: str | None = None,
 ) -> Outcome:
-    """Embed one S3 object into ``output_bucket``; IngestError or TransientError when it cannot."""
+    """Embed one S3 object into ``output_bucket``; IngestError or TransientError when it cannot.
+
+    Text objects go through the dense model (``model_name`` or the configured one; with ``multi``
+    the late-interaction model too), images through the configured image model."""
     kind = extension(ref.key)
+    if kind in IMAGE_EXTENSIONS:
+        return embed_image_object(ref, output_bucket, output_prefix, settings)
     if kind not in SUPPORTED:
+        content_type = _content_type(ref)
+        if is_image_type(content_type):
+            return embed_image_object(ref, output_bucket, output_prefix, settings)
         raise UnsupportedTypeError(
-            f"{ref.key}: {kind or 'no extension'} is not one of {', '.join(SUPPORTED)}"
+            f"{ref.key}: {kind or 'no extension'} is not one of "
+            f"{', '.join(SUPPORTED + IMAGE_EXTENSIONS)}, and its Content-Type "
+            f"({content_type or 'none'}) is not image/*"
         )
     if ref.size is not None and ref.size > settings.max_object_bytes:
         raise TooLargeError(
             f"{ref.key} is {ref.size} bytes; at most {settings.max_object_bytes} (MAX_OBJECT_BYTES)"
         )
-    embedders = Embedders.load(settings, model_name)
+    embedders = Embedders.load(settings, model_name, multi, multi_model)
     keys = outputs.OutputKeys.for_source(output_prefix, ref.key)
     s3 = client("s3")
     try:
@@ -350,6 +499,55 @@ def embed_object(
         raise
     except Exception as exc:
         raise transient_or_permanent(exc, ref) from exc
+    try:
+        manifest = outputs.write(s3, output_bucket, keys, done)
+    except Exception as exc:
+        raise transient_or_permanent(exc, ref) from exc
+    return Outcome("embedded", ref.key, manifest["count"], keys.manifest)
+
+
+def embed_image_object(
+    ref: ObjectRef, output_bucket: str, output_prefix: str, settings: Settings
+) -> Outcome:
+    """Embed one image object (one row); IngestError or TransientError when it cannot."""
+    limit = settings.max_image_bytes
+    if ref.size is not None and ref.size > limit:
+        raise TooLargeError(f"{ref.key} is {ref.size} bytes; at most {limit} (MAX_IMAGE_BYTES)")
+    embedder = ImageEmbedder.load(settings)
+    keys = outputs.OutputKeys.for_source(output_prefix, ref.key)
+    s3 = client("s3")
+    try:
+        existing = outputs.read_manifest(s3, output_bucket, keys.manifest)
+        if ref.etag and outputs.is_current(existing, embedder.identity(ref.describe())):
+            return Outcome("skipped", ref.key, existing.get("count", 0), keys.manifest)
+        args = {"Bucket": ref.bucket, "Key": ref.key}
+        if ref.version_id:
+            args["VersionId"] = ref.version_id
+        response = s3.get_object(**args)
+    except Exception as exc:
+        raise transient_or_permanent(exc, ref) from exc
+    size = response.get("ContentLength")
+    if size is not None and size > limit:
+        response["Body"].close()
+        raise TooLargeError(f"{ref.key} is {size} bytes; at most {limit} (MAX_IMAGE_BYTES)")
+    version = response.get("VersionId")
+    source = ObjectRef(
+        ref.bucket,
+        ref.key,
+        version if version and version != "null" else ref.version_id,
+        response.get("ETag") or ref.etag,
+        size,
+    ).describe()
+    if outputs.is_current(existing, embedder.identity(source)):
+        response["Body"].close()
+        return Outcome("skipped", ref.key, existing.get("count", 0), keys.manifest)
+    try:
+        raw = response["Body"].read(limit + 1)
+    except Exception as exc:
+        raise transient_or_permanent(exc, ref) from exc
+    if len(raw) > limit:
+        raise TooLargeError(f"{ref.key} is over {limit} bytes (MAX_IMAGE_BYTES)")
+    done = embedder.embed(raw, ref.key, source, settings)
     try:
         manifest = outputs.write(s3, output_bucket, keys, done)
     except Exception as exc:

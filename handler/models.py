@@ -1,7 +1,9 @@
 """The models a Lambda instance serves: loaded on first use, kept for warm invocations.
 
 Which model serves which kind comes from the environment (KETTLE_MODEL, KETTLE_SPARSE_MODEL,
-KETTLE_RERANK_MODEL); a request may name another model of the same kind if it is baked. kettle is
+KETTLE_RERANK_MODEL, KETTLE_IMAGE_MODEL, KETTLE_LATE_INTERACTION_MODEL); a request may name another
+model of the same kind if it is baked. Every kind but dense is optional: unconfigured, it answers
+501 naming its variable. kettle is
 imported inside the loader, so importing the handler costs no model and no session.
 """
 
@@ -24,7 +26,24 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "dense": ("kettle.dense", "TextEmbedding", "KETTLE_MODEL"),
     "sparse": ("kettle.sparse", "SparseTextEmbedding", "KETTLE_SPARSE_MODEL"),
     "rerank": ("kettle.rerank", "TextCrossEncoder", "KETTLE_RERANK_MODEL"),
+    "image": ("kettle.image", "ImageEmbedding", "KETTLE_IMAGE_MODEL"),
+    "late_interaction": (
+        "kettle.late_interaction",
+        "LateInteractionTextEmbedding",
+        "KETTLE_LATE_INTERACTION_MODEL",
+    ),
 }
+
+
+def configured_names(settings: Settings) -> dict[str, str]:
+    """kind -> the model name the environment configures for it ("" when none)."""
+    return {
+        "dense": settings.model,
+        "sparse": settings.sparse_model,
+        "rerank": settings.rerank_model,
+        "image": settings.image_model,
+        "late_interaction": settings.late_interaction_model,
+    }
 
 
 class ModelNotConfiguredError(LookupError):
@@ -72,14 +91,11 @@ class ModelCache:
 
     def configured(self, kind: str, settings: Settings) -> str:
         """The model name configured for ``kind``; ModelNotConfiguredError when none is."""
-        name = {
-            "dense": settings.model,
-            "sparse": settings.sparse_model,
-            "rerank": settings.rerank_model,
-        }[kind]
+        name = configured_names(settings)[kind]
         if not name:
+            what = kind.replace("_", "-")
             raise ModelNotConfiguredError(
-                f"no {kind} model is configured: set ${KINDS[kind][2]} to a baked {kind} model"
+                f"no {what} model is configured: set ${KINDS[kind][2]} to a baked {what} model"
             )
         return name
 
@@ -128,6 +144,10 @@ class ModelCache:
                 raise ModelNotBakedError(f"{name} is a {found} model, not a {kind} model")
             model = cls(name, models_dir=settings.models_dir, threads=threads)
             model.load()
+        except ImportError as exc:  # e.g. image models without Pillow in the runtime
+            raise ModelNotConfiguredError(
+                f"this kettle cannot serve {kind} models: {exc}"
+            ) from None
         except ModelNotBakedError as exc:
             baked = list_baked(settings.models_dir)
             message = str(exc) if "baked:" in str(exc) else f"{exc}; baked: {', '.join(baked)}"

@@ -12,6 +12,8 @@ DEFAULT_MODELS_DIR = "/opt/models"  # where the model layer is mounted
 DEFAULT_MAX_TEXTS = 1024
 DEFAULT_MAX_REQUEST_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
 DEFAULT_MAX_OBJECT_BYTES = 50 * 1024 * 1024
+DEFAULT_MAX_IMAGE_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_IMAGE_PIXELS = 50_000_000  # decoded width x height; a 50 MP image is ~150 MB as RGB
 DEFAULT_CHUNK_TOKENS = 256
 DEFAULT_CHUNK_OVERLAP = 32
 
@@ -37,6 +39,11 @@ def _str(name: str, default: str = "") -> str:
     return os.environ.get(name, "").strip() or default
 
 
+def _names(name: str) -> tuple[str, ...]:
+    """A comma- or space-separated list (empty entries dropped)."""
+    return tuple(p for p in os.environ.get(name, "").replace(",", " ").split() if p)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the handler reads from its environment."""
@@ -44,12 +51,17 @@ class Settings:
     model: str
     sparse_model: str
     rerank_model: str
+    image_model: str
+    late_interaction_model: str
     models_dir: str
     threads: int | None
     memory_mb: int | None
     max_texts: int
     max_request_bytes: int
     max_object_bytes: int
+    max_image_bytes: int
+    max_image_pixels: int
+    image_buckets: tuple[str, ...]
     chunk_tokens: int
     chunk_overlap: int
     input_prefix: str
@@ -73,12 +85,19 @@ class Settings:
             model=_str("KETTLE_MODEL", DEFAULT_MODEL),
             sparse_model=_str("KETTLE_SPARSE_MODEL"),
             rerank_model=_str("KETTLE_RERANK_MODEL"),
+            image_model=_str("KETTLE_IMAGE_MODEL"),
+            late_interaction_model=_str("KETTLE_LATE_INTERACTION_MODEL"),
             models_dir=_str("KETTLE_MODELS_DIR", DEFAULT_MODELS_DIR),
             threads=threads or None,
             memory_mb=memory or None,
             max_texts=_int("MAX_TEXTS", DEFAULT_MAX_TEXTS, minimum=1),
             max_request_bytes=_int("MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES, minimum=1),
             max_object_bytes=_int("MAX_OBJECT_BYTES", DEFAULT_MAX_OBJECT_BYTES, minimum=1),
+            max_image_bytes=_int("MAX_IMAGE_BYTES", DEFAULT_MAX_IMAGE_BYTES, minimum=1),
+            max_image_pixels=_int("MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS, minimum=1),
+            # Buckets whose objects /embed_image may read by s3:// URI (the template: the input
+            # bucket, which is also all the API function's role may read).
+            image_buckets=_names("IMAGE_BUCKETS"),
             chunk_tokens=chunk_tokens,
             chunk_overlap=overlap,
             input_prefix=_str("INPUT_PREFIX"),

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 from _handler_helpers import (
+    COLBERT,
     DENSE,
+    IMAGE_MODEL,
     INPUT_BUCKET,
     INPUT_PREFIX,
     MODELS,
@@ -73,6 +75,11 @@ def handler_env(monkeypatch: pytest.MonkeyPatch, models_dir: Path) -> None:
         "MAX_TEXTS",
         "MAX_REQUEST_BYTES",
         "MAX_OBJECT_BYTES",
+        "KETTLE_IMAGE_MODEL",
+        "KETTLE_LATE_INTERACTION_MODEL",
+        "IMAGE_BUCKETS",
+        "MAX_IMAGE_BYTES",
+        "MAX_IMAGE_PIXELS",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("KETTLE_MODELS_DIR", str(models_dir))
@@ -171,3 +178,114 @@ def rerank_model(tmp_path_factory: pytest.TempPathFactory, models_dir: Path):
         yield out, RERANKER
     finally:
         unregister_model(RERANKER)
+
+
+# ---- a tiny image encoder and a tiny ColBERT ---------------------------------------------------
+def _load_module(name: str, path: Path):
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def image_helpers():
+    """tests/image/_image_model.py: the tiny ONNX image encoder, its configs, test images."""
+    return _load_module("_handler_image_model", REPO / "tests" / "image" / "_image_model.py")
+
+
+@pytest.fixture(scope="session")
+def extra_models(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, image_helpers):
+    """A models dir with the tiny image encoder of tests/image (CLIP-like preprocessing) and the
+    tiny random ColBERT of tests/late_interaction, both baked fp32 through models_bake from local
+    sources, beside links to the repository's baked models. Yields the directory."""
+    import sys
+
+    from kettle.registry import ModelDescription, Source, register_model, unregister_model
+    from models_bake.bake import bake
+
+    convert = str(REPO / "tests" / "convert")
+    if convert not in sys.path:  # _colbert_tiny imports _convert_ref (random BERT)
+        sys.path.insert(0, convert)
+    colbert = _load_module(
+        "_handler_colbert_tiny", REPO / "tests" / "late_interaction" / "_colbert_tiny.py"
+    )
+    image_src = image_helpers.write_model_dir(
+        tmp_path_factory.mktemp("image-src"), image_helpers.CLIP_LIKE
+    )
+    colbert_src = tmp_path_factory.mktemp("colbert-src")
+    colbert.write_checkpoint(colbert_src)
+    descriptions = [
+        ModelDescription(
+            name=IMAGE_MODEL,
+            kind="image",
+            dim=image_helpers.DIM,
+            pooling="none",
+            normalize=True,
+            max_length=0,
+            sources=(Source("local", str(image_src), onnx_file="model.onnx"),),
+            license="test",
+            description="tiny image encoder, for the handler tests",
+            architecture="onnx",
+        ),
+        ModelDescription(
+            name=COLBERT,
+            kind="late_interaction",
+            dim=colbert.DIM,
+            pooling="token",
+            normalize=True,
+            max_length=colbert.MAX_LENGTH,
+            sources=(Source("local", str(colbert_src)),),
+            license="test",
+            description="random ColBERT, for the handler tests",
+            extra={"query_length": colbert.QUERY_LENGTH},
+        ),
+    ]
+    out = tmp_path_factory.mktemp("extra-models")
+    cache = tmp_path_factory.mktemp("extra-models-cache")
+    try:
+        for description in descriptions:
+            register_model(description)
+            bake(description.name, out=out, quantize="none", cache=cache)
+        for org in {DENSE.split("/")[0], SPARSE.split("/")[0]}:
+            (out / org).symlink_to(models_dir / org)
+        yield out
+    finally:
+        for description in descriptions:
+            unregister_model(description.name)
+
+
+@pytest.fixture
+def with_image_model(monkeypatch: pytest.MonkeyPatch, extra_models: Path) -> str:
+    """The handler environment with KETTLE_IMAGE_MODEL set; the model's name."""
+    monkeypatch.setenv("KETTLE_MODELS_DIR", str(extra_models))
+    monkeypatch.setenv("KETTLE_IMAGE_MODEL", IMAGE_MODEL)
+    return IMAGE_MODEL
+
+
+@pytest.fixture
+def with_colbert(monkeypatch: pytest.MonkeyPatch, extra_models: Path) -> str:
+    """The handler environment with KETTLE_LATE_INTERACTION_MODEL set; the model's name."""
+    monkeypatch.setenv("KETTLE_MODELS_DIR", str(extra_models))
+    monkeypatch.setenv("KETTLE_LATE_INTERACTION_MODEL", COLBERT)
+    return COLBERT
+
+
+@pytest.fixture(scope="session")
+def kettle_image(extra_models: Path):
+    """kettle's own ImageEmbedding of the tiny encoder: what the handler's answers must equal."""
+    from kettle.image import ImageEmbedding
+
+    return ImageEmbedding(IMAGE_MODEL, models_dir=extra_models)
+
+
+@pytest.fixture(scope="session")
+def kettle_colbert(extra_models: Path):
+    """kettle's own LateInteractionTextEmbedding of the tiny ColBERT."""
+    from kettle.late_interaction import LateInteractionTextEmbedding
+
+    return LateInteractionTextEmbedding(COLBERT, models_dir=extra_models)
