@@ -192,6 +192,17 @@ def _load_module(name: str, path: Path):
     return module
 
 
+def _link_tree(source: Path, target: Path) -> None:
+    """``source``'s directories made anew under ``target``, its files symlinked: kettle's
+    list_baked globs ``**/manifest.json``, which does not descend into symlinked directories."""
+    target.mkdir(parents=True)
+    for path in sorted(source.rglob("*")):
+        if path.is_dir():
+            (target / path.relative_to(source)).mkdir(parents=True, exist_ok=True)
+        else:
+            (target / path.relative_to(source)).symlink_to(path)
+
+
 @pytest.fixture(scope="session")
 def image_helpers():
     """tests/image/_image_model.py: the tiny ONNX image encoder, its configs, test images."""
@@ -202,7 +213,7 @@ def image_helpers():
 def extra_models(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, image_helpers):
     """A models dir with the tiny image encoder of tests/image (CLIP-like preprocessing) and the
     tiny random ColBERT of tests/late_interaction, both baked fp32 through models_bake from local
-    sources, beside links to the repository's baked models. Yields the directory."""
+    sources, beside links to the repository's baked dense and sparse models. Yields the dir."""
     import sys
 
     from kettle.registry import ModelDescription, Source, register_model, unregister_model
@@ -251,8 +262,8 @@ def extra_models(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, ima
         for description in descriptions:
             register_model(description)
             bake(description.name, out=out, quantize="none", cache=cache)
-        for org in {DENSE.split("/")[0], SPARSE.split("/")[0]}:
-            (out / org).symlink_to(models_dir / org)
+        for name in (DENSE, SPARSE):
+            _link_tree(models_dir / name, out / name)
         yield out
     finally:
         for description in descriptions:

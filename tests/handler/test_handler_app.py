@@ -127,10 +127,17 @@ def test_models_load_once_and_are_reused(call_api):
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in EVENTS.glob("api_*.json")))
-def test_api_sample_events(name):
+def test_api_sample_events(name, with_image_model, with_colbert):
+    """Every sample API event answers 200 (with an image and a late-interaction model
+    configured, for /embed_image and /embed_multi)."""
     from handler.app import dispatch_handler
 
     event = json.loads((EVENTS / name).read_text())
     result = ApiResult(dispatch_handler(event, lambda_context()))
     assert result.status == 200, result
     assert result.json()
+
+
+def test_the_new_routes_have_sample_events():
+    names = {p.name for p in EVENTS.glob("api_*.json")}
+    assert {"api_v2_embed_image.json", "api_v2_embed_multi.json"} <= names

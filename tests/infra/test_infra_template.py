@@ -28,6 +28,8 @@ ROUTES = {
     "POST /v1/embeddings",
     "POST /embed_sparse",
     "POST /rerank",
+    "POST /embed_image",
+    "POST /embed_multi",
     "POST /tokenize",
     "GET /models",
     "GET /health",
@@ -40,6 +42,8 @@ ENVIRONMENT = {
     "KETTLE_MODEL",
     "KETTLE_SPARSE_MODEL",
     "KETTLE_RERANK_MODEL",
+    "KETTLE_IMAGE_MODEL",
+    "KETTLE_LATE_INTERACTION_MODEL",
     "OUTPUT_BUCKET",
     "INPUT_PREFIX",
     "OUTPUT_PREFIX",
@@ -49,6 +53,7 @@ ENVIRONMENT = {
     "MAX_TEXTS",
     "MAX_REQUEST_BYTES",
     "MAX_OBJECT_BYTES",
+    "MAX_IMAGE_BYTES",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
     "POWERTOOLS_LOG_LEVEL",
@@ -311,8 +316,14 @@ def grants(cfn: dict[str, Any], role: str, action: str) -> set[str]:
 def test_function_permissions_follow_their_job(deployment):
     suffix = "ImageFunction" if deployment["_params"]["PackageType"] == "Image" else "Function"
     api, ingest, batch = (f"{r}{suffix}Role" for r in ("Api", "Ingest", "Batch"))
-    # The API reads and writes nothing.
-    assert statements(deployment, api) == []
+    # The API reads the input bucket's objects (s3:// images for /embed_image), nothing else,
+    # and names that bucket as the only one it reads images from.
+    assert grants(deployment, api, "s3:GetObject") == {"${InputBucket.Arn}/*"}
+    assert {a for st in statements(deployment, api) for a in as_list(st["Action"])} == {
+        "s3:GetObject"
+    }
+    api_function = deployment["Resources"][api.removesuffix("Role")]["Properties"]
+    assert api_function["Environment"]["Variables"]["IMAGE_BUCKETS"] == {"Ref": "InputBucket"}
     # Ingest: read the input prefix, read (the idempotency manifest) and write the output prefix
     # only, feed the DLQ, poll the queue.
     assert grants(deployment, ingest, "s3:GetObject") == {
