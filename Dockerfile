@@ -19,13 +19,15 @@ FROM ${BASE_IMAGE} AS bake
 ARG MODEL=sentence-transformers/all-MiniLM-L6-v2
 ARG SPARSE_MODEL=
 ARG RERANK_MODEL=
+ARG IMAGE_MODEL=
+ARG LATE_INTERACTION_MODEL=
 ARG QUANTIZE=int8
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY kettle/ kettle/
 COPY models_bake/ models_bake/
 RUN pip install --no-cache-dir ".[bake]"
-RUN for m in ${MODEL} ${SPARSE_MODEL} ${RERANK_MODEL}; do \
+RUN for m in ${MODEL} ${SPARSE_MODEL} ${RERANK_MODEL} ${IMAGE_MODEL} ${LATE_INTERACTION_MODEL}; do \
       python -m models_bake "$m" --out /opt/models --quantize "${QUANTIZE}" --cache /tmp/bake-cache \
       || exit 1; \
     done
@@ -35,9 +37,12 @@ FROM ${BASE_IMAGE}
 ARG MODEL=sentence-transformers/all-MiniLM-L6-v2
 ARG SPARSE_MODEL=
 ARG RERANK_MODEL=
-COPY layers/runtime/requirements.txt layers/prune.py /tmp/layers/
+ARG IMAGE_MODEL=
+ARG LATE_INTERACTION_MODEL=
+COPY layers/runtime/requirements.txt layers/runtime/requirements-image.txt layers/prune.py /tmp/layers/
 RUN pip install --no-cache-dir --no-deps --only-binary=:all: \
       --target "${LAMBDA_TASK_ROOT}" -r /tmp/layers/requirements.txt \
+      $([ -n "${IMAGE_MODEL}" ] && echo "-r /tmp/layers/requirements-image.txt") \
     && python /tmp/layers/prune.py "${LAMBDA_TASK_ROOT}" \
     && rm -rf /tmp/layers
 COPY --from=bake /opt/models /opt/models
@@ -48,5 +53,7 @@ RUN python -m compileall -q -j 0 --invalidation-mode unchecked-hash "${LAMBDA_TA
 ENV KETTLE_MODELS_DIR=/opt/models \
     KETTLE_MODEL=${MODEL} \
     KETTLE_SPARSE_MODEL=${SPARSE_MODEL} \
-    KETTLE_RERANK_MODEL=${RERANK_MODEL}
+    KETTLE_RERANK_MODEL=${RERANK_MODEL} \
+    KETTLE_IMAGE_MODEL=${IMAGE_MODEL} \
+    KETTLE_LATE_INTERACTION_MODEL=${LATE_INTERACTION_MODEL}
 CMD ["handler.app.api_handler"]
