@@ -62,8 +62,14 @@ def dense_fidelity(
     from kettle.dense import TextEmbedding
 
     ref = np.stack(list(TextEmbedding(name, models_dir=reference_dir).embed(texts)))
-    cand = np.stack(list(TextEmbedding(name, models_dir=candidate_dir).embed(texts)))
-    return compare_vectors(ref, cand)
+    model = TextEmbedding(name, models_dir=candidate_dir)
+    cand = np.stack(list(model.embed(texts)))
+    figures = compare_vectors(ref, cand)
+    # Dynamic int8 scales activations per batch, so a text's vector moves a little with the texts
+    # batched beside it: record how far (each text alone against the batched run).
+    alone = np.stack([next(model.embed([t], batch_size=1)) for t in texts])
+    figures["batch_consistency_min_cosine"] = round(float(row_cosines(alone, cand).min()), 6)
+    return figures
 
 
 def top_k_overlap(reference: np.ndarray, candidate: np.ndarray, k: int) -> float:
