@@ -49,6 +49,7 @@ def main() -> None:
                         schemes.append(
                             (f"{'fused' if fuse else 'plain'} {wt} pc={pc} rr={rr}", s, None)
                         )
+        schemes.append(("plain blockwise int8 bs32 (MatMulNBits)", q.BLOCKWISE_SCHEME, None))
         for label, scheme, path in schemes:
             if scheme is not None:
                 path = work / "q.onnx"

@@ -22,7 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("model", nargs="?", help="a model name from the registry (--list)")
     parser.add_argument("--out", type=Path, default=Path("models"), help="output folder (models/)")
-    parser.add_argument("--quantize", choices=["int8", "none"], default="int8")
+    parser.add_argument(
+        "--quantize",
+        choices=["int8", "int8-blockwise", "none"],
+        default="int8",
+        help="int8: dynamic, fastest (default); int8-blockwise: weight-only, closest to fp32 and "
+        "batch-independent; none: fp32",
+    )
     parser.add_argument(
         "--min-cosine", type=float, default=0.99, help="fidelity gate: lowest mean cosine (0.99)"
     )

@@ -189,12 +189,19 @@ def bake(
     min_cosine: float = 0.99,
     cache: Path = Path(".cache"),
     source: Source | None = None,
-    scheme: q.QuantScheme = q.DEFAULT_SCHEME,
+    scheme: q.QuantScheme | None = None,
     force: bool = False,
 ) -> BakeResult:
-    """Bake ``name`` into ``out/<name>/``. Raises BakeError or verify.FidelityError."""
-    if quantize not in ("int8", "none"):
-        raise BakeError(f"--quantize must be int8 or none, not {quantize!r}")
+    """Bake ``name`` into ``out/<name>/``. Raises BakeError or verify.FidelityError.
+
+    ``quantize`` is "none" or a scheme name of models_bake.quantize.SCHEMES ("int8",
+    "int8-blockwise"); ``scheme`` overrides the named scheme's settings.
+    """
+    if quantize != "none" and quantize not in q.SCHEMES:
+        choices = ", ".join(["none", *q.SCHEMES])
+        raise BakeError(f"--quantize must be one of {choices}, not {quantize!r}")
+    if scheme is None:
+        scheme = q.SCHEMES.get(quantize, q.DEFAULT_SCHEME)
     started = time.perf_counter()
     description = get_model(name)
     out, cache = Path(out).resolve(), Path(cache).resolve()
@@ -223,7 +230,7 @@ def bake(
             ref_root / description.dir_name, fused, fetched, description, onnx_io, None, extra
         )
         built_root = ref_root
-        if quantize == "int8":
+        if quantize != "none":
             int8 = staging / "int8.onnx"
             q.quantize_int8(fused, int8, scheme)
             quantization = scheme.describe() | {"fusion": stats}

@@ -1,7 +1,13 @@
-"""Graph optimisation (ONNX Runtime's transformer fusion) and dynamic int8 quantization.
+"""Graph optimisation (ONNX Runtime's transformer fusion) and int8 quantization.
 
-The scheme is chosen by measurement on CPU (see README, "Choosing the int8 scheme"); every bake
-records the one it used in its manifest.
+Two schemes, chosen by measurement on CPU (README, "Choosing the int8 scheme"; the numbers come from
+``python bench/quant_schemes.py``); every bake records the one it used in its manifest:
+
+- ``int8`` (default): dynamic quantization (``quantize_dynamic``) of the fused graph, per-channel
+  int8 weights, activations quantized per batch at run time. The fastest; a text's vector moves a
+  little with the texts batched beside it (the manifest's ``batch_consistency_min_cosine``).
+- ``int8-blockwise``: weight-only blockwise int8 (``MatMulNBits``, blocks of 32, int8 compute with
+  activations quantized per row and block). Closer to fp32 and batch-independent, slower on CPU.
 """
 
 from __future__ import annotations
@@ -15,8 +21,9 @@ log = logging.getLogger("models_bake")
 
 @dataclass(frozen=True)
 class QuantScheme:
-    """Settings of onnxruntime.quantization.quantize_dynamic."""
+    """Settings of one quantization scheme (see the module docstring)."""
 
+    method: str = "dynamic"  # "dynamic" (quantize_dynamic) | "blockwise" (MatMulNBits)
     weight_type: str = "QInt8"
     per_channel: bool = True
     reduce_range: bool = False
@@ -24,16 +31,25 @@ class QuantScheme:
     # model's bytes: int8 there takes all-MiniLM-L6-v2 from 58 MB to 23 MB at the same fidelity.
     op_types: tuple[str, ...] = ("MatMul", "Attention", "EmbedLayerNormalization", "Gather")
     fused: bool = True  # transformer fusion before quantizing
+    block_size: int = 32  # blockwise only
+    accuracy_level: int = 4  # blockwise only: 4 = int8 compute
     extra: dict = field(default_factory=dict)
 
     def describe(self) -> dict:
         record = asdict(self)
         record["op_types"] = list(self.op_types)
-        record["method"] = "onnxruntime.quantization.quantize_dynamic"
+        if self.method == "dynamic":
+            for key in ("block_size", "accuracy_level"):
+                record.pop(key)
         return record
 
 
 DEFAULT_SCHEME = QuantScheme()
+# Fusion would hide the Q/K/V weights inside Attention, where MatMulNBits cannot reach them.
+BLOCKWISE_SCHEME = QuantScheme(
+    method="blockwise", weight_type="int8", per_channel=False, op_types=("MatMul",), fused=False
+)
+SCHEMES = {"int8": DEFAULT_SCHEME, "int8-blockwise": BLOCKWISE_SCHEME}
 
 
 def fuse_transformer(src: Path, dst: Path, num_heads: int, hidden_size: int) -> dict[str, int]:
@@ -57,7 +73,10 @@ def fuse_transformer(src: Path, dst: Path, num_heads: int, hidden_size: int) -> 
 
 
 def quantize_int8(src: Path, dst: Path, scheme: QuantScheme = DEFAULT_SCHEME) -> None:
-    """Dynamic int8 quantization of the weights of ``src`` into ``dst``."""
+    """Quantize ``src`` into ``dst`` with ``scheme``."""
+    if scheme.method == "blockwise":
+        _quantize_blockwise(src, dst, scheme)
+        return
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -74,3 +93,19 @@ def quantize_int8(src: Path, dst: Path, scheme: QuantScheme = DEFAULT_SCHEME) ->
         op_types_to_quantize=list(scheme.op_types),
         extra_options=extra,
     )
+
+
+def _quantize_blockwise(src: Path, dst: Path, scheme: QuantScheme) -> None:
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    quantizer = MatMulNBitsQuantizer(
+        onnx.load(str(src)),
+        bits=8,
+        block_size=scheme.block_size,
+        is_symmetric=True,
+        accuracy_level=scheme.accuracy_level,
+        op_types_to_quantize=scheme.op_types,
+    )
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(dst), use_external_data_format=False)

@@ -115,3 +115,22 @@ def test_cli_unknown_model_is_a_clear_error():
 def test_cli_bad_source_dir(tmp_path):
     out = run_cli(DEFAULT_MODEL, "--source", str(tmp_path), "--out", str(tmp_path / "o"))
     assert out.returncode == 1 and "no config.json" in out.stderr
+
+
+def test_blockwise_int8_is_batch_independent(tmp_path):
+    """--quantize int8-blockwise: weight-only MatMulNBits; a text's vector ignores its batch."""
+    result = bake(DEFAULT_MODEL, out=tmp_path, quantize="int8-blockwise", cache=CACHE)
+    m = result.manifest
+    assert m.quantization["method"] == "blockwise" and m.quantization["block_size"] == 32
+    assert m.fidelity["mean_cosine"] >= 0.999
+    assert m.fidelity["batch_consistency_min_cosine"] >= 0.9999
+    model = TextEmbedding(models_dir=tmp_path, threads=1)
+    texts = ["short", "a somewhat longer sentence about kettles and tea", "x " * 200]
+    batched = np.stack(list(model.embed(texts)))
+    alone = np.stack([next(model.embed([t])) for t in texts])
+    np.testing.assert_allclose(batched, alone, atol=1e-5)
+
+
+def test_unknown_quantize_scheme_is_refused(tmp_path):
+    with pytest.raises(Exception, match="--quantize must be one of none, int8, int8-blockwise"):
+        bake(DEFAULT_MODEL, out=tmp_path, quantize="int4", cache=CACHE)
