@@ -9,7 +9,6 @@ import numpy as np
 from kettle.batching import DEFAULT_BATCH_SIZE
 from kettle.encoder import TextEncoder
 from kettle.pooling import normalize, pool
-from kettle.registry import list_supported_models
 
 
 class TextEmbedding(TextEncoder):
@@ -32,10 +31,6 @@ class TextEmbedding(TextEncoder):
     @property
     def passage_prefix(self) -> str:
         return self.manifest.passage_prefix
-
-    @staticmethod
-    def list_supported_models() -> list[dict]:
-        return list_supported_models("dense")
 
     def _last_step(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
         vectors = pool(self.manifest.pooling, hidden, mask).astype(np.float32, copy=False)

@@ -22,7 +22,7 @@ from kettle.batching import (
     windows,
 )
 from kettle.manifest import Manifest
-from kettle.registry import DEFAULT_MODEL
+from kettle.registry import DEFAULT_MODEL, list_supported_models
 from kettle.session import create_session
 from kettle.store import BakedModel, find_model
 from kettle.tokenize import TextTokenizer
@@ -69,6 +69,11 @@ class TextEncoder:
     @property
     def manifest(self) -> Manifest:
         return self.baked.manifest
+
+    @classmethod
+    def list_supported_models(cls) -> list[dict]:
+        """The registry's models of this class's kind."""
+        return list_supported_models(cls.kind or None)
 
     @property
     def session(self):

@@ -24,7 +24,6 @@ from tokenizers.processors import TemplateProcessing
 from kettle.batching import DEFAULT_BATCH_SIZE
 from kettle.encoder import TextEncoder
 from kettle.pooling import normalize
-from kettle.registry import list_supported_models
 
 DEFAULT_LATE_INTERACTION_MODEL = "colbert-ir/colbertv2.0"
 # ColBERT's defaults; a model's description may override them in ``extra``.
@@ -138,10 +137,6 @@ class LateInteractionTextEmbedding(TextEncoder):
     @property
     def embedding_size(self) -> int:
         return self.manifest.dim
-
-    @staticmethod
-    def list_supported_models() -> list[dict]:
-        return list_supported_models("late_interaction")
 
     def token_counts(self, texts: str | Iterable[str], truncate: bool = True) -> list[int]:
         """Tokens per document as the model sees it (the marker included)."""

@@ -22,7 +22,7 @@ from tokenizers import Encoding, Tokenizer
 
 from kettle.batching import DEFAULT_BATCH_SIZE, DEFAULT_TOKEN_BUDGET
 from kettle.encoder import TextEncoder
-from kettle.registry import DEFAULT_RERANK_MODEL, list_supported_models
+from kettle.registry import DEFAULT_RERANK_MODEL
 
 
 @dataclass(frozen=True)
@@ -79,10 +79,6 @@ class TextCrossEncoder(TextEncoder):
         self._longest_first = Tokenizer.from_str(base)
         self._longest_first.enable_truncation(self.max_length, strategy="longest_first")
         self._label = int(self.manifest.extra.get("score_label", 0))
-
-    @staticmethod
-    def list_supported_models() -> list[dict]:
-        return list_supported_models("rerank")
 
     def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[Encoding]:
         """Token ids of each pair as the model sees them (document cut first, see module doc)."""

@@ -17,7 +17,7 @@ import numpy as np
 
 from kettle.batching import DEFAULT_BATCH_SIZE
 from kettle.encoder import TextEncoder
-from kettle.registry import DEFAULT_SPARSE_MODEL, list_supported_models
+from kettle.registry import DEFAULT_SPARSE_MODEL
 
 # The logits of one batch are tokens x vocab floats (30522 for BERT): 2048 tokens are 250 MB.
 SPARSE_TOKEN_BUDGET = 2048
@@ -128,10 +128,6 @@ class SparseTextEmbedding(TextEncoder):
     @property
     def vocab_size(self) -> int:
         return self.manifest.dim
-
-    @staticmethod
-    def list_supported_models() -> list[dict]:
-        return list_supported_models("sparse")
 
     def embed(
         self,
