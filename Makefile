@@ -79,8 +79,23 @@ test: install npm models layers lint ## set everything up and run every test
 	$(PY) -m pytest -q
 
 # ---- benchmark ------------------------------------------------------------------------------
-bench: install models ## throughput, cold start, memory and fidelity against FastEmbed and sentence-transformers
-	$(PY) bench/run.py
+# FastEmbed, sentence-transformers and torch live in their own venv, never in .venv. torch goes in
+# first (the CPU build on this machine's disk) and stays pinned by bench/constraints.txt.
+BENCH_VENV := .venv-bench
+BENCH_PY := $(BENCH_VENV)/bin/python
+BENCH_PIP := $(BENCH_PY) -m pip --disable-pip-version-check -q
+BENCH_ARGS ?=
+$(BENCH_VENV)/.installed: pyproject.toml bench/constraints.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_PIP) install --upgrade pip
+	$(BENCH_PIP) install -c bench/constraints.txt torch==2.13.0
+	$(BENCH_PIP) install -c bench/constraints.txt torch==2.13.0 sentence-transformers \
+		fastembed==0.9.1 matplotlib psutil py-spy pyinstrument -e .
+	touch $@
+
+bench: install models $(BENCH_VENV)/.installed ## throughput, cold start, memory and fidelity against FastEmbed and sentence-transformers (BENCH_ARGS=--quick: a short run)
+	$(PY) -m models_bake $(MODEL) --quantize none --out bench/out/models-fp32
+	$(BENCH_PY) bench/run.py --models $(MODELS_DIR) $(BENCH_ARGS)
 
 clean: ## remove build outputs (keeps the download cache)
 	rm -rf build .aws-sam bench/out
