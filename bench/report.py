@@ -196,7 +196,8 @@ def markdown(r: dict) -> str:
             + ", ".join(f"{k} {v:.2f} s" for k, v in py["parts_s"].items())
             + ".",
             "",
-            f"Batches at the defaults: {b['count']}; real tokens {b['real_tokens']:,}, padded "
+            f"ORT profile batches (the slice planned as one window, batch_size 256, token_budget "
+            f"8192): {b['count']}; real tokens {b['real_tokens']:,}, padded "
             f"{b['padded_tokens']:,} ({b['padded_tokens'] / b['real_tokens'] - 1:.1%} padding).",
             "",
             "| ONNX Runtime operator | share, int8 graph | share, fp32 graph |",
