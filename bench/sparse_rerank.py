@@ -269,6 +269,7 @@ def child(task: dict) -> dict:
         "per_s": len(items) / seconds,
         "load_s": load_s,
         "peak_rss_mb": peak_rss_mb(),
+        "loadavg_1min": round(os.getloadavg()[0], 2),
     }
 
 
@@ -305,12 +306,13 @@ def run_child(task: dict, python: str = sys.executable, mode: str = "child") -> 
 def load_outputs(path: Path) -> list | None:
     import numpy as np
 
-    with np.load(path) as f:
-        if "scores" in f:
-            return f["scores"].tolist()
-        ends = np.cumsum(f["lengths"])
-        starts = ends - f["lengths"]
-        return [(f["indices"][s:e], f["values"][s:e]) for s, e in zip(starts, ends, strict=True)]
+    with np.load(path) as f:  # each f[key] reads the whole array anew: read each once
+        arrays = {key: f[key] for key in f.files}
+    if "scores" in arrays:
+        return arrays["scores"].tolist()
+    lengths, indices, values = arrays["lengths"], arrays["indices"], arrays["values"]
+    ends = np.cumsum(lengths)
+    return [(indices[s:e], values[s:e]) for s, e in zip(ends - lengths, ends, strict=True)]
 
 
 def sparse_agreement(a: list, b: list, n_check: int) -> dict:
@@ -435,14 +437,16 @@ def markdown(results: dict) -> str:
         "bm25": f"BM25, {cfg['bm25_n']} passages",
     }
     m = results["machine"]
+    loads = [x for rows in tp.values() for row in rows.values() for x in row["loadavg_1min"]]
     lines = [
         "# SPLADE, rerank and BM25: kettle vs FastEmbed",
         "",
-        f"`{results['command']}` on {m['cpu']} ({m['cpus_visible']} CPUs visible), "
+        f"`{results['command']}` (the last step of `make bench`) on {m['cpu']} ({m['cpus_visible']} CPUs visible), "
         f"{THREADS} threads for every contestant, {results['date']}. Each figure is the median of "
-        f"{cfg['rounds']} rounds; every run is a fresh process, contestants interleaved. The "
-        "machine was shared with other work, so read the ratios. kettle fp32 and FastEmbed run "
-        "the same ONNX file; kettle int8 is kettle's default bake of it. Corpus: "
+        f"{cfg['rounds']} rounds; every run is a fresh process, contestants interleaved, so a "
+        "busy neighbour slows all alike: read the ratios. Load average (1 min) after the runs: "
+        f"{min(loads):.2f} to {max(loads):.2f}. kettle fp32 and FastEmbed run the same ONNX "
+        "file; kettle int8 is kettle's default bake of it. Corpus: "
         f"{results['corpus']['source']} (bench/corpus.py, seed {results['corpus']['seed']}).",
         "",
         "| set | contestant | throughput | kettle is | peak RSS (MB) | runs |",
@@ -620,6 +624,7 @@ def main() -> None:
                     "runs_per_s": [round(x["per_s"], 1) for x in rs],
                     "peak_rss_mb": round(max(x["peak_rss_mb"] for x in rs), 1),
                     "load_s": round(statistics.median(x["load_s"] for x in rs), 3),
+                    "loadavg_1min": [x["loadavg_1min"] for x in rs],
                 }
                 for who, rs in by_who.items()
             }
@@ -632,7 +637,9 @@ def main() -> None:
             if family != "bm25"
         },
         "notes": NOTES,
-        "command": "make bench" if not quick else "bench/sparse_rerank.py --quick",
+        "command": " ".join(
+            [os.path.relpath(sys.executable, ROOT), "bench/sparse_rerank.py", *sys.argv[1:]]
+        ),
         "date": time.strftime("%Y-%m-%d"),
     }
     results["summary"] = summarize(results)
