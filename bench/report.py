@@ -6,6 +6,8 @@ from pathlib import Path
 
 from contestants import LABELS
 
+from kettle.batching import DEFAULT_BATCH_SIZE, DEFAULT_TOKEN_BUDGET, DEFAULT_WINDOW
+
 ORDER = ("kettle-int8", "kettle-fp32", "fastembed", "sentence-transformers")
 COLORS = {
     "kettle-int8": "#d9480f",
@@ -159,8 +161,9 @@ def markdown(r: dict) -> str:
             f"## kettle int8: batch_size × token_budget ({sw['n']} passages, fresh process each, "
             f"median of {cfg['sweep_rounds']})",
             "",
-            "texts/s / peak RSS MB / padding added by batching (best in bold; kettle's defaults "
-            "today: batch_size 256, token_budget 8192, window 2048)",
+            "texts/s / peak RSS MB / padding added by batching (best in bold; kettle's defaults: "
+            f"batch_size {DEFAULT_BATCH_SIZE}, token_budget {DEFAULT_TOKEN_BUDGET}, "
+            f"window {DEFAULT_WINDOW})",
             "",
             "| batch_size \\ token_budget | " + " | ".join(str(b) for b in budgets) + " |",
             "|---|" + "---:|" * len(budgets),
@@ -197,7 +200,7 @@ def markdown(r: dict) -> str:
             + ".",
             "",
             f"ORT profile batches (the slice planned as one window, batch_size 256, token_budget "
-            f"8192): {b['count']}; real tokens {b['real_tokens']:,}, padded "
+            f"{DEFAULT_TOKEN_BUDGET}): {b['count']}; real tokens {b['real_tokens']:,}, padded "
             f"{b['padded_tokens']:,} ({b['padded_tokens'] / b['real_tokens'] - 1:.1%} padding).",
             "",
             "| ONNX Runtime operator | share, int8 graph | share, fp32 graph |",
