@@ -33,6 +33,7 @@ sys.path.insert(0, str(HERE))
 
 import contestants as c  # noqa: E402
 import corpus  # noqa: E402
+import machine  # noqa: E402
 
 THREADS = 2
 TARGETS = {
@@ -245,10 +246,20 @@ def main() -> None:
         "corpus": meta,
         "corpus_file": str(corpus_file.relative_to(ROOT)),
         "machine": {
-            "cpu": _cpu_name(),
+            "cpu": machine.cpu_name(),
             "cpus_visible": os.cpu_count(),
             "python": platform.python_version(),
-            "versions": _versions(),
+            "versions": machine.versions(
+                (
+                    "onnxruntime",
+                    "tokenizers",
+                    "numpy",
+                    "fastembed",
+                    "sentence-transformers",
+                    "torch",
+                    "transformers",
+                )
+            ),
         },
     }
 
@@ -474,36 +485,6 @@ def summarize(results: dict) -> dict:
         if key in s
     }
     return s
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
-def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for pkg in (
-        "onnxruntime",
-        "tokenizers",
-        "numpy",
-        "fastembed",
-        "sentence-transformers",
-        "torch",
-        "transformers",
-    ):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = None
-    return out
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ WORK = ROOT / "bench" / "out"
 sys.path.insert(0, str(HERE))
 
 import corpus  # noqa: E402
+import machine  # noqa: E402
 
 THREADS = 2
 TARGET = 3.0  # issue 4: kettle >= 3x FastEmbed's throughput at equal threads (SPLADE, rerank)
@@ -612,10 +613,12 @@ def main() -> None:
         "corpus": meta,
         "bakes": bakes,
         "machine": {
-            "cpu": _cpu_name(),
+            "cpu": machine.cpu_name(),
             "cpus_visible": os.cpu_count(),
             "python": platform.python_version(),
-            "versions": _versions(),
+            "versions": machine.versions(
+                ("onnxruntime", "tokenizers", "numpy", "fastembed", "py_rust_stemmers", "mmh3")
+            ),
         },
         "throughput": {
             family: {
@@ -650,28 +653,6 @@ def main() -> None:
         (out_dir / "sparse_rerank.md").write_text(md)
         print(md)
     log(f"wrote {out_dir}/sparse_rerank.* ({results['elapsed_s'] / 60:.1f} min)")
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
-def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for pkg in ("onnxruntime", "tokenizers", "numpy", "fastembed", "py_rust_stemmers", "mmh3"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = None
-    return out
 
 
 if __name__ == "__main__":
