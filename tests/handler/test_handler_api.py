@@ -71,7 +71,7 @@ BAD_REQUESTS = [
     # (id, request kwargs, status, error param, words the message must contain)
     ("malformed-json", {"raw": '{"inputs": ["a",'}, 400, "body", "not valid JSON"),
     ("no-body", {}, 422, "body", "body is missing"),
-    ("body-not-object", {"body": ["a", "b"]}, 422, "body", "JSON object"),
+    ("body-not-object", {"body": ["a", "b"]}, 400, "body", "must be a JSON object, not a list"),
     ("empty-list", {"body": {"inputs": []}}, 422, "inputs", "inputs is an empty list"),
     ("empty-string", {"body": {"inputs": ""}}, 422, "inputs", "inputs is an empty string"),
     (
@@ -356,9 +356,9 @@ def test_metrics_are_emitted(call_api, capfd):
 
 
 def test_a_response_past_lambdas_limit_is_413_not_a_lambda_error(call_api, monkeypatch):
-    from handler import api
+    from handler.routes import common
 
-    monkeypatch.setattr(api, "LAMBDA_RESPONSE_LIMIT", 20_000)  # stands in for 6 MB
+    monkeypatch.setattr(common, "LAMBDA_RESPONSE_LIMIT", 20_000)  # stands in for 6 MB
     result = call_api("POST", "/embed", {"inputs": ["a"] * 8})  # ~8 x 384 numbers
     assert result.status == 413, result
     assert result.json()["error"]["code"] == "response_too_large"
