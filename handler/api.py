@@ -216,18 +216,25 @@ def _mapping(event: dict[str, Any], key: str, values: type) -> None:
 def check_event(event: dict[str, Any]) -> None:
     """The fields Powertools reads, with the types it assumes: a 400 naming the field instead of
     a KeyError inside the resolver."""
-    if event.get("version") == "2.0" or "http" in (event.get("requestContext") or {}):
+    context = event.get("requestContext")
+    if context is not None and not isinstance(context, dict):
+        what = json_type(context)
+        raise ApiError(
+            "bad_event", f"the event's requestContext is {what}, not an object", "requestContext"
+        )
+    if event.get("version") == "2.0" or "http" in (context or {}):
         _string(event, "requestContext", "http", "method")
-        _string(event, "rawPath", required=False)
+        _string(event, "rawPath")
         _string(event, "requestContext", "http", "path", required=False)
         _string(event, "rawQueryString", required=False)
-        if not isinstance(event.get("cookies") or [], list):
-            raise ApiError("bad_event", "the event's cookies is not a list", "cookies")
+        cookies = event.get("cookies") or []
+        if not isinstance(cookies, list) or not all(isinstance(c, str) for c in cookies):
+            raise ApiError("bad_event", "the event's cookies is not a list of strings", "cookies")
     else:
         _string(event, "httpMethod")
         _string(event, "path")
-        _mapping(event, "multiValueHeaders", list)
-        _mapping(event, "multiValueQueryStringParameters", list)
+    _mapping(event, "multiValueHeaders", list)  # Powertools' validation reads these for both
+    _mapping(event, "multiValueQueryStringParameters", list)
     _mapping(event, "headers", str)
     _mapping(event, "queryStringParameters", str)
     _mapping(event, "pathParameters", str)

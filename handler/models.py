@@ -137,6 +137,11 @@ class ModelCache:
             for k, m in self._models.items()
         ]
 
+    def clear(self) -> None:
+        """Forget every model (a test that points KETTLE_MODELS_DIR elsewhere)."""
+        with self._lock:
+            self._models.clear()
+
     def is_loaded(self, name: str) -> bool:
         return any(n == name for _, n in self._models)
 
