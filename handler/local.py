@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import errno
 import json
 import os
 import sys
@@ -108,6 +109,23 @@ def http_api_event(
     return event
 
 
+ALLOWED = "GET, POST, PUT, DELETE, PATCH, OPTIONS, HEAD"
+
+
+def _json_error(
+    status: int, message: str, code: str, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A Lambda-style result carrying the API's error shape."""
+    body = {
+        "error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}
+    }
+    return {
+        "statusCode": status,
+        "headers": {"content-type": "application/json", **(headers or {})},
+        "body": json.dumps(body),
+    }
+
+
 class LambdaHTTPServer(ThreadingHTTPServer):
     """A threading HTTP server whose requests all go to one handler function, one at a time."""
 
@@ -174,6 +192,32 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _handle
 
+    def __getattr__(self, name: str) -> Any:
+        # BaseHTTPRequestHandler looks up do_<METHOD>; any method API Gateway does not route
+        # (TRACE, CONNECT, PROPFIND, ...) gets a JSON 405 instead of the stdlib's HTML 501.
+        if name.startswith("do_"):
+            return self._method_not_allowed
+        raise AttributeError(name)
+
+    def _method_not_allowed(self) -> None:
+        self._reply(
+            _json_error(
+                405,
+                f"method {self.command} is not allowed; use {ALLOWED}",
+                "method_not_allowed",
+                {"Allow": ALLOWED},
+            )
+        )
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The stdlib's errors (a malformed request line, a header too long) as JSON, not HTML."""
+        self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # unparsed: answer with headers all the same
+            self.request_version = "HTTP/1.0"
+        known = code in HTTPStatus._value2member_map_
+        text = message or (HTTPStatus(code).phrase if known else "error")
+        self._reply(_json_error(code, text, "bad_request" if code < 500 else "server_error"))
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
         if os.environ.get("KETTLE_LOCAL_QUIET") != "1":
             sys.stderr.write(f"{self.address_string()} - {format % args}\n")
@@ -211,7 +255,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "invoke":
         print(json.dumps(invoke(args.event), indent=2, ensure_ascii=False))
         return 0
-    server = make_server(args.host, args.port)
+    try:
+        server = make_server(args.host, args.port)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(
+            f"kettle: port {args.port} on {args.host} is in use; pick another: "
+            f"make serve PORT={args.port + 1} (or --port {args.port + 1})",
+            file=sys.stderr,
+        )
+        return 1
     host, port = server.server_address[:2]
     print(
         f"kettle: http://{host}:{port} (docs: http://{host}:{port}/docs); Ctrl-C stops", flush=True
