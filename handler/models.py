@@ -141,6 +141,7 @@ class ModelCache:
         """Forget every model (a test that points KETTLE_MODELS_DIR elsewhere)."""
         with self._lock:
             self._models.clear()
+            self.loads.clear()
 
     def is_loaded(self, name: str) -> bool:
         return any(n == name for _, n in self._models)

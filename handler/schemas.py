@@ -95,7 +95,8 @@ PositiveInt = Annotated[int, Field(ge=1)]
 
 # ---- requests ------------------------------------------------------------------------------------
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # defer_build: a model's validator is built on its first use, not at import (cold start).
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
 
 class EmbedRequest(_Request):
@@ -112,7 +113,7 @@ class EmbedRequest(_Request):
 class OpenAIEmbeddingRequest(BaseModel):
     """OpenAI's POST /v1/embeddings (unknown fields are ignored, as clients add their own)."""
 
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(extra="ignore", strict=True, defer_build=True)
 
     input: Texts = Field(description="A text or a list of texts (token arrays are not accepted).")
     model: Text = Field(description="A baked dense model, e.g. all-MiniLM-L6-v2.")
@@ -175,36 +176,40 @@ class TokenizeRequest(_Request):
 
 
 # ---- responses -----------------------------------------------------------------------------------
-class Embedding(BaseModel):
+class _Response(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # only the OpenAPI document builds these
+
+
+class Embedding(_Response):
     object: Literal["embedding"] = "embedding"
     index: int
     embedding: list[float] | str
 
 
-class Usage(BaseModel):
+class Usage(_Response):
     prompt_tokens: int
     total_tokens: int
 
 
-class OpenAIEmbeddingResponse(BaseModel):
+class OpenAIEmbeddingResponse(_Response):
     object: Literal["list"] = "list"
     data: list[Embedding]
     model: str
     usage: Usage
 
 
-class SparseVector(BaseModel):
+class SparseVector(_Response):
     indices: list[int]
     values: list[float]
 
 
-class RankedText(BaseModel):
+class RankedText(_Response):
     index: int
     score: float
     text: str | None = None
 
 
-class Token(BaseModel):
+class Token(_Response):
     id: int
     text: str
     special: bool
@@ -212,7 +217,7 @@ class Token(BaseModel):
     stop: int
 
 
-class ModelCard(BaseModel):
+class ModelCard(_Response):
     id: str
     object: Literal["model"] = "model"
     created: int
@@ -226,13 +231,13 @@ class ModelCard(BaseModel):
     serves: bool
 
 
-class ModelList(BaseModel):
+class ModelList(_Response):
     object: Literal["list"] = "list"
     data: list[ModelCard]
     configured: dict[str, str | None]
 
 
-class Health(BaseModel):
+class Health(_Response):
     status: Literal["ok", "unavailable"]
     model: str
     baked: bool
@@ -243,13 +248,13 @@ class Health(BaseModel):
     loaded: list[dict[str, Any]]
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(_Response):
     field: str
     message: str
     type: str | None = None
 
 
-class ErrorInfo(BaseModel):
+class ErrorInfo(_Response):
     message: str = Field(description="What is wrong, naming the field and item.")
     type: str
     param: str | None = Field(None, description='The field at fault, e.g. "inputs[3]".')
@@ -257,7 +262,7 @@ class ErrorInfo(BaseModel):
     details: list[ErrorDetail] | None = None
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(_Response):
     error: ErrorInfo
     request_id: str | None = None
 
