@@ -12,7 +12,6 @@ which sentence-transformers' CrossEncoder uses for every pair).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +19,9 @@ from typing import Any
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
-from kettle.batching import DEFAULT_BATCH_SIZE, DEFAULT_TOKEN_BUDGET
+from kettle.batching import DEFAULT_BATCH_SIZE
 from kettle.encoder import TextEncoder
+from kettle.errors import InvalidTextError, check_texts, text_problem
 from kettle.registry import DEFAULT_RERANK_MODEL
 
 
@@ -40,17 +40,22 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def check_pairs(items: Sequence[Any], offset: int = 0) -> None:
-    """A TypeError naming the first item that is not a (str, str) pair, and which side is wrong."""
+    """InvalidTextError naming the first item that is not a (str, str) pair, and which side."""
     for i, item in enumerate(items):
         if not isinstance(item, (tuple, list)) or len(item) != 2:
-            raise TypeError(
-                f"pairs[{offset + i}] is {type(item).__name__}, not a (query, document) pair"
+            raise InvalidTextError(
+                f"is {type(item).__name__}, not a (query, document) pair",
+                field="pairs",
+                index=offset + i,
             )
         for side, text in enumerate(item):
-            if not isinstance(text, str):
-                raise TypeError(
-                    f"pairs[{offset + i}][{side}] ({('query', 'document')[side]}) is "
-                    f"{type(text).__name__}, not str"
+            reason = text_problem(text)
+            if reason is not None:
+                raise InvalidTextError(
+                    reason,
+                    field="pairs",
+                    index=offset + i,
+                    where=f"pairs[{offset + i}][{side}] ({('query', 'document')[side]})",
                 )
 
 
@@ -58,21 +63,15 @@ class TextCrossEncoder(TextEncoder):
     """Scores (query, document) pairs with a baked cross-encoder.
 
     >>> reranker = TextCrossEncoder()  # cross-encoder/ms-marco-MiniLM-L-6-v2, baked under ./models
-    >>> [best, *rest] = reranker.rerank("what is a kettle?", documents, top_n=3)
+    >>> scores = list(reranker.rerank("what is a kettle?", documents))  # input order (FastEmbed)
+    >>> [best, *rest] = reranker.rank("what is a kettle?", documents, top_n=3)  # best first
     """
 
     kind = "rerank"
+    default_model = DEFAULT_RERANK_MODEL
 
-    def __init__(
-        self,
-        model_name: str = DEFAULT_RERANK_MODEL,
-        models_dir: str | os.PathLike | None = None,
-        threads: int | None = None,
-        providers: Sequence[str | tuple[str, dict]] | None = None,
-        max_length: int | None = None,
-        token_budget: int = DEFAULT_TOKEN_BUDGET,
-    ) -> None:
-        super().__init__(model_name, models_dir, threads, providers, max_length, token_budget)
+    def _setup(self, max_length: int | None = None, token_budget: int | None = None) -> None:
+        super()._setup(max_length, token_budget)
         base = self.tokenizer.tokenizer.to_str()
         self._doc_first = Tokenizer.from_str(base)
         self._doc_first.enable_truncation(self.max_length, strategy="only_second")
@@ -121,7 +120,7 @@ class TextCrossEncoder(TextEncoder):
             scores = _sigmoid(scores)
         return scores.tolist()
 
-    def rerank(
+    def rank(
         self,
         query: str,
         documents: Iterable[str],
@@ -134,21 +133,38 @@ class TextCrossEncoder(TextEncoder):
 
         ``top_n`` keeps the best n; ``return_documents`` puts each text in its result.
         """
-        if not isinstance(query, str):
-            raise TypeError(f"query is {type(query).__name__}, not str")
-        if isinstance(documents, str):
-            raise TypeError("documents is a str; pass a list of documents")
         if top_n is not None and top_n < 1:
             raise ValueError(f"top_n must be at least 1, got {top_n}")
-        documents = list(documents)
-        for i, doc in enumerate(documents):
-            if not isinstance(doc, str):
-                raise TypeError(f"documents[{i}] is {type(doc).__name__}, not str")
+        documents = self._documents(query, documents)
         scores = self.rerank_pairs([(query, d) for d in documents], batch_size, sigmoid)
         order = sorted(range(len(scores)), key=lambda i: -scores[i])[:top_n]
         return [
             RerankResult(i, scores[i], documents[i] if return_documents else None) for i in order
         ]
+
+    def rerank(
+        self,
+        query: str,
+        documents: Iterable[str],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        **kwargs: Any,
+    ) -> Iterable[float]:
+        """FastEmbed's rerank: one score per document, **in input order** (raw logits;
+        ``sigmoid=True`` maps them to (0, 1)). ``rank`` gives them best first."""
+        documents = self._documents(query, documents)
+        sig = bool(kwargs.pop("sigmoid", False))
+        return self.rerank_pairs([(query, d) for d in documents], batch_size, sig)
+
+    @staticmethod
+    def _documents(query: str, documents: Iterable[str]) -> list[str]:
+        reason = text_problem(query)
+        if reason is not None:
+            raise InvalidTextError(reason, field="query")
+        if isinstance(documents, str):
+            raise InvalidTextError("is a str; pass a list of documents", field="documents")
+        documents = list(documents)
+        check_texts(documents, field="documents")
+        return documents
 
 
 _sigmoid = sigmoid  # rerank_pairs' ``sigmoid`` flag shadows the function's name

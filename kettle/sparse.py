@@ -9,14 +9,16 @@ over the ``[tokens, vocab]`` logits instead of three.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import numpy as np
 
 from kettle.batching import DEFAULT_BATCH_SIZE
-from kettle.encoder import TextEncoder
+from kettle.encoder import Embedded, TextEncoder, TextKind
+from kettle.pooling import normalize as unit
 from kettle.registry import DEFAULT_SPARSE_MODEL
 
 # The logits of one batch are tokens x vocab floats (30522 for BERT): 2048 tokens are 250 MB.
@@ -113,59 +115,83 @@ class SparseTextEmbedding(TextEncoder):
     """
 
     kind = "sparse"
-
-    def __init__(
-        self,
-        model_name: str = DEFAULT_SPARSE_MODEL,
-        models_dir: str | os.PathLike | None = None,
-        threads: int | None = None,
-        providers: Sequence[str | tuple[str, dict]] | None = None,
-        max_length: int | None = None,
-        token_budget: int = SPARSE_TOKEN_BUDGET,
-    ) -> None:
-        super().__init__(model_name, models_dir, threads, providers, max_length, token_budget)
+    default_model = DEFAULT_SPARSE_MODEL
+    token_budget = SPARSE_TOKEN_BUDGET
 
     @property
     def vocab_size(self) -> int:
         return self.manifest.dim
 
-    def embed(
+    def _last_step(
         self,
-        texts: str | Iterable[str],
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        logits: np.ndarray,
+        mask: np.ndarray,
         top_k: int | None = None,
-    ) -> Iterator[SparseEmbedding]:
-        """One SparseEmbedding per text, in input order; ``top_k`` keeps the largest weights."""
+        normalize: bool | None = None,
+    ) -> list[SparseEmbedding]:
+        weights = splade_weights(logits, mask)
+        if normalize:
+            weights = unit(weights).astype(np.float32, copy=False)
+        return [to_sparse(row, top_k) for row in weights]
+
+    def _step(self, top_k: int | None, normalize: bool | None):
         if top_k is not None and top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
+        return partial(self._last_step, top_k=top_k, normalize=normalize)
 
-        def last_step(logits: np.ndarray, mask: np.ndarray) -> list[SparseEmbedding]:
-            return [to_sparse(row, top_k) for row in splade_weights(logits, mask)]
+    def embed(
+        self,
+        documents: str | Iterable[str],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        top_k: int | None = None,
+        *,
+        normalize: bool | None = None,
+        truncate: bool = True,
+        **kwargs: Any,
+    ) -> Iterator[SparseEmbedding]:
+        """One SparseEmbedding per text, in input order; ``top_k`` keeps the largest weights,
+        ``normalize=True`` scales each vector to unit L2 norm (SPLADE weights are raw by default).
+        """
+        return self._stream(
+            documents,
+            batch_size,
+            self._step(top_k, normalize),
+            truncate=truncate,
+            kind=kwargs.pop("kind", None),
+        )
 
-        return self._stream(texts, batch_size, last_step)
+    def embed_with_usage(
+        self,
+        texts: Sequence[str],
+        *,
+        kind: TextKind | None = None,
+        normalize: bool | None = None,
+        truncate: bool = True,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        top_k: int | None = None,
+    ) -> Embedded[list[SparseEmbedding]]:
+        """SparseEmbeddings and tokens per text, from one tokenization (see TextEmbedding)."""
+        vectors, counts = self._usage(
+            texts, batch_size, self._step(top_k, normalize), kind=kind, truncate=truncate
+        )
+        return Embedded(vectors, counts)
 
     def query_embed(
         self,
         query: str | Iterable[str],
         batch_size: int = DEFAULT_BATCH_SIZE,
         top_k: int | None = None,
+        **kwargs: Any,
     ) -> Iterator[SparseEmbedding]:
         """Embed search queries (the model's query prefix applied, if it has one)."""
-        return self.embed(_prefixed(self.manifest.query_prefix, query), batch_size, top_k)
+        return self.embed(query, batch_size, top_k, kind="query", **kwargs)
 
     def passage_embed(
         self,
         texts: str | Iterable[str],
         batch_size: int = DEFAULT_BATCH_SIZE,
         top_k: int | None = None,
+        **kwargs: Any,
     ) -> Iterator[SparseEmbedding]:
         """Embed documents (the model's passage prefix applied, if it has one)."""
-        return self.embed(_prefixed(self.manifest.passage_prefix, texts), batch_size, top_k)
-
-
-def _prefixed(prefix: str, texts: str | Iterable[str]) -> Iterable:
-    if isinstance(texts, str):
-        texts = [texts]
-    if not prefix:
-        return texts
-    return (prefix + t if isinstance(t, str) else t for t in texts)
+        return self.embed(texts, batch_size, top_k, kind="passage", **kwargs)

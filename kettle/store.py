@@ -61,6 +61,26 @@ def bake_command(name: str) -> str:
     return f"python -m models_bake {name} --out models"
 
 
+def load_bake(
+    path: str | os.PathLike,
+    name: str | None = None,
+    *,
+    kind: str | None = None,
+    verify: bool = True,
+) -> BakedModel:
+    """The bake in the folder ``path``: its manifest read (and its files checked when
+    ``verify``); ``name`` and ``kind``, when given, must be the manifest's."""
+    path = Path(path)
+    manifest = Manifest.read(path)
+    if name is not None and manifest.name.lower() != name.lower():
+        raise ManifestError(f"{path}: manifest names {manifest.name!r}, not {name!r}")
+    if kind is not None and manifest.kind != kind:
+        raise ValueError(f"{manifest.name} is a {manifest.kind} model, not {kind}")
+    if verify:
+        manifest.verify(path)
+    return BakedModel(path, manifest)
+
+
 def find_model(
     name: str,
     models_dir: str | os.PathLike | None = None,
@@ -81,14 +101,7 @@ def find_model(
     for base in search_dirs(models_dir):
         candidate = base / rel
         if (candidate / MANIFEST_NAME).is_file():
-            manifest = Manifest.read(candidate)
-            if manifest.name != name:
-                raise ManifestError(f"{candidate}: manifest names {manifest.name!r}, not {name!r}")
-            if kind is not None and manifest.kind != kind:
-                raise ValueError(f"{name} is a {manifest.kind} model, not {kind}")
-            if verify:
-                manifest.verify(candidate)
-            return BakedModel(candidate, manifest)
+            return load_bake(candidate, name, kind=kind, verify=verify)
     baked = list_baked(models_dir)
     where = ", ".join(str(d) for d in search_dirs(models_dir))
     hint = (
