@@ -12,7 +12,7 @@ from kettle.batching import DEFAULT_BATCH_SIZE
 from kettle.encoder import Embedded, TextEncoder, TextKind
 from kettle.pooling import normalize as unit
 from kettle.pooling import pool
-from kettle.registry import DEFAULT_MODEL
+from kettle.registry import DEFAULT_MODEL, register_custom
 
 
 class TextEmbedding(TextEncoder):
@@ -28,6 +28,50 @@ class TextEmbedding(TextEncoder):
     @property
     def embedding_size(self) -> int:
         return self.manifest.dim
+
+    @classmethod
+    def add_custom_model(
+        cls,
+        model: str,
+        pooling: Any,
+        normalization: bool,
+        sources: Any,
+        dim: int,
+        model_file: str = "onnx/model.onnx",
+        description: str = "",
+        license: str = "",
+        size_in_gb: float = 0.0,
+        additional_files: list[str] | None = None,
+        output_name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """FastEmbed's ``add_custom_model``: describe a model kettle's registry lacks.
+
+        kettle never downloads at run time, so this registers the description and the model
+        must then be **baked** before ``TextEmbedding(model)`` loads it: in this process with
+        ``models_bake.bake.bake(model, out="models")``, or from the shell with the command the
+        error of an unbaked model prints (``python -m models_bake MODEL --source REPO_OR_DIR
+        --kind dense --pooling ... --out models``). ``sources``: FastEmbed's ``ModelSource(hf=...)``,
+        ``{"hf": ...}``, a Hugging Face repo id or a local folder (a ``url`` archive is refused:
+        unpack it and pass the folder). An hf source bakes its ``model_file`` ONNX as it is; a
+        folder of safetensors is converted. ``pooling``: FastEmbed's PoolingType or "mean", "cls",
+        "last"; ``max_length=`` (default 512) is kettle's own. Once baked, the manifest carries
+        the description: later processes need not call this again.
+        """
+        register_custom(
+            "dense",
+            model,
+            sources,
+            dim=dim,
+            pooling=pooling,
+            normalize=normalization,
+            model_file=model_file,
+            description=description,
+            license=license,
+            size_in_gb=size_in_gb,
+            max_length=int(kwargs.pop("max_length", 512)),
+            extra={"output_name": output_name} if output_name else None,
+        )
 
     @property
     def query_prefix(self) -> str:
@@ -49,12 +93,15 @@ class TextEmbedding(TextEncoder):
         self,
         documents: str | Iterable[str],
         batch_size: int = DEFAULT_BATCH_SIZE,
+        parallel: int | None = None,
         *,
         normalize: bool | None = None,
         truncate: bool = True,
         **kwargs: Any,
     ) -> Iterator[np.ndarray]:
         """float32 vectors in input order, from any iterable, in bounded memory.
+
+        ``parallel`` (FastEmbed's): that many worker processes (0: one per CPU), same vectors.
 
         ``normalize``: unit vectors (True), raw pooled ones (False), or as the model is baked
         (None). ``truncate=False``: a text past max_length raises TextTooLongError instead of
@@ -66,6 +113,7 @@ class TextEmbedding(TextEncoder):
             partial(self._last_step, normalize=normalize),
             truncate=truncate,
             kind=kwargs.pop("kind", None),
+            parallel=parallel,
         )
 
     def embed_with_usage(
@@ -97,10 +145,11 @@ class TextEmbedding(TextEncoder):
         self, query: str | Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, **kwargs: Any
     ) -> Iterator[np.ndarray]:
         """Embed search queries (the model's query prefix applied)."""
-        return self.embed(query, batch_size, kind="query", **kwargs)
+        return self.embed(query, batch_size, kwargs.pop("parallel", None), kind="query", **kwargs)
 
     def passage_embed(
         self, texts: str | Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, **kwargs: Any
     ) -> Iterator[np.ndarray]:
         """Embed documents to be searched (the model's passage prefix applied)."""
-        return self.embed(texts, batch_size, kind="passage", **kwargs)
+        parallel = kwargs.pop("parallel", None)
+        return self.embed(texts, batch_size, parallel, kind="passage", **kwargs)

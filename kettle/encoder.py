@@ -26,6 +26,7 @@ from kettle.batching import (
 )
 from kettle.errors import TextTooLongError, check_texts
 from kettle.onnx_model import OnnxModel
+from kettle.parallel import WorkerPool, ordered, run_batch, step_spec, workers_for
 from kettle.tokenize import TextTokenizer
 
 TextKind = Literal["query", "passage"]
@@ -104,10 +105,15 @@ class TextEncoder(OnnxModel):
         return self.token_counts([self._prefix(kind) + text], truncate=False)[0]
 
     # ------------------------------------------------------------------ the shared path
-    def run(self, encodings: Sequence[Encoding]) -> tuple[np.ndarray, np.ndarray]:
-        """One padded batch through the session: (model output, attention mask)."""
+    def feeds(self, encodings: Sequence[Any]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """One batch padded as the graph takes it, and the mask its last step reads."""
         feeds = self.tokenizer.pad(encodings)
-        return self.run_session(feeds), feeds["attention_mask"]
+        return feeds, feeds["attention_mask"]
+
+    def run(self, encodings: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """One padded batch through the session: (model output, the mask)."""
+        feeds, mask = self.feeds(encodings)
+        return self.run_session(feeds), mask
 
     def _with_counts(
         self,
@@ -120,16 +126,42 @@ class TextEncoder(OnnxModel):
         truncate: bool = True,
         kind: TextKind | None = None,
         window_size: int | None = None,
+        parallel: int | None = None,
     ) -> Iterator[tuple[Any, int]]:
         """(result of ``last_step``, tokens read) per item, in input order, one bounded window at
         a time. Every item of a window is checked and tokenized before any of it runs, so a bad
-        item or (``truncate=False``) a text past max_length stops the window with nothing run."""
+        item or (``truncate=False``) a text past max_length stops the window with nothing run.
+        ``parallel``: worker processes run the batches (kettle.parallel), same results."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if isinstance(texts, str):
             texts = [texts]
+        workers = workers_for(parallel, texts, batch_size)
         encode = encode or self._encoder(kind)
         size = window_size or max(DEFAULT_WINDOW, batch_size)
+        if workers:
+            with WorkerPool(self, workers) as pool:
+                yield from self._windows(
+                    texts, size, batch_size, last_step, encode, check, truncate, kind, pool
+                )
+        else:
+            yield from self._windows(
+                texts, size, batch_size, last_step, encode, check, truncate, kind, None
+            )
+
+    def _windows(
+        self,
+        texts: Iterable[Any],
+        size: int,
+        batch_size: int,
+        last_step: Callable[[np.ndarray, np.ndarray], Sequence[Any]],
+        encode: Callable[[list[Any]], Sequence[Any]],
+        check: Callable[[Sequence[Any], int], None],
+        truncate: bool,
+        kind: TextKind | None,
+        pool: WorkerPool | None,
+    ) -> Iterator[tuple[Any, int]]:
+        spec = step_spec(last_step) if pool is not None else None
         for offset, window in _offset_windows(texts, size):
             check(window, offset)
             encodings = encode(window)
@@ -145,9 +177,16 @@ class TextEncoder(OnnxModel):
             counts = [_n_tokens(e) for e in encodings]
             results: list[Any] = [None] * len(window)
             lengths = [len(e.ids) for e in encodings]
-            for batch in plan_batches(lengths, batch_size, self.token_budget):
-                output, mask = self.run([encodings[i] for i in batch])
-                for i, result in zip(batch, last_step(output, mask), strict=True):
+            batches = plan_batches(lengths, batch_size, self.token_budget)
+            if pool is None:
+                outputs: Iterable[Sequence[Any]] = (
+                    last_step(*self.run([encodings[i] for i in batch])) for batch in batches
+                )
+            else:
+                tasks = (self.feeds([encodings[i] for i in batch]) + (spec,) for batch in batches)
+                outputs = ordered(pool, run_batch, tasks)
+            for batch, batch_results in zip(batches, outputs, strict=True):
+                for i, result in zip(batch, batch_results, strict=True):
                     results[i] = result
             yield from zip(results, counts, strict=True)
 

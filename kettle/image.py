@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from kettle.onnx_model import OnnxModel
+from kettle.parallel import WorkerPool, embed_images, ordered, workers_for
 from kettle.pooling import normalize, pool
 from kettle.preprocess import ImageInput, ImagePreprocessor, open_image, require_pillow
 
@@ -48,23 +49,41 @@ class ImageEmbedding(OnnxModel):
         self,
         images: ImageInput | Iterable[ImageInput],
         batch_size: int = DEFAULT_IMAGE_BATCH_SIZE,
+        parallel: int | None = None,
         **kwargs: Any,
     ) -> Iterator[np.ndarray]:
         """float32 vectors in input order; images are file paths, bytes or PIL images.
 
         Any iterable works; at most ``batch_size`` images are open at a time. A bad item raises
-        an ImageInputError that names its index (``images[i]``, ``.index``).
+        an ImageInputError that names its index (``images[i]``, ``.index``). ``parallel``: that
+        many worker processes (0: one per CPU) embed the same batches, in input order.
         """
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         if _is_single(images):
             images = [images]
-        iterator = iter(images)
-        offset = 0
-        while batch := list(islice(iterator, batch_size)):
-            opened = [open_image(item, offset + i) for i, item in enumerate(batch)]
-            yield from self.run(self.preprocessor(opened, offset))
-            offset += len(batch)
+        workers = workers_for(parallel, images, batch_size)
+        batches = _batches(images, batch_size)
+        if not workers:
+            for offset, batch in batches:
+                yield from self.embed_batch(batch, offset)
+            return
+        with WorkerPool(self, workers) as pool:
+            for vectors in ordered(pool, embed_images, batches):
+                yield from vectors
+
+    def embed_batch(self, images: list[ImageInput], offset: int = 0) -> np.ndarray:
+        """One batch of images -> [N, dim]; errors name ``images[offset + i]``."""
+        opened = [open_image(item, offset + i) for i, item in enumerate(images)]
+        return self.run(self.preprocessor(opened, offset))
+
+
+def _batches(images: Iterable[ImageInput], size: int) -> Iterator[tuple[int, list]]:
+    iterator = iter(images)
+    offset = 0
+    while batch := list(islice(iterator, size)):
+        yield offset, batch
+        offset += len(batch)
 
 
 def _is_single(images: object) -> bool:

@@ -163,8 +163,8 @@ class LateInteractionTextEmbedding(TextEncoder):
     def _encoder(self, kind: TextKind | None):
         return self.encode_queries if kind == "query" else self.encode_documents
 
-    def run(self, encodings: Sequence[Tokens | Encoding]) -> tuple[np.ndarray, np.ndarray]:
-        """One padded batch through the session: (token vectors, which positions to keep)."""
+    def feeds(self, encodings: Sequence[Tokens | Encoding]) -> tuple[dict, np.ndarray]:
+        """One padded batch and which positions' vectors to keep."""
         width = max(len(e.ids) for e in encodings)
         shape = (len(encodings), width)
         ids = np.full(shape, self.tokenizer.pad_id, dtype=np.int64)
@@ -177,8 +177,7 @@ class LateInteractionTextEmbedding(TextEncoder):
             mask[row, :n] = e.attention_mask
             types[row, :n] = e.type_ids
             keep[row, :n] = getattr(e, "keep", e.attention_mask)
-        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-        return self.run_session(feeds), keep
+        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}, keep
 
     @staticmethod
     def _vectors(
@@ -195,6 +194,7 @@ class LateInteractionTextEmbedding(TextEncoder):
         self,
         documents: str | Iterable[str],
         batch_size: int = DEFAULT_BATCH_SIZE,
+        parallel: int | None = None,
         *,
         normalize: bool | None = None,
         truncate: bool = True,
@@ -207,6 +207,7 @@ class LateInteractionTextEmbedding(TextEncoder):
             partial(self._vectors, normalize=normalize),
             truncate=truncate,
             kind=kwargs.pop("kind", None),
+            parallel=parallel,
         )
 
     def passage_embed(
@@ -219,7 +220,7 @@ class LateInteractionTextEmbedding(TextEncoder):
         self, query: str | Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, **kwargs: Any
     ) -> Iterator[np.ndarray]:
         """Queries -> float32 [max(query_length, n_tokens), dim] each."""
-        return self.embed(query, batch_size, kind="query", **kwargs)
+        return self.embed(query, batch_size, kwargs.pop("parallel", None), kind="query", **kwargs)
 
     def embed_with_usage(
         self,

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from kettle.manifest import Manifest
-from kettle.registry import DEFAULT_MODEL, list_supported_models
-from kettle.store import BakedModel, find_model, load_bake
+from kettle.registry import DEFAULT_MODEL, UnknownModelError, get_model, list_supported_models
+from kettle.store import BakedModel, bake_size_gb, find_model, load_bake
 
 Provider = str | tuple[str, dict]
 
@@ -101,6 +101,7 @@ class OnnxModel:
         self._session = None
         self._input_names: list[str] = []
         self._output_name: str | None = self.manifest.onnx.get("output")
+        self._options = dict(kwargs)  # replayed by worker processes (kettle.parallel)
         self._setup(**kwargs)
         if lazy_load is False:
             self.load()
@@ -151,9 +152,34 @@ class OnnxModel:
 
     # ------------------------------------------------------------------ listing
     @classmethod
-    def list_supported_models(cls) -> list[dict[str, Any]]:
-        """The registry's models of this class's kind, with FastEmbed's keys."""
-        return list_supported_models(cls.kind or None)
+    def list_supported_models(
+        cls, models_dir: str | os.PathLike | None = None
+    ) -> list[dict[str, Any]]:
+        """The registry's models of this class's kind, with FastEmbed's keys; ``baked`` says
+        whether a bake is found (in ``models_dir`` or the usual places), and a baked model's
+        ``size_in_GB`` is its bake's."""
+        rows = list_supported_models(cls.kind or None)
+        for row in rows:
+            try:
+                baked = find_model(row["model"], models_dir, verify=False)
+            except (LookupError, ValueError):
+                row["baked"] = False
+                continue
+            row["baked"] = True
+            row["size_in_GB"] = round(bake_size_gb(baked), 4)
+        return rows
+
+    @classmethod
+    def get_embedding_size(cls, model_name: str) -> int:
+        """The vector size of ``model_name`` from the registry (FastEmbed's classmethod; no bake
+        needed). A model outside the registry: construct it and read ``embedding_size``."""
+        try:
+            description = get_model(model_name)
+        except UnknownModelError:  # baked from a folder of its own: its manifest knows
+            return find_model(model_name, kind=cls.kind or None, verify=False).manifest.dim
+        if cls.kind and description.kind != cls.kind:
+            raise ValueError(f"{description.name} is a {description.kind} model, not {cls.kind}")
+        return description.dim
 
     def __getstate__(self) -> dict[str, Any]:
         # Worker processes rebuild the session themselves; an ONNX session does not pickle.

@@ -22,7 +22,7 @@ from tokenizers import Encoding, Tokenizer
 from kettle.batching import DEFAULT_BATCH_SIZE
 from kettle.encoder import TextEncoder
 from kettle.errors import InvalidTextError, check_texts, text_problem
-from kettle.registry import DEFAULT_RERANK_MODEL
+from kettle.registry import DEFAULT_RERANK_MODEL, register_custom
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,34 @@ class TextCrossEncoder(TextEncoder):
         self._longest_first.enable_truncation(self.max_length, strategy="longest_first")
         self._label = int(self.manifest.extra.get("score_label", 0))
 
+    @classmethod
+    def add_custom_model(
+        cls,
+        model: str,
+        sources: Any,
+        model_file: str = "onnx/model.onnx",
+        description: str = "",
+        license: str = "",
+        size_in_gb: float = 0.0,
+        additional_files: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """FastEmbed's ``add_custom_model`` for a cross-encoder; then bake it before use (see
+        ``TextEmbedding.add_custom_model``: kettle never downloads at run time)."""
+        register_custom(
+            "rerank",
+            model,
+            sources,
+            dim=1,
+            pooling="none",
+            normalize=False,
+            model_file=model_file,
+            description=description,
+            license=license,
+            size_in_gb=size_in_gb,
+            max_length=int(kwargs.pop("max_length", 512)),
+        )
+
     def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[Encoding]:
         """Token ids of each pair as the model sees them (document cut first, see module doc)."""
         pairs = [(q, d) for q, d in pairs]
@@ -109,13 +137,17 @@ class TextCrossEncoder(TextEncoder):
         self,
         pairs: Iterable[tuple[str, str]],
         batch_size: int = DEFAULT_BATCH_SIZE,
+        parallel: int | None = None,
+        *,
         sigmoid: bool = False,
+        **kwargs: Any,
     ) -> list[float]:
-        """Scores of (query, document) pairs, in input order: raw logits, or their sigmoid."""
-        scores = np.fromiter(
-            self._stream(pairs, batch_size, self._scores, self.encode_pairs, check_pairs),
-            dtype=np.float64,
+        """Scores of (query, document) pairs, in input order: raw logits, or their sigmoid.
+        ``parallel``: worker processes, as in ``TextEmbedding.embed``."""
+        stream = self._stream(
+            pairs, batch_size, self._scores, self.encode_pairs, check_pairs, parallel=parallel
         )
+        scores = np.fromiter(stream, dtype=np.float64)
         if sigmoid:
             scores = _sigmoid(scores)
         return scores.tolist()
@@ -136,7 +168,7 @@ class TextCrossEncoder(TextEncoder):
         if top_n is not None and top_n < 1:
             raise ValueError(f"top_n must be at least 1, got {top_n}")
         documents = self._documents(query, documents)
-        scores = self.rerank_pairs([(query, d) for d in documents], batch_size, sigmoid)
+        scores = self.rerank_pairs([(query, d) for d in documents], batch_size, sigmoid=sigmoid)
         order = sorted(range(len(scores)), key=lambda i: -scores[i])[:top_n]
         return [
             RerankResult(i, scores[i], documents[i] if return_documents else None) for i in order
@@ -152,8 +184,7 @@ class TextCrossEncoder(TextEncoder):
         """FastEmbed's rerank: one score per document, **in input order** (raw logits;
         ``sigmoid=True`` maps them to (0, 1)). ``rank`` gives them best first."""
         documents = self._documents(query, documents)
-        sig = bool(kwargs.pop("sigmoid", False))
-        return self.rerank_pairs([(query, d) for d in documents], batch_size, sig)
+        return self.rerank_pairs([(query, d) for d in documents], batch_size, **kwargs)
 
     @staticmethod
     def _documents(query: str, documents: Iterable[str]) -> list[str]:

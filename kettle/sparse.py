@@ -19,7 +19,22 @@ import numpy as np
 from kettle.batching import DEFAULT_BATCH_SIZE
 from kettle.encoder import Embedded, TextEncoder, TextKind
 from kettle.pooling import normalize as unit
-from kettle.registry import DEFAULT_SPARSE_MODEL
+from kettle.registry import DEFAULT_SPARSE_MODEL, UnknownModelError
+
+BM25_ROW: dict[str, Any] = {
+    "model": "Qdrant/bm25",
+    "dim": None,
+    "description": "BM25 as sparse vectors for Qdrant's modifier=idf (kettle.Bm25; no model file).",
+    "license": "apache-2.0",
+    "size_in_GB": 0.0,
+    "sources": {"hf": None, "url": None, "_deprecated_tar_struct": False},
+    "model_file": "",
+    "additional_files": [],
+    "requires_idf": True,
+    "vocab_size": None,
+    "kind": "sparse",
+    "baked": True,  # nothing to bake: needs only kettle[bm25]
+}
 
 # The logits of one batch are tokens x vocab floats (30522 for BERT): 2048 tokens are 250 MB.
 SPARSE_TOKEN_BUDGET = 2048
@@ -118,6 +133,29 @@ class SparseTextEmbedding(TextEncoder):
     default_model = DEFAULT_SPARSE_MODEL
     token_budget = SPARSE_TOKEN_BUDGET
 
+    def __new__(cls, model_name: str | None = None, *args: Any, **kwargs: Any):
+        """``SparseTextEmbedding("Qdrant/bm25", ...)`` gives a ``kettle.Bm25`` (FastEmbed's
+        dispatch: BM25 needs no model); BM42 is refused with what to use instead."""
+        name = (model_name or "").lower()
+        if name == "qdrant/bm25":
+            from kettle.bm25 import Bm25
+
+            if args:
+                kwargs["cache_dir"] = args[0]
+            return Bm25.from_fastembed(model_name, **kwargs)
+        if name.startswith("qdrant/bm42"):
+            raise UnknownModelError(
+                f"{model_name} is not available in kettle: BM42 weighs terms by a model's "
+                "attention, which kettle does not bake; use Qdrant/bm25 or a SPLADE model "
+                f"({DEFAULT_SPARSE_MODEL})"
+            )
+        return super().__new__(cls)
+
+    @classmethod
+    def list_supported_models(cls, models_dir: Any = None) -> list[dict[str, Any]]:
+        """The SPLADE models of the registry, then Qdrant/bm25 (no bake needed)."""
+        return super().list_supported_models(models_dir) + [BM25_ROW]
+
     @property
     def vocab_size(self) -> int:
         return self.manifest.dim
@@ -143,8 +181,9 @@ class SparseTextEmbedding(TextEncoder):
         self,
         documents: str | Iterable[str],
         batch_size: int = DEFAULT_BATCH_SIZE,
-        top_k: int | None = None,
+        parallel: int | None = None,
         *,
+        top_k: int | None = None,
         normalize: bool | None = None,
         truncate: bool = True,
         **kwargs: Any,
@@ -158,6 +197,7 @@ class SparseTextEmbedding(TextEncoder):
             self._step(top_k, normalize),
             truncate=truncate,
             kind=kwargs.pop("kind", None),
+            parallel=parallel,
         )
 
     def embed_with_usage(
@@ -184,7 +224,8 @@ class SparseTextEmbedding(TextEncoder):
         **kwargs: Any,
     ) -> Iterator[SparseEmbedding]:
         """Embed search queries (the model's query prefix applied, if it has one)."""
-        return self.embed(query, batch_size, top_k, kind="query", **kwargs)
+        parallel = kwargs.pop("parallel", None)
+        return self.embed(query, batch_size, parallel, top_k=top_k, kind="query", **kwargs)
 
     def passage_embed(
         self,
@@ -194,4 +235,5 @@ class SparseTextEmbedding(TextEncoder):
         **kwargs: Any,
     ) -> Iterator[SparseEmbedding]:
         """Embed documents (the model's passage prefix applied, if it has one)."""
-        return self.embed(texts, batch_size, top_k, kind="passage", **kwargs)
+        parallel = kwargs.pop("parallel", None)
+        return self.embed(texts, batch_size, parallel, top_k=top_k, kind="passage", **kwargs)
