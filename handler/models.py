@@ -9,7 +9,6 @@ imported inside the loader, so importing the handler costs no model and no sessi
 
 from __future__ import annotations
 
-import importlib
 import threading
 import time
 from collections import Counter
@@ -62,22 +61,19 @@ class ModelFilesError(RuntimeError):
 def kettle_class(kind: str) -> type:
     """kettle's class for ``kind``, imported on first use (only the kinds a deployment serves)."""
     name = CLASSES[kind]
-    import kettle
+    import kettle  # lazy (PEP 562): only the class asked for is imported
 
     try:
         return getattr(kettle, name)
-    except AttributeError:  # a kettle without the lazy top-level names (before issue 8's lib8)
-        module = {"image": "kettle.image", "late_interaction": "kettle.late_interaction"}.get(kind)
-        if module is None:
-            raise ModelNotConfiguredError(f"this kettle cannot serve {kind} models") from None
-        return getattr(importlib.import_module(module), name)
+    except AttributeError:
+        raise ModelNotConfiguredError(f"this kettle cannot serve {kind} models") from None
 
 
 def threads_for(settings: Settings, cpus: int | None = None) -> int:
     """ONNX Runtime threads: $KETTLE_THREADS, else one per ~1,769 MB of the function's memory
     (at least 1, at most the CPUs this process may use), else every CPU."""
     if cpus is None:
-        from kettle.session import available_cpus
+        from kettle import available_cpus
 
         cpus = available_cpus()
     if settings.threads:
@@ -208,7 +204,7 @@ def baked_models(settings: Settings, kind: str | None = None) -> list[str]:
 
 def describe_baked(settings: Settings) -> list[dict[str, Any]]:
     """The baked models' manifests in brief (no file hashing: cheap enough for every request)."""
-    from kettle.store import find_model, list_baked
+    from kettle import find_model, list_baked
 
     described = []
     for name in list_baked(settings.models_dir):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -39,6 +41,31 @@ def model_for(kind: str, settings: Settings, name: str | None = None) -> Any:
         if name is None:
             raise ApiError("model_not_baked", str(exc)) from None
         raise
+
+
+@contextmanager
+def named(field: str, model: Any = None) -> Iterator[None]:
+    """kettle's input errors as ApiErrors naming the request's own field: kettle says
+    ``texts[3]``, the request called it ``inputs[3]``. Its index is read, never its message."""
+    from kettle.errors import ImageInputError, KettleInputError, TextTooLongError
+
+    try:
+        yield
+    except KettleInputError as exc:
+        where = field if exc.index is None else f"{field}[{exc.index}]"
+        if isinstance(exc, TextTooLongError):
+            name = getattr(model, "model_name", None) or "the model"
+            raise ApiError(
+                "text_too_long",
+                f"{where} has {exc.tokens} tokens; {name} takes at most {exc.limit} "
+                "(send truncate=true to cut it)",
+                where,
+            ) from None
+        message = str(exc)
+        if message.startswith(exc.where):
+            message = where + message[len(exc.where) :]
+        code = "invalid_image" if isinstance(exc, ImageInputError) else "invalid_text"
+        raise ApiError(code, message, where) from None
 
 
 def json_floats(matrix: np.ndarray) -> list:

@@ -25,6 +25,7 @@ from handler.routes.common import (
     json_floats,
     json_response,
     model_for,
+    named,
     responses,
 )
 from handler.schemas import EmbedImageRequest
@@ -181,25 +182,19 @@ def _decoded_images(sources: list[bytes | tuple[str, str]], settings: Settings) 
     ),
 )
 def embed_image(request: EmbedImageRequest):
-    from kettle.pooling import normalize
-
     settings = Settings.from_env()
     items = as_list(request.images)
     check_count(items, "images", settings, "images")
     name = resolve_name(request.model, "image", settings) if request.model else None
     model = model_for("image", settings, name)
     sources = _image_sources(items, settings)
-    with timed("InferenceLatency"):
-        try:
-            rows = list(model.embed(_decoded_images(sources, settings)))
-        except ValueError as exc:  # kettle's preprocessing names the image it cannot batch
-            if str(exc).startswith("images["):
-                where = str(exc).split("]", 1)[0] + "]"
-                raise ApiError("invalid_image", str(exc), where) from None
-            raise
+    # kettle's ImageInputError carries the index of the image it cannot preprocess.
+    with timed("InferenceLatency"), named("images", model):
+        rows = list(model.embed(_decoded_images(sources, settings)))
     vectors = np.stack(rows).astype(np.float32, copy=False)
-    if not model.manifest.normalize:
-        vectors = normalize(vectors)
+    if not model.manifest.normalize:  # the API promises unit vectors whatever the bake says
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = (vectors / np.where(norms == 0, 1, norms)).astype(np.float32)
     count(Images=len(items))
     logger.info("embed_image", extra={"images": len(items)})
     return json_response(json_floats(vectors))

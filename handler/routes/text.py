@@ -18,6 +18,7 @@ from handler.routes.common import (
     json_floats,
     json_response,
     model_for,
+    named,
     responses,
 )
 from handler.schemas import (
@@ -38,37 +39,6 @@ router = Router()
 _TEXT_ERRORS = ("too_many_texts", "invalid_text", "model_not_configured", "model_not_baked")
 
 
-def _check_lengths(model: Any, texts: list[str], field: str) -> None:
-    """truncate=false: a text past the model's max_length is an error naming it."""
-    limit = model.max_length
-    for index, tokens in enumerate(model.token_counts(texts, truncate=False)):
-        if tokens > limit:
-            raise ApiError(
-                "text_too_long",
-                f"{field}[{index}] has {tokens} tokens; {model.model_name} takes at most {limit} "
-                "(send truncate=true to cut it)",
-                f"{field}[{index}]",
-            )
-
-
-def _dense_vectors(model: Any, texts: list[str], normalize: bool, prefix: str = "") -> np.ndarray:
-    from kettle.pooling import normalize as unit
-    from kettle.pooling import pool
-
-    if prefix:
-        texts = [prefix + t for t in texts]
-    if normalize == model.manifest.normalize:
-        rows = list(model.embed(texts))
-    else:
-
-        def last_step(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
-            vectors = pool(model.manifest.pooling, hidden, mask).astype(np.float32, copy=False)
-            return unit(vectors) if normalize else vectors
-
-        rows = list(model._stream(texts, 256, last_step))
-    return np.stack(rows).astype(np.float32, copy=False)
-
-
 def _log(operation: str, texts: int, tokens: int) -> None:
     count(Texts=texts, Tokens=tokens)
     logger.info(operation, extra={"texts": texts, "tokens": tokens})
@@ -85,13 +55,12 @@ def embed(request: EmbedRequest):
     texts = as_list(request.inputs)
     check_count(texts, "inputs", settings)
     model = model_for("dense", settings)
-    if not request.truncate:
-        _check_lengths(model, texts, "inputs")
-    prefix = {"query": model.query_prefix, "passage": model.passage_prefix}.get(request.kind or "")
-    with timed("InferenceLatency"):
-        vectors = _dense_vectors(model, texts, request.normalize, prefix or "")
-    _log("embed", len(texts), model.token_count(texts))
-    return json_response(json_floats(vectors))
+    with timed("InferenceLatency"), named("inputs", model):
+        embedded = model.embed_with_usage(
+            texts, kind=request.kind, normalize=request.normalize, truncate=request.truncate
+        )
+    _log("embed", len(texts), sum(embedded.token_counts))
+    return json_response(json_floats(embedded.vectors))
 
 
 @router.post(
@@ -115,13 +84,14 @@ def openai_embeddings(request: OpenAIEmbeddingRequest):
             f"dimensions is {request.dimensions}; {name} makes {dim}-dimensional vectors",
             "dimensions",
         )
-    with timed("InferenceLatency"):
-        vectors = _dense_vectors(model, texts, True)
+    with timed("InferenceLatency"), named("input", model):
+        embedded = model.embed_with_usage(texts, normalize=True)
+    vectors = embedded.vectors
     if request.dimensions is not None and request.dimensions < dim:
-        from kettle.pooling import normalize
-
-        vectors = normalize(vectors[:, : request.dimensions])
-    tokens = model.token_count(texts)
+        vectors = vectors[:, : request.dimensions]  # Matryoshka-style: cut, then unit length
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = (vectors / np.where(norms == 0, 1, norms)).astype(np.float32)
+    tokens = sum(embedded.token_counts)
     _log("openai_embeddings", len(texts), tokens)
     if request.encoding_format == "base64":
         encoded: list = [
@@ -152,17 +122,16 @@ def embed_sparse(request: SparseRequest):
     texts = as_list(request.inputs)
     check_count(texts, "inputs", settings)
     model = model_for("sparse", settings)
-    if not request.truncate:
-        _check_lengths(model, texts, "inputs")
-    with timed("InferenceLatency"):
-        result = [
-            {
-                "indices": np.asarray(e.indices).tolist(),
-                "values": np.round(np.asarray(e.values, np.float64), 6).tolist(),
-            }
-            for e in model.embed(texts)
-        ]
-    _log("embed_sparse", len(texts), model.token_count(texts))
+    with timed("InferenceLatency"), named("inputs", model):
+        embedded = model.embed_with_usage(texts, truncate=request.truncate)
+    result = [
+        {
+            "indices": np.asarray(e.indices).tolist(),
+            "values": np.round(np.asarray(e.values, np.float64), 6).tolist(),
+        }
+        for e in embedded.vectors
+    ]
+    _log("embed_sparse", len(texts), sum(embedded.token_counts))
     return json_response(result)
 
 
@@ -189,39 +158,23 @@ def rerank(request: RerankRequest):
                     f"{model.model_name} takes at most {limit} (send truncate=true to cut it)",
                     f"texts[{index}]",
                 )
-    with timed("InferenceLatency"):
-        scores = model.rerank(
-            request.query, texts, top_n=request.top_n, sigmoid=not request.raw_scores
+    with timed("InferenceLatency"), named("texts", model):
+        ranked = model.rank(
+            request.query,
+            texts,
+            top_n=request.top_n,
+            sigmoid=not request.raw_scores,
+            return_documents=request.return_text,
         )
-        ranked = ranked_results(scores, request.top_n)
     tokens = model.token_count([request.query]) * len(texts) + model.token_count(texts)
     _log("rerank", len(texts), tokens)
     out = []
-    for index, score in ranked:
-        item: dict[str, Any] = {"index": index, "score": round(float(score), 6)}
+    for result in ranked:
+        item: dict[str, Any] = {"index": result.index, "score": round(float(result.score), 6)}
         if request.return_text:
-            item["text"] = texts[index]
+            item["text"] = result.document
         out.append(item)
     return json_response(out)
-
-
-def ranked_results(result: Any, top_n: int | None) -> list[tuple[int, float]]:
-    """(index, score) best first from what TextCrossEncoder.rerank returns: scores in input order,
-    or ranked items with index and score (attributes, mapping keys or pairs)."""
-    items = list(result)
-    pairs: list[tuple[int, float]] = []
-    for position, item in enumerate(items):
-        if isinstance(item, (int, float, np.number)):
-            pairs.append((position, float(item)))
-        elif isinstance(item, dict):
-            pairs.append((int(item["index"]), float(item["score"])))
-        elif hasattr(item, "index") and hasattr(item, "score"):
-            pairs.append((int(item.index), float(item.score)))
-        else:
-            index, score = item
-            pairs.append((int(index), float(score)))
-    pairs.sort(key=lambda p: -p[1])
-    return pairs[:top_n] if top_n else pairs
 
 
 @router.post(
@@ -235,13 +188,11 @@ def embed_multi(request: EmbedMultiRequest):
     texts = as_list(request.inputs)
     check_count(texts, "inputs", settings)
     model = model_for("late_interaction", settings)
-    if not request.truncate:
-        _check_lengths(model, texts, "inputs")
-    embed = model.query_embed if request.kind == "query" else model.embed
-    with timed("InferenceLatency"):
-        rows = [json_floats(r) for r in embed(texts)]
-    _log("embed_multi", len(texts), model.token_count(texts))
-    return json_response(rows)
+    kind = "query" if request.kind == "query" else None
+    with timed("InferenceLatency"), named("inputs", model):
+        embedded = model.embed_with_usage(texts, kind=kind, truncate=request.truncate)
+    _log("embed_multi", len(texts), sum(embedded.token_counts))
+    return json_response([json_floats(r) for r in embedded.vectors])
 
 
 @router.post(

@@ -43,9 +43,14 @@ def test_embed_normalize_false_keeps_the_pooled_length(call_api, dense_model):
 
 
 def test_embed_kind_applies_the_models_prefix(call_api, dense_model, monkeypatch):
+    import dataclasses
+
     from kettle.dense import TextEmbedding
 
-    monkeypatch.setattr(TextEmbedding, "query_prefix", property(lambda self: "query: "))
+    def manifest(self):  # MiniLM has no query prefix: give it one
+        return dataclasses.replace(self.baked.manifest, query_prefix="query: ")
+
+    monkeypatch.setattr(TextEmbedding, "manifest", property(manifest))
     got = vectors_of(call_api("POST", "/embed", {"inputs": "boiling", "kind": "query"}))
     prefixed = np.stack(list(dense_model.embed(["query: boiling"])))
     plain = np.stack(list(dense_model.embed(["boiling"])))
@@ -171,10 +176,10 @@ def log_lines(monkeypatch):
 def test_a_failure_inside_is_a_generic_500_and_is_logged(call_api, monkeypatch, log_lines, version):
     from kettle.dense import TextEmbedding
 
-    def explode(self, texts, batch_size=256):
+    def explode(self, texts, batch_size=256, **options):
         raise RuntimeError("secret detail at /var/task/model.onnx")
 
-    monkeypatch.setattr(TextEmbedding, "embed", explode)
+    monkeypatch.setattr(TextEmbedding, "embed_with_usage", explode)
     result = call_api("POST", "/embed", {"inputs": "a"}, version=version)
     assert result.status == 500, result
     body = result.json()
@@ -280,7 +285,7 @@ def test_rerank_orders_best_first(call_api, monkeypatch, rerank_model):
     result = call_api("POST", "/rerank", {"query": query, "texts": texts, "return_text": True})
     assert result.status == 200, result
     got = result.json()
-    want = TextCrossEncoder(name, models_dir=models).rerank(query, texts, sigmoid=True)
+    want = TextCrossEncoder(name, models_dir=models).rank(query, texts, sigmoid=True)
     assert [g["index"] for g in got] == [w.index for w in want]
     np.testing.assert_allclose([g["score"] for g in got], [w.score for w in want], atol=1e-6)
     assert [g["text"] for g in got] == [texts[w.index] for w in want]
