@@ -371,3 +371,30 @@ def test_a_response_past_lambdas_limit_is_413_not_a_lambda_error(call_api, monke
         "POST", "/v1/embeddings", {"input": ["a"] * 8, "model": DENSE, "encoding_format": "base64"}
     )
     assert b64.status == 200  # base64 is about a third of the bytes
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/embed", {"inputs": TEXTS}),
+        ("/embed", {"inputs": TEXTS, "truncate": False, "kind": "query"}),
+        ("/v1/embeddings", {"input": TEXTS, "model": DENSE}),
+    ],
+)
+def test_a_request_tokenizes_its_texts_once(call_api, monkeypatch, path, body):
+    """Vectors and the usage count come from one tokenization (kettle's embed_with_usage)."""
+    from kettle.tokenize import TextTokenizer
+
+    calls = []
+    for name in ("encode", "count"):
+        original = getattr(TextTokenizer, name)
+
+        def counted(self, texts, *args, _original=original, _name=name, **kwargs):
+            calls.append((_name, len(list(texts))))
+            return _original(self, texts, *args, **kwargs)
+
+        monkeypatch.setattr(TextTokenizer, name, counted)
+    assert call_api("POST", "/embed", {"inputs": "warm up"}).status == 200  # model loaded
+    calls.clear()
+    assert call_api("POST", path, body).status == 200
+    assert sum(n for _, n in calls) == len(TEXTS), calls
