@@ -239,6 +239,38 @@ def invoke(path: str) -> Any:
     return dispatch_handler(event, LocalContext())
 
 
+def needs_aws(event: Any) -> str | None:
+    """What an S3, SQS or Step Functions event needs from AWS that this machine lacks (a line), or
+    None: API events run offline; the others read and write S3 with boto3's credentials."""
+    from handler.app import UnknownEventError, route
+
+    try:
+        kind = route(event)
+    except UnknownEventError:
+        return None  # dispatch_handler says what is wrong with it
+    if kind == "api":
+        return None
+    import boto3
+
+    session = boto3.Session()
+    missing = []
+    if session.get_credentials() is None:
+        missing.append(
+            "AWS credentials (AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+        )
+    if not session.region_name:
+        missing.append("a region (AWS_REGION or AWS_DEFAULT_REGION)")
+    if not missing:
+        return None
+    what = "an S3/SQS" if kind == "s3" else "a Step Functions batch"
+    return (
+        f"this is {what} event: the handler reads the objects from S3 and writes vectors to "
+        f"OUTPUT_BUCKET, which needs {' and '.join(missing)}; none found. Set them (and the "
+        "buckets the event names), or try an API event offline: "
+        "make invoke EVENT=events/api_v2_embed.json"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m handler.local", description=__doc__.split("\n")[0]
@@ -253,6 +285,16 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")  # no X-Ray daemon here
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # no EMF lines between results
     if args.command == "invoke":
+        try:
+            with open(args.event, encoding="utf-8") as fh:
+                event = json.load(fh)
+        except (OSError, ValueError) as exc:
+            print(f"kettle: cannot read the event {args.event}: {exc}", file=sys.stderr)
+            return 2
+        problem = needs_aws(event)
+        if problem:
+            print(f"kettle: {problem}", file=sys.stderr)
+            return 1
         print(json.dumps(invoke(args.event), indent=2, ensure_ascii=False))
         return 0
     try:

@@ -61,3 +61,27 @@ def test_a_port_in_use_names_the_port_to_pick(capsys):
         assert main(["serve", "--port", str(port)]) == 1
     err = capsys.readouterr().err
     assert f"port {port}" in err and f"PORT={port + 1}" in err and "Traceback" not in err
+
+
+def test_invoke_of_an_s3_event_without_credentials_says_what_it_needs(monkeypatch, capsys):
+    from _handler_helpers import EVENTS
+
+    from handler.local import main
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    assert main(["invoke", str(EVENTS / "s3_put.json")]) == 1
+    err = capsys.readouterr().err
+    assert "AWS credentials" in err and "api_v2_embed.json" in err and "Traceback" not in err
+
+
+def test_invoke_of_an_api_event_runs_offline(capsys):
+    from _handler_helpers import EVENTS
+
+    from handler.local import main
+
+    assert main(["invoke", str(EVENTS / "api_v2_embed.json")]) == 0
+    assert '"statusCode": 200' in capsys.readouterr().out  # after the log lines
