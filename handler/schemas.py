@@ -91,6 +91,12 @@ Texts = Annotated[
 ]
 TextList = Annotated[list[str], BeforeValidator(_check_texts), WithJsonSchema(_TEXT_LIST_SCHEMA)]
 PositiveInt = Annotated[int, Field(ge=1)]
+Precision = Literal["float32", "int8", "uint8", "binary", "ubinary"]
+_PRECISION = (
+    "Output quantization, sentence-transformers' quantize_embeddings: int8/uint8 scale each "
+    "dimension by the request's own min and max (256 steps), binary/ubinary pack the signs into "
+    "bits (dim/8 bytes; binary as int8, offset by -128)."
+)
 
 
 # ---- requests ------------------------------------------------------------------------------------
@@ -108,6 +114,7 @@ class EmbedRequest(_Request):
     kind: Literal["query", "passage"] | None = Field(
         None, description="Apply the model's query or passage prefix."
     )
+    precision: Precision = Field("float32", description=_PRECISION)
 
 
 class OpenAIEmbeddingRequest(BaseModel):
@@ -122,6 +129,9 @@ class OpenAIEmbeddingRequest(BaseModel):
         None, description="Keep the first N dimensions and re-normalize."
     )
     user: str | None = None
+    precision: Precision = Field(
+        "float32", description=_PRECISION + " With base64, the quantized bytes."
+    )
 
 
 class SparseRequest(_Request):
@@ -183,7 +193,7 @@ class _Response(BaseModel):
 class Embedding(_Response):
     object: Literal["embedding"] = "embedding"
     index: int
-    embedding: list[float] | str
+    embedding: list[float] | list[int] | str
 
 
 class Usage(_Response):

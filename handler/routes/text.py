@@ -17,8 +17,10 @@ from handler.routes.common import (
     check_count,
     json_floats,
     json_response,
+    json_vectors,
     model_for,
     named,
+    quantized,
     responses,
 )
 from handler.schemas import (
@@ -60,7 +62,7 @@ def embed(request: EmbedRequest):
             texts, kind=request.kind, normalize=request.normalize, truncate=request.truncate
         )
     _log("embed", len(texts), sum(embedded.token_counts))
-    return json_response(json_floats(embedded.vectors))
+    return json_response(json_vectors(embedded.vectors, request.precision))
 
 
 @router.post(
@@ -94,11 +96,12 @@ def openai_embeddings(request: OpenAIEmbeddingRequest):
     tokens = sum(embedded.token_counts)
     _log("openai_embeddings", len(texts), tokens)
     if request.encoding_format == "base64":
-        encoded: list = [
-            base64.b64encode(row.astype("<f4").tobytes()).decode("ascii") for row in vectors
-        ]
+        rows = quantized(vectors, request.precision)
+        if rows.dtype == np.float32:
+            rows = rows.astype("<f4")
+        encoded: list = [base64.b64encode(row.tobytes()).decode("ascii") for row in rows]
     else:
-        encoded = json_floats(vectors)
+        encoded = json_vectors(vectors, request.precision)
     return json_response(
         {
             "object": "list",

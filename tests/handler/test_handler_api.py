@@ -398,3 +398,43 @@ def test_a_request_tokenizes_its_texts_once(call_api, monkeypatch, path, body):
     calls.clear()
     assert call_api("POST", path, body).status == 200
     assert sum(n for _, n in calls) == len(TEXTS), calls
+
+
+def _st_quantize(embeddings: np.ndarray, precision: str) -> np.ndarray:
+    """sentence-transformers' quantize_embeddings with its default calibration (the batch's own
+    min and max per dimension), written out here as the oracle."""
+    if precision == "ubinary":
+        return np.packbits(embeddings > 0).reshape(embeddings.shape[0], -1)
+    if precision == "binary":
+        return (np.packbits(embeddings > 0).reshape(embeddings.shape[0], -1) - 128).astype(np.int8)
+    ranges = np.vstack((np.min(embeddings, axis=0), np.max(embeddings, axis=0)))
+    starts, steps = ranges[0, :], (ranges[1, :] - ranges[0, :]) / 255
+    if precision == "uint8":
+        return ((embeddings - starts) / steps).astype(np.uint8)
+    return ((embeddings - starts) / steps - 128).astype(np.int8)
+
+
+@pytest.mark.parametrize("precision", ["int8", "uint8", "binary", "ubinary"])
+def test_embed_precision_quantizes_as_sentence_transformers(call_api, dense_model, precision):
+    want = _st_quantize(np.stack(list(dense_model.embed(TEXTS))), precision)  # float32, as ST
+    result = call_api("POST", "/embed", {"inputs": TEXTS, "precision": precision})
+    assert result.status == 200, result
+    got = np.asarray(result.json())
+    assert got.shape == want.shape  # binary: 384 dimensions -> 48 bytes
+    np.testing.assert_array_equal(got, want)
+    b64 = call_api(
+        "POST",
+        "/v1/embeddings",
+        {"input": TEXTS, "model": DENSE, "encoding_format": "base64", "precision": precision},
+    )
+    dtype = np.uint8 if precision in ("uint8", "ubinary") else np.int8
+    rows = [np.frombuffer(base64.b64decode(d["embedding"]), dtype) for d in b64.json()["data"]]
+    np.testing.assert_array_equal(np.stack(rows), got)
+
+
+def test_one_text_at_int8_uses_the_unit_range(call_api, dense_model):
+    vector = next(iter(dense_model.embed(["tea"])))
+    got = np.asarray(call_api("POST", "/embed", {"inputs": "tea", "precision": "int8"}).json())
+    steps = np.float32(2) / np.float32(255)
+    want = np.clip((vector + np.float32(1)) / steps, 0, 255) - 128
+    np.testing.assert_array_equal(got[0], want.astype(np.int8))

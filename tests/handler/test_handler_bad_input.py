@@ -226,8 +226,8 @@ def test_openapi_declares_the_error_answers_and_the_non_empty_constraints():
 
 # ---- the fuzz -------------------------------------------------------------------------------------
 ROUTES: dict[str, tuple[str, ...]] = {
-    "/embed": ("inputs", "normalize", "truncate", "kind"),
-    "/v1/embeddings": ("input", "model", "encoding_format", "dimensions", "user"),
+    "/embed": ("inputs", "normalize", "truncate", "kind", "precision"),
+    "/v1/embeddings": ("input", "model", "encoding_format", "dimensions", "user", "precision"),
     "/embed_sparse": ("inputs", "truncate"),
     "/rerank": ("query", "texts", "top_n", "return_text", "raw_scores", "truncate"),
     "/embed_image": ("images", "model"),
