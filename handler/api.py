@@ -834,6 +834,9 @@ def create_resolver(cls: type[ApiGatewayResolver]) -> ApiGatewayResolver:
     def _openapi():
         return Response(200, JSON, app.get_openapi_json_schema(title=TITLE, version=_version()))
 
+    from handler.routes.search import router as search_router  # POST /search
+
+    app.include_router(search_router)
     app.enable_swagger(path="/docs", title=TITLE, version=_version())
 
     @app.exception_handler(ValidationException)

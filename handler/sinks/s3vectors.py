@@ -40,6 +40,7 @@ MAX_TOP_K = 100  # QueryVectors: topK at most 100
 METADATA_LIMIT = 40 * 1024  # total metadata per vector
 FILTERABLE_LIMIT = 2 * 1024  # filterable metadata per vector
 NON_FILTERABLE_KEYS = ("text",)  # template.yaml's MetadataConfiguration says the same
+_sleep = time.sleep  # the backoff's wait (tests replace it)
 THROTTLE_CODES = {
     "TooManyRequestsException",
     "ThrottlingException",
@@ -123,7 +124,7 @@ def with_backoff(
     attempts: int = 6,
     base: float = 0.2,
     cap: float = 8.0,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> Any:
     """``call()``, retried on throttling with full-jitter exponential backoff (at most
     ``attempts`` tries, ~25 s in all with the defaults); SinkThrottled past them, SinkWriteError
@@ -141,7 +142,7 @@ def with_backoff(
                 raise SinkThrottled(
                     f"s3vectors: {what} still throttled after {attempts} tries ({exc})"
                 ) from exc
-            sleep(random.uniform(0, min(cap, base * 2**attempt)))
+            (sleep or _sleep)(random.uniform(0, min(cap, base * 2**attempt)))
     raise AssertionError("unreachable")
 
 
@@ -158,7 +159,6 @@ class S3VectorsSink:
             raise ValueError("the s3vectors sink needs VECTOR_BUCKET and VECTOR_INDEX")
         self.bucket, self.index = bucket, index
         self.client = client if client is not None else shared("s3vectors")
-        self.sleep: Callable[[float], None] = time.sleep
 
     @property
     def where(self) -> dict[str, str]:
@@ -178,7 +178,6 @@ class S3VectorsSink:
             with_backoff(
                 lambda b=batch: self.client.put_vectors(**self.where, vectors=b),
                 f"PutVectors of {len(batch)} vectors for {done.key}",
-                sleep=self.sleep,
             )
         self._delete_rows(done.key, len(ids), previous.count)
         return {"count": len(ids)}
@@ -193,7 +192,6 @@ class S3VectorsSink:
             with_backoff(
                 lambda p=part: self.client.delete_vectors(**self.where, keys=p),
                 f"DeleteVectors of {len(part)} keys for {source_key}",
-                sleep=self.sleep,
             )
 
     # ---- search --------------------------------------------------------------------------------
@@ -216,9 +214,7 @@ class S3VectorsSink:
                 request["filter"] = {"dirs": {"$eq": head}}
             if head != source_prefix:
                 request["topK"] = MAX_TOP_K
-        response = with_backoff(
-            lambda: self.client.query_vectors(**request), "QueryVectors", sleep=self.sleep
-        )
+        response = with_backoff(lambda: self.client.query_vectors(**request), "QueryVectors")
         hits = []
         for item in response.get("vectors", []):
             meta = item.get("metadata") or {}
@@ -247,7 +243,6 @@ class S3VectorsSink:
                     **self.where, keys=p, returnMetadata=True
                 ),
                 "GetVectors",
-                sleep=self.sleep,
             )
             for item in response.get("vectors", []):
                 text = (item.get("metadata") or {}).get("text")
