@@ -78,7 +78,9 @@ class Ledger:
         try:
             response = self.s3.get_object(Bucket=self.bucket, Key=self.object_key(source_key))
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
+            # Without s3:ListBucket (the template grants none) a missing key answers 403.
+            code = exc.response.get("Error", {}).get("Code")
+            if code in {"NoSuchKey", "404", "NotFound", "AccessDenied", "403"}:
                 return None, None
             raise
         etag = response.get("ETag")

@@ -13,6 +13,7 @@ is the s3vectors sink's metadata plus ``row`` and the chunk text.
 from __future__ import annotations
 
 import threading
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
@@ -135,10 +136,12 @@ class QdrantSink:
             },
             sparse_vectors_config=sparse_config,
         )
-        for field in ("source_key", "dirs"):
-            self.client.create_payload_index(
-                self.collection, field, models.PayloadSchemaType.KEYWORD
-            )
+        with warnings.catch_warnings():  # local mode: "payload indexes have no effect"
+            warnings.simplefilter("ignore", UserWarning)
+            for field in ("source_key", "dirs"):
+                self.client.create_payload_index(
+                    self.collection, field, models.PayloadSchemaType.KEYWORD
+                )
 
     def has_sparse(self) -> bool:
         if not self.client.collection_exists(self.collection):
