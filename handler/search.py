@@ -131,8 +131,7 @@ def _query_sparse(settings: Settings, query: str) -> tuple[list[int], list[float
 
 
 def _ranked(result: Any) -> list[tuple[int, float]]:
-    """(index, score) best first from a cross-encoder: ranked results (index, score) or, from
-    FastEmbed-style ``rerank``, scores in input order."""
+    """(index, score) best first from kettle's ``rank`` results (scores alone: input order)."""
     pairs: list[tuple[int, float]] = []
     for position, item in enumerate(list(result)):
         if isinstance(item, (int, float, np.number)):
@@ -151,10 +150,7 @@ def _rerank(settings: Settings, query: str, hits: list[Hit]) -> list[Hit]:
     if not with_text:
         return hits
     texts = [h.text or "" for h in with_text]
-    if hasattr(model, "rank"):  # kettle's ranked API (best first)
-        ranked = _ranked(model.rank(query, texts, sigmoid=True))
-    else:
-        ranked = _ranked(model.rerank(query, texts, sigmoid=True))
+    ranked = _ranked(model.rank(query, texts, sigmoid=True))  # best first
     reordered = [
         Hit(h.id, score, h.source_key, h.start, h.end, h.text, h.doc_id)
         for h, score in ((with_text[i], s) for i, s in ranked)

@@ -483,7 +483,7 @@ def test_rerank_reorders_with_the_cross_encoder(
     scores = [
         float(r.score)
         for r in sorted(
-            encoder.rerank("limescale", [c["text"] for c in candidates], sigmoid=True),
+            encoder.rank("limescale", [c["text"] for c in candidates], sigmoid=True),
             key=lambda r: r.index,
         )
     ]
