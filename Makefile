@@ -98,10 +98,11 @@ $(BENCH_VENV)/.installed: pyproject.toml bench/constraints.txt
 		fastembed==0.9.1 matplotlib psutil py-spy pyinstrument -e .
 	touch $@
 
-bench: install models $(BENCH_VENV)/.installed ## throughput, cold start, memory and fidelity against FastEmbed and sentence-transformers (BENCH_ARGS=--quick: a short run)
+bench: install models $(BENCH_VENV)/.installed ## throughput, cold start, memory and fidelity against FastEmbed and sentence-transformers; ingestion per sink and /search latency (BENCH_ARGS=--quick: a short run)
 	$(PY) -m models_bake $(MODEL) --quantize none --out bench/out/models-fp32
 	$(BENCH_PY) bench/run.py --models $(MODELS_DIR) $(BENCH_ARGS)
 	$(BENCH_PY) bench/sparse_rerank.py --models $(MODELS_DIR) --bake-python $(PY) $(filter --quick,$(BENCH_ARGS))
+	$(PY) bench/sinks.py $(filter --quick,$(BENCH_ARGS))
 
 clean: ## remove build outputs (keeps the download cache)
 	rm -rf build .aws-sam bench/out

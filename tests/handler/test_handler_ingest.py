@@ -330,7 +330,10 @@ def test_sparse_vectors_are_written_when_configured(aws, monkeypatch, sparse_bak
     assert manifest["files"]["sparse"].endswith(".sparse.jsonl")
 
 
-@pytest.mark.parametrize("name", ["s3_put.json", "sqs_s3_put.json"])
+@pytest.mark.parametrize(
+    "name",
+    ["s3_put.json", "sqs_s3_put.json", "sqs_sns_s3_put.json", "sqs_eventbridge_s3_put.json"],
+)
 def test_sample_events(aws, monkeypatch, name):
     """events/ samples run as they are, against objects at the keys they name."""
     from urllib.parse import unquote_plus
@@ -338,9 +341,25 @@ def test_sample_events(aws, monkeypatch, name):
     from handler.app import dispatch_handler
 
     event = json.loads((EVENTS / name).read_text())
-    s3_events = (
+    from handler.ingest import object_events
+
+    bodies = (
         [json.loads(r["body"]) for r in event["Records"]] if name.startswith("sqs") else [event]
     )
+    s3_events = [
+        {
+            "Records": [
+                {
+                    "s3": {
+                        "bucket": {"name": e.ref.bucket},
+                        "object": {"key": quote_plus(e.ref.key, safe="/")},
+                    }
+                }
+            ]
+        }
+        for body in bodies
+        for e in object_events(body)
+    ]
     bucket = s3_events[0]["Records"][0]["s3"]["bucket"]["name"]
     aws["s3"].create_bucket(Bucket=bucket)
     keys = [unquote_plus(r["s3"]["object"]["key"]) for e in s3_events for r in e["Records"]]
@@ -355,3 +374,10 @@ def test_sample_events(aws, monkeypatch, name):
     for key in keys:
         assert read(aws, f"embeddings/{key}.manifest.json")
     assert dlq_messages(aws["sqs"], aws["dlq"]) == []
+    if name == "s3_put.json":  # and the sample delete removes what the put wrote
+        delete = json.loads((EVENTS / "s3_delete.json").read_text())
+        assert [r["status"] for r in dispatch_handler(delete, lambda_context())["results"]] == [
+            "deleted"
+        ]
+        listed = aws["s3"].list_objects_v2(Bucket=OUTPUT_BUCKET, Prefix="embeddings/incoming/")
+        assert listed["KeyCount"] == 0
