@@ -520,7 +520,30 @@ def _commit(target: Target, entry: Entry, etag: str | None) -> None:
         raise TransientError(f"ledger for {entry.key}: {type(exc).__name__}: {exc}") from exc
 
 
-def sync(event: ObjectEvent, target: Target, force: bool = False, _depth: int = 0) -> Outcome:
+class _Raced(Exception):
+    """Our ledger commit lost to another function's; what we had written (to be cleaned)."""
+
+    def __init__(self, written: Previous) -> None:
+        super().__init__("raced")
+        self.written = written
+
+
+def _widen(previous: Previous, also: Previous | None) -> Previous:
+    """What to clean: the ledger's previous version and whatever a lost race wrote."""
+    if also is None:
+        return previous
+    files = {**(previous.files or {})}
+    files.update({f"raced.{k}": v for k, v in (also.files or {}).items() if v})
+    return Previous(count=max(previous.count, also.count), files=files)
+
+
+def sync(
+    event: ObjectEvent,
+    target: Target,
+    force: bool = False,
+    _depth: int = 0,
+    _raced: Previous | None = None,
+) -> Outcome:
     """Take one object event to the sinks; IngestError / TransientError when it cannot."""
     ref = event.ref
     try:
@@ -529,13 +552,13 @@ def sync(event: ObjectEvent, target: Target, force: bool = False, _depth: int = 
         raise TransientError(f"ledger for {ref.key}: {type(exc).__name__}: {exc}") from exc
     if entry is not None and not force and is_older(event.sequencer, entry.sequencer):
         return Outcome("stale", ref.key, reason=f"older than the synced event {entry.sequencer}")
-    previous = entry.previous() if entry is not None else Previous()
+    previous = _widen(entry.previous() if entry is not None else Previous(), _raced)
     try:
         if event.action == "removed":
             outcome = _remove(event, target, entry, etag, previous)
         else:
             outcome = _create(event, target, entry, etag, previous, force)
-    except LedgerConflict:
+    except (LedgerConflict, _Raced) as exc:
         # Another function committed this key while we wrote: our rows may be mixed with its.
         # Write the newer of the two events again, over the ledger as it is now.
         if _depth >= RACE_RETRIES:
@@ -547,7 +570,9 @@ def sync(event: ObjectEvent, target: Target, force: bool = False, _depth: int = 
         if now is not None and is_older(event.sequencer, now.sequencer):
             newer = _event_of(now, event)
         logger.info("ledger race: writing the newer version again", extra={"key": ref.key})
-        return sync(newer, target, force=True, _depth=_depth + 1)
+        # Our rows may outnumber the winner's: clean up to what we wrote, too.
+        written = _widen(previous, exc.written if isinstance(exc, _Raced) else None)
+        return sync(newer, target, force=True, _depth=_depth + 1, _raced=written)
     return outcome
 
 
@@ -620,11 +645,17 @@ def _create(
         except Exception:  # the next sync reads the old entry: it deletes at least as much
             logger.warning("could not record the failed write", extra={"key": ref.key})
         raise IngestError("write_failed", str(exc)) from None
-    _commit(
-        target,
-        Entry(ref.key, "synced", event.sequencer, wanted, len(done.records), results, done.source),
-        etag,
-    )
+    try:
+        _commit(
+            target,
+            Entry(
+                ref.key, "synced", event.sequencer, wanted, len(done.records), results, done.source
+            ),
+            etag,
+        )
+    except LedgerConflict:
+        files = (results.get("files") or {}).get("files")
+        raise _Raced(Previous(count=len(done.records), files=files)) from None
     manifest = (results.get("files") or {}).get("manifest")
     return Outcome("embedded", ref.key, len(done.records), manifest)
 

@@ -567,3 +567,106 @@ def test_exact_cosine_query_vectors_against_numpy(aws, s3vectors):
     order = np.argsort(-cos)[:5]
     assert [v["key"] for v in got] == [f"k{i}" for i in order]
     np.testing.assert_allclose([v["distance"] for v in got], 1 - cos[order], atol=1e-5)
+
+
+# ---- the bucket's own notifications, races, the Qdrant key ---------------------------------------
+def test_the_bucket_notifies_the_queue_and_the_handler_drains_it(aws, s3vectors, call_api):
+    """moto's S3 sends its notifications (as S3 shapes them) to a moto queue; the handler gets
+    the queue's messages as Lambda's event source hands them over."""
+    sqs = aws["sqs"]
+    queue = sqs.create_queue(QueueName="kettle-ingest")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    aws["s3"].put_bucket_notification_configuration(
+        Bucket=INPUT_BUCKET,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {"QueueArn": arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}
+            ]
+        },
+    )
+
+    def drain() -> None:
+        for _ in range(10):
+            messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not messages:
+                return
+            assert ingest(sqs_event_of(messages)) == {"batchItemFailures": []}
+            for m in messages:
+                sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+
+    for key, text in DOCS.items():
+        aws["s3"].put_object(Bucket=INPUT_BUCKET, Key=key, Body=text.encode())
+    drain()  # the test event S3 sends on wiring is ignored, the objects synced
+    found = call_api("POST", "/search", {"query": "limescale", "top_k": 1}).json()["results"]
+    assert found[0]["source_key"] == "incoming/kitchen/kettle.txt"
+    aws["s3"].delete_object(Bucket=INPUT_BUCKET, Key="incoming/kitchen/kettle.txt")
+    drain()
+    assert stored_keys("s3vectors", s3vectors, "incoming/kitchen/kettle.txt") == []
+    assert dlq_messages(aws["sqs"], aws["dlq"]) == []
+
+
+def sqs_event_of(messages: list[dict]) -> dict:
+    event = sqs(*(m["Body"] for m in messages))
+    for record, m in zip(event["Records"], messages, strict=True):
+        record["messageId"] = m["MessageId"]
+    return event
+
+
+def test_a_lost_ledger_race_writes_the_newer_version_again(aws, s3vectors, monkeypatch):
+    """v1's function writes its vectors while v2's commits first: v1's commit loses, and the
+    pipeline writes v2 again over whatever v1 left, so the index ends with v2 alone."""
+    from handler.ingest.ledger import Ledger
+
+    aws["s3"].put_bucket_versioning(
+        Bucket=INPUT_BUCKET, VersioningConfiguration={"Status": "Enabled"}
+    )
+    key = "incoming/race.txt"
+    v1 = put(aws, key, LONG)  # 12+ chunks: more rows than v2 has
+    v1["s3"]["object"]["versionId"] = aws["s3"].head_object(Bucket=INPUT_BUCKET, Key=key)[
+        "VersionId"
+    ]
+    v2 = put(aws, key, "The second version, one chunk.")
+    real_commit = Ledger.commit
+    raced: list[bool] = []
+
+    def commit(self, entry, etag):
+        if not raced:  # v2 lands between v1's read and v1's commit
+            raced.append(True)
+            assert ingest({"Records": [v2]})["results"][0]["status"] == "embedded"
+        return real_commit(self, entry, etag)
+
+    monkeypatch.setattr(Ledger, "commit", commit)
+    [outcome] = ingest({"Records": [v1]})["results"]
+    assert raced and outcome["status"] == "embedded" and outcome["count"] == 1
+    assert stored_keys("s3vectors", s3vectors, key) == [f"{key}#0"]  # v1's 12 rows are gone
+    [vector] = s3vectors.get_vectors(
+        vectorBucketName=VECTOR_BUCKET,
+        indexName=VECTOR_INDEX,
+        keys=[f"{key}#0"],
+        returnMetadata=True,
+    )["vectors"]
+    assert vector["metadata"]["text"] == "The second version, one chunk."
+    assert ledger(aws, key)["sequencer"] == v2["s3"]["object"]["sequencer"]
+
+
+@pytest.mark.parametrize("kind", ["secretsmanager", "ssm"])
+def test_the_qdrant_api_key_comes_from_secrets_manager_or_ssm(aws, kind):
+    import boto3
+
+    from handler.sinks.qdrant import resolve_api_key
+
+    if kind == "secretsmanager":
+        ref = boto3.client("secretsmanager").create_secret(Name="qdrant", SecretString="s3cr3t")[
+            "ARN"
+        ]
+    else:
+        boto3.client("ssm").put_parameter(
+            Name="/kettle/qdrant", Value="s3cr3t", Type="SecureString"
+        )
+        ref = "arn:aws:ssm:us-east-1:123456789012:parameter/kettle/qdrant"
+    assert resolve_api_key(ref) == "s3cr3t"
+    assert resolve_api_key("") is None
