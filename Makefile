@@ -102,6 +102,7 @@ bench: install models $(BENCH_VENV)/.installed ## throughput, cold start, memory
 	$(PY) -m models_bake $(MODEL) --quantize none --out bench/out/models-fp32
 	$(BENCH_PY) bench/run.py --models $(MODELS_DIR) $(BENCH_ARGS)
 	$(BENCH_PY) bench/sparse_rerank.py --models $(MODELS_DIR) --bake-python $(PY) $(filter --quick,$(BENCH_ARGS))
+	$(PY) bench/cold_start.py --models $(MODELS_DIR) $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/sinks.py $(filter --quick,$(BENCH_ARGS))
 
 clean: ## remove build outputs (keeps the download cache)

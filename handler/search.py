@@ -10,36 +10,28 @@
 - rerank: the configured cross-encoder (KETTLE_RERANK_MODEL) reorders the ``candidates`` best
   (default 4 x top_k, at least 20) and its sigmoid score is the result's score.
 
-A mode (or rerank) the configured sinks and models cannot serve is a SearchError 422 that names
-the sink and the model it needs. The query is embedded with the model the index was built with
+A mode (or rerank) the configured sinks and models cannot serve is an ApiError
+``mode_not_available`` / ``rerank_not_available`` (422) that names the sink and the model it needs. The query is embedded with the model the index was built with
 (KETTLE_MODEL), with its query prefix.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from handler.errors import ApiError
 from handler.models import MODELS
 from handler.settings import Settings
 from handler.sinks import open_sink
-from handler.sinks.base import Hit
+from handler.sinks.base import Hit, SinkThrottled, SinkWriteError
 
 MAX_TOP_K = 100  # S3 Vectors' QueryVectors topK limit; Qdrant shares it here
 MAX_CANDIDATES = 1000
 MAX_QUERY_CHARS = 8192
 SPARSE_NEEDS = "SPARSE_VECTORS=bm25, or SPARSE_VECTORS=model with KETTLE_SPARSE_MODEL"
-
-
-class SearchError(Exception):
-    """A search the client can act on: status, message, the field it is about, a code."""
-
-    def __init__(self, status: int, message: str, param: str | None, code: str) -> None:
-        super().__init__(message)
-        self.status, self.message, self.param, self.code = status, message, param, code
 
 
 class SearchFilter(BaseModel):
@@ -84,19 +76,18 @@ class SearchResponse(BaseModel):
     mode: Literal["dense", "sparse", "hybrid"]
 
 
-def _unservable(mode: str, settings: Settings, needs: str) -> SearchError:
+def _unservable(mode: str, settings: Settings, needs: str) -> ApiError:
     configured = ",".join(settings.vector_sinks)
-    return SearchError(
-        422,
+    return ApiError(
+        "mode_not_available",
         f'mode "{mode}" needs {needs}; this deployment has VECTOR_SINK={configured}, '
         f"KETTLE_MODEL={settings.model}",
         "mode",
-        "mode_not_available",
     )
 
 
 def search_sink(mode: str, settings: Settings) -> Any:
-    """The configured sink that serves ``mode``; SearchError 422 naming what it needs."""
+    """The configured sink that serves ``mode``; ApiError mode_not_available naming what it needs."""
     for name in settings.vector_sinks:
         if name == "files":
             continue
@@ -125,7 +116,7 @@ def _query_sparse(settings: Settings, query: str) -> tuple[list[int], list[float
 
     encoder, _ = sparse_encoder(settings)
     if encoder is None:
-        raise SearchError(422, f"sparse search needs {SPARSE_NEEDS}", "mode", "mode_not_available")
+        raise ApiError("mode_not_available", f"sparse search needs {SPARSE_NEEDS}", "mode")
     [pair] = sparse_pairs(encoder, [query], query=True)
     return pair
 
@@ -158,15 +149,41 @@ def _rerank(settings: Settings, query: str, hits: list[Hit]) -> list[Hit]:
     return reordered + [h for h in hits if not h.text]
 
 
+def _query(
+    sink: Any,
+    request: SearchRequest,
+    settings: Settings,
+    dense: np.ndarray | None,
+    fetch: int,
+    candidates: int,
+    prefix: str | None,
+) -> list[Hit]:
+    if sink.name == "s3vectors":
+        return sink.search_dense(dense, min(fetch, MAX_TOP_K), prefix)
+    if request.mode != "dense" and not sink.has_sparse():
+        raise _unservable(
+            request.mode,
+            settings,
+            f"a collection with sparse vectors (re-ingest with {SPARSE_NEEDS})",
+        )
+    sparse = _query_sparse(settings, request.query) if request.mode != "dense" else None
+    return sink.search(request.mode, fetch, dense, sparse, candidates, prefix)
+
+
 def search(request: SearchRequest, settings: Settings) -> dict[str, Any]:
-    """Run one search; the response body. SearchError for what the deployment cannot serve."""
-    started = time.perf_counter()
-    if request.rerank and not settings.rerank_model:
-        raise SearchError(
-            422,
+    """Run one search; the response body. ApiError for what the deployment cannot serve."""
+    from handler.observability import timed
+
+    with timed("SearchLatency"):
+        return _search(request, settings)
+
+
+def _search(request: SearchRequest, settings: Settings) -> dict[str, Any]:
+    if request.rerank and not settings.models["rerank"]:
+        raise ApiError(
+            "rerank_not_available",
             "rerank needs a cross-encoder: set KETTLE_RERANK_MODEL (and bake it into the model layer)",
             "rerank",
-            "rerank_not_available",
         )
     sink = search_sink(request.mode, settings)
     want = request.top_k
@@ -174,17 +191,10 @@ def search(request: SearchRequest, settings: Settings) -> dict[str, Any]:
     fetch = max(want, candidates) if (request.rerank or request.mode == "hybrid") else want
     prefix = request.filter.source_prefix if request.filter else None
     dense = _query_dense(settings, request.query) if request.mode != "sparse" else None
-    if sink.name == "s3vectors":
-        hits = sink.search_dense(dense, min(fetch, MAX_TOP_K), prefix)
-    else:
-        if request.mode != "dense" and not sink.has_sparse():
-            raise _unservable(
-                request.mode,
-                settings,
-                f"a collection with sparse vectors (re-ingest with {SPARSE_NEEDS})",
-            )
-        sparse = _query_sparse(settings, request.query) if request.mode != "dense" else None
-        hits = sink.search(request.mode, fetch, dense, sparse, candidates, prefix)
+    try:
+        hits = _query(sink, request, settings, dense, fetch, candidates, prefix)
+    except (SinkThrottled, SinkWriteError) as exc:
+        raise ApiError("search_backend_error", f"{sink.name}: {exc}") from None
     if request.rerank:
         hits = _rerank(settings, request.query, hits)
     results = [
@@ -198,13 +208,4 @@ def search(request: SearchRequest, settings: Settings) -> dict[str, Any]:
         }
         for h in hits[:want]
     ]
-    from aws_lambda_powertools.metrics import MetricUnit
-
-    from handler.observability import metrics
-
-    metrics.add_metric(
-        name="SearchLatency",
-        unit=MetricUnit.Milliseconds,
-        value=(time.perf_counter() - started) * 1000,
-    )
     return {"results": results, "model": settings.model, "mode": request.mode}

@@ -36,9 +36,9 @@ from handler.ingest.documents import SUPPORTED, documents, extension
 from handler.ingest.errors import IngestError, TransientError
 from handler.ingest.events import ObjectEvent, ObjectRef
 from handler.ingest.ledger import Entry, Ledger, LedgerConflict, is_older
-from handler.models import KINDS, MODELS, ModelNotConfiguredError, configured_names
+from handler.models import MODELS, ModelNotConfiguredError
 from handler.observability import logger, metrics
-from handler.settings import Settings
+from handler.settings import Settings, model_variable
 from handler.sinks import files as files_sink
 from handler.sinks.base import (
     ChunkRecord,
@@ -92,10 +92,12 @@ def chunker_for(model: Any, settings: Settings) -> Any:
 def _not_configured(kind: str, settings: Settings, exc: Exception) -> IngestError:
     """The reason for the dead-letter queue: "no image model configured (KETTLE_IMAGE_MODEL)",
     or why this kettle cannot serve the configured one."""
-    if configured_names(settings)[kind]:
+    if settings.models[kind]:
         return IngestError("model_not_configured", str(exc))
     what = kind.replace("_", "-")
-    return IngestError("model_not_configured", f"no {what} model configured ({KINDS[kind][2]})")
+    return IngestError(
+        "model_not_configured", f"no {what} model configured ({model_variable(kind)})"
+    )
 
 
 def _model_summary(model: Any, with_dim: bool = True) -> dict[str, Any]:
@@ -123,7 +125,7 @@ def sparse_encoder(settings: Settings) -> tuple[Any | None, dict[str, Any] | Non
     """(the sparse encoder, its summary) SPARSE_VECTORS asks for, or (None, None)."""
     if settings.sparse_vectors == "bm25":
         return bm25(), BM25_SUMMARY
-    if settings.sparse_vectors == "model" and settings.sparse_model:
+    if settings.sparse_vectors == "model" and settings.models["sparse"]:
         model = MODELS.get("sparse", settings)
         return model, _model_summary(model, with_dim=False)
     return None, None

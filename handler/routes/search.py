@@ -1,38 +1,23 @@
-"""POST /search as a Powertools Router (the logic: handler/search.py)."""
+"""POST /search as a Powertools Router (the logic and the request model: handler/search.py)."""
 
 from __future__ import annotations
 
-import json
+from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from aws_lambda_powertools.event_handler.api_gateway import Response, Router
-
-from handler.search import SearchError, SearchRequest, SearchResponse, search
+from handler.routes.common import json_response, responses
+from handler.search import SearchRequest, SearchResponse, search
 from handler.settings import Settings
 
 router = Router()
-JSON = "application/json"
 
 
 @router.post(
     "/search",
     operation_id="search",
     summary="Search the ingested documents: dense, sparse or hybrid, optionally reranked",
-    responses={
-        200: {"description": "OK", "content": {JSON: {"model": SearchResponse}}},
-        422: {
-            "description": "Invalid request, or a mode the configured sink / models cannot serve"
-        },
-    },
+    responses=responses(
+        SearchResponse, "mode_not_available", "rerank_not_available", "search_backend_error"
+    ),
 )
 def _search(request: SearchRequest):
-    return Response(200, JSON, json.dumps(search(request, Settings.from_env()), ensure_ascii=False))
-
-
-@router.exception_handler(SearchError)
-def _search_error(exc: SearchError):
-    from handler.api import error_body
-
-    context = getattr(router, "lambda_context", None)
-    request_id = getattr(context, "aws_request_id", None)
-    body = error_body(exc.status, exc.message, exc.param, exc.code, None, request_id)
-    return Response(exc.status, JSON, body)
+    return json_response(search(request, Settings.from_env()))
