@@ -31,6 +31,32 @@ node_modules/.installed: package.json package-lock.json
 
 npm: node_modules/.installed ## install the npm tools (asl-validator)
 
+# Debian packages the layers and their tests need: binutils strip for each architecture (the
+# runtime layer's symbol tables), and qemu-user-static + debootstrap for running the arm64 layer.
+# Installed with apt-get when missing (CI runs as root on Debian); a command already on PATH is
+# used as it is.
+SYSTEM_TOOLS := aarch64-linux-gnu-strip:binutils-aarch64-linux-gnu \
+	x86_64-linux-gnu-strip:binutils-x86-64-linux-gnu \
+	qemu-aarch64-static:qemu-user-static debootstrap:debootstrap dpkg-deb:dpkg
+system-tools: ## apt-get install the Debian tools the layers and the arm64 test need, when missing
+	@missing=""; for t in $(SYSTEM_TOOLS); do \
+	  command -v "$${t%%:*}" >/dev/null || missing="$$missing $${t#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "system-tools: run as root, or install:$$missing" >&2; exit 1; fi; \
+	  apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+# The Debian arm64 root filesystem the arm64 layer test runs under qemu (its Python is the
+# layer's: trixie has 3.13). Outside the clone, so a second `make test` or a fresh clone on the
+# same machine reuses it; CI caches this folder. The first build takes about a minute.
+EMULATOR_ROOT ?= $(HOME)/.cache/kettle/debian-trixie-arm64
+export KETTLE_ARM64_ROOTFS := $(EMULATOR_ROOT)
+emulator: system-tools ## the Debian arm64 root filesystem for the emulated layer test (cached)
+	layers/arm64-rootfs.sh $(EMULATOR_ROOT) trixie
+
 # ---- models ---------------------------------------------------------------------------------
 bake: install ## bake MODEL (default all-MiniLM-L6-v2) into models/ as verified int8
 	$(PY) -m models_bake $(MODEL) --out $(MODELS_DIR)
@@ -62,7 +88,7 @@ invoke: install ## run EVENT=events/<file>.json through handler.app.dispatch_han
 ARCHES ?= arm64 x86_64
 ARCH ?= arm64
 
-layers: install ## Lambda artifacts under build/: runtime layer per arch, model layer, function code
+layers: install system-tools ## Lambda artifacts under build/: runtime layer per arch, model layer, function code
 	for arch in $(ARCHES); do $(MAKE) -C layers runtime ARCH=$$arch PYTHON=$(abspath $(PY)); done
 	$(MAKE) -C layers model PYTHON=$(abspath $(PY))
 	$(MAKE) -C layers function PYTHON=$(abspath $(PY))
@@ -80,7 +106,7 @@ format: install ## ruff format
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: install npm models layers lint ## set everything up and run every test
+test: install npm models layers emulator lint ## set everything up and run every test
 	$(PY) -m pytest -q
 
 # ---- benchmark ------------------------------------------------------------------------------
@@ -108,4 +134,4 @@ bench: install models $(BENCH_VENV)/.installed ## throughput, cold start, memory
 clean: ## remove build outputs (keeps the download cache)
 	rm -rf build .aws-sam bench/out
 
-.PHONY: help install npm bake models run serve invoke layers sam-build lint format test bench clean
+.PHONY: help install npm system-tools emulator bake models run serve invoke layers sam-build lint format test bench clean
