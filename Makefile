@@ -31,6 +31,18 @@ node_modules/.installed: package.json package-lock.json
 
 npm: node_modules/.installed ## install the npm tools (asl-validator)
 
+# The SAM CLI in its own venv: its pins of aws-sam-translator, cfn-lint and boto3 would clash with
+# .venv's. `make test` runs `sam validate --lint` through it (tests/infra).
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_CLI_VERSION := 1.170.0
+$(SAM_VENV)/.installed-$(SAM_CLI_VERSION):
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip --disable-pip-version-check -q install aws-sam-cli==$(SAM_CLI_VERSION)
+	touch $@
+
+sam: $(SAM_VENV)/.installed-$(SAM_CLI_VERSION) ## install the SAM CLI into .venv-sam (sam validate, sam build, sam deploy)
+
 # Debian packages the layers and their tests need: binutils strip for each architecture (the
 # runtime layer's symbol tables), and qemu-user-static + debootstrap for running the arm64 layer.
 # Installed with apt-get when missing (CI runs as root on Debian); a command already on PATH is
@@ -94,8 +106,10 @@ layers: install system-tools ## Lambda artifacts under build/: runtime layer per
 	$(MAKE) -C layers function PYTHON=$(abspath $(PY))
 	$(MAKE) -s -C layers sizes PYTHON=$(abspath $(PY))
 
-sam-build: layers ## sam build for ARCH (needs the SAM CLI)
-	ARCH=$(ARCH) KETTLE_ROOT=$(CURDIR) sam build --parameter-overrides Architecture=$(ARCH)
+PYTHON_VERSION ?= $(shell sed -n "s/^PYTHON_VERSION ?= //p" layers/Makefile)
+sam-build: layers sam ## sam build for ARCH and PYTHON_VERSION (then: .venv-sam/bin/sam deploy --guided)
+	ARCH=$(ARCH) PYTHON_VERSION=$(PYTHON_VERSION) KETTLE_ROOT=$(CURDIR) SAM_CLI_TELEMETRY=0 $(SAM) build \
+	  --parameter-overrides Architecture=$(ARCH) PythonRuntime=python$(PYTHON_VERSION)
 
 # ---- checks ---------------------------------------------------------------------------------
 lint: install ## ruff lint and format check
@@ -106,7 +120,7 @@ format: install ## ruff format
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: install npm models layers emulator lint ## set everything up and run every test
+test: install npm sam models layers emulator lint ## set everything up and run every test
 	$(PY) -m pytest -q
 
 # ---- benchmark ------------------------------------------------------------------------------
@@ -134,4 +148,4 @@ bench: install models $(BENCH_VENV)/.installed ## throughput, cold start, memory
 clean: ## remove build outputs (keeps the download cache)
 	rm -rf build .aws-sam bench/out
 
-.PHONY: help install npm system-tools emulator bake models run serve invoke layers sam-build lint format test bench clean
+.PHONY: help install npm sam system-tools emulator bake models run serve invoke layers sam-build lint format test bench clean

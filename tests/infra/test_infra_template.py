@@ -4,7 +4,10 @@ permissions and wiring the design promises (evaluated per parameter set, conditi
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -134,6 +137,40 @@ def lint_matches(text: str) -> list[str]:
 def test_cfn_lint_source_template_is_clean():
     """cfn-lint on template.yaml (it runs the SAM transform itself). No accepted findings."""
     assert lint_matches(TEMPLATE.read_text()) == []
+
+
+SAM = REPO / ".venv-sam" / "bin" / "sam"
+
+
+def sam_validate(template: Path, cwd: Path) -> subprocess.CompletedProcess:
+    """`sam validate --lint` by the SAM CLI from PyPI (its own venv: `make sam`). No AWS account:
+    the region is set, the credentials are absent, telemetry is off."""
+    if not SAM.is_file():
+        pytest.fail(f"{SAM} missing: run `make sam`")
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(cwd),
+        "AWS_DEFAULT_REGION": REGION,
+        "SAM_CLI_TELEMETRY": "0",
+    }
+    args = [str(SAM), "validate", "--lint", "--template-file", str(template)]
+    return subprocess.run(args, capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+
+
+def test_sam_validate_accepts_the_template(tmp_path):
+    done = sam_validate(TEMPLATE, REPO)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "is a valid SAM Template" in done.stdout + done.stderr
+
+
+def test_sam_validate_refuses_a_broken_template(tmp_path):
+    """The check can fail: a Runtime Lambda does not offer."""
+    broken = tmp_path / "template.yaml"
+    text = TEMPLATE.read_text()
+    assert "Runtime: !Ref PythonRuntime" in text
+    broken.write_text(text.replace("Runtime: !Ref PythonRuntime", "Runtime: python2.7", 1))
+    done = sam_validate(broken, tmp_path)
+    assert done.returncode != 0, done.stdout + done.stderr
 
 
 @pytest.mark.parametrize("name", sorted(DEPLOYMENTS))
