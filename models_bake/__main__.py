@@ -1,4 +1,4 @@
-"""python -m models_bake MODEL [--out DIR] [--quantize int8|none] [--min-cosine X] [--source DIR]"""
+"""python -m models_bake MODEL [--out DIR] [--quantize int8|auto|...|none] [--min-cosine X] [--gate K=V]"""
 
 from __future__ import annotations
 
@@ -24,10 +24,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("models"), help="output folder (models/)")
     parser.add_argument(
         "--quantize",
-        choices=["int8", "int8-blockwise", "none"],
+        choices=["int8", "int8-dynamic", "int8-blockwise", "auto", "none"],
         default="int8",
-        help="int8: dynamic, fastest (default); int8-blockwise: weight-only, closest to fp32 and "
-        "batch-independent; none: fp32",
+        help="int8: per-row dynamic, batch-invariant (default); int8-dynamic: per-batch scales, "
+        "not batch-invariant; int8-blockwise: weight-only MatMulNBits; auto: the fastest scheme "
+        "that passes the gate, else fp32; none: fp32",
+    )
+    parser.add_argument(
+        "--gate",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one fidelity gate (min_cosine, top10_agreement, "
+        "batch_invariance_min_cosine, ndcg_ratio); repeatable",
     )
     parser.add_argument(
         "--min-cosine", type=float, default=0.99, help="fidelity gate: lowest mean cosine (0.99)"
@@ -52,6 +61,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{m.name:45} {m.kind:16} dim={m.dim:<6} {m.sources[0].type}:{m.sources[0].ref}")
         return 0 if args.list else 2
     source = Source("local", str(args.source.resolve())) if args.source else None
+    gates = {}
+    for item in args.gate:
+        key, _, value = item.partition("=")
+        try:
+            gates[key] = float(value)
+        except ValueError:
+            parser.error(f"--gate {item!r}: expected KEY=NUMBER")
     try:
         result = bake(
             args.model,
@@ -61,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             cache=args.cache,
             source=source,
             force=args.force,
+            gates=gates,
         )
     except (BakeError, FidelityError, SourceError, UnknownModelError) as exc:
         print(f"models_bake: error: {exc}", file=sys.stderr)

@@ -24,12 +24,14 @@ from handler.routes.common import (
     responses,
 )
 from handler.schemas import (
+    DecodeRequest,
     EmbedMultiRequest,
     EmbedRequest,
     OpenAIEmbeddingRequest,
     OpenAIEmbeddingResponse,
     RankedText,
     RerankRequest,
+    SimilarityRequest,
     SparseRequest,
     SparseVector,
     Token,
@@ -39,6 +41,44 @@ from handler.settings import Settings
 
 router = Router()
 _TEXT_ERRORS = ("too_many_texts", "invalid_text", "model_not_configured", "model_not_baked")
+
+
+def _right_only(direction: str, truncate: bool) -> None:
+    """TEI's truncation_direction: kettle's tokenizers cut on the right, so Left is refused."""
+    if truncate and direction.lower() == "left":
+        raise ApiError(
+            "validation_error",
+            "truncation_direction Left is not supported: kettle cuts texts on the right (send "
+            "Right, or truncate=false to refuse texts that are too long)",
+            "truncation_direction",
+        )
+
+
+def _kind(kind: str | None, prompt_name: str | None) -> str | None:
+    """kettle's kind from ``kind`` or TEI's ``prompt_name`` (the same prefixes)."""
+    if kind and prompt_name and kind != prompt_name:
+        raise ApiError(
+            "validation_error", f"kind is {kind} but prompt_name is {prompt_name}", "prompt_name"
+        )
+    return kind or prompt_name
+
+
+def _cut(vectors: np.ndarray, dimensions: int | None, normalize: bool, name: str) -> np.ndarray:
+    """The first ``dimensions`` of each vector (Matryoshka), unit length again when asked."""
+    dim = vectors.shape[1]
+    if dimensions is None or dimensions == dim:
+        return vectors
+    if dimensions > dim:
+        raise ApiError(
+            "invalid_dimensions",
+            f"dimensions is {dimensions}; {name} makes {dim}-dimensional vectors",
+            "dimensions",
+        )
+    vectors = vectors[:, :dimensions]
+    if normalize:
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = (vectors / np.where(norms == 0, 1, norms)).astype(np.float32)
+    return vectors
 
 
 def _log(operation: str, texts: int, tokens: int) -> None:
@@ -56,13 +96,16 @@ def embed(request: EmbedRequest):
     settings = Settings.from_env()
     texts = as_list(request.inputs)
     check_count(texts, "inputs", settings)
+    _right_only(request.truncation_direction, request.truncate)
+    kind = _kind(request.kind, request.prompt_name)
     model = model_for("dense", settings)
     with timed("InferenceLatency"), named("inputs", model):
         embedded = model.embed_with_usage(
-            texts, kind=request.kind, normalize=request.normalize, truncate=request.truncate
+            texts, kind=kind, normalize=request.normalize, truncate=request.truncate
         )
+    vectors = _cut(embedded.vectors, request.dimensions, request.normalize, model.model_name)
     _log("embed", len(texts), sum(embedded.token_counts))
-    return json_response(json_vectors(embedded.vectors, request.precision))
+    return json_response(json_vectors(vectors, request.precision))
 
 
 @router.post(
@@ -124,9 +167,12 @@ def embed_sparse(request: SparseRequest):
     settings = Settings.from_env()
     texts = as_list(request.inputs)
     check_count(texts, "inputs", settings)
+    _right_only(request.truncation_direction, request.truncate)
     model = model_for("sparse", settings)
     with timed("InferenceLatency"), named("inputs", model):
-        embedded = model.embed_with_usage(texts, truncate=request.truncate)
+        embedded = model.embed_with_usage(
+            texts, kind=request.prompt_name, truncate=request.truncate
+        )
     result = [
         {
             "indices": np.asarray(e.indices).tolist(),
@@ -148,6 +194,7 @@ def rerank(request: RerankRequest):
     settings = Settings.from_env()
     texts = request.texts
     check_count(texts, "texts", settings)
+    _right_only(request.truncation_direction, request.truncate)
     model = model_for("rerank", settings)
     if not request.truncate:
         limit = model.max_length
@@ -196,6 +243,69 @@ def embed_multi(request: EmbedMultiRequest):
         embedded = model.embed_with_usage(texts, kind=kind, truncate=request.truncate)
     _log("embed_multi", len(texts), sum(embedded.token_counts))
     return json_response([json_floats(r) for r in embedded.vectors])
+
+
+@router.post(
+    "/similarity",
+    operation_id="similarity",
+    summary="TEI's /similarity: cosine similarity of source_sentence to each of sentences",
+    responses=responses(list[float], *_TEXT_ERRORS, "text_too_long"),
+)
+def similarity(request: SimilarityRequest):
+    settings = Settings.from_env()
+    source, sentences = request.inputs.source_sentence, request.inputs.sentences
+    check_count(sentences, "inputs.sentences", settings)
+    _right_only(request.truncation_direction, request.truncate)
+    model = model_for("dense", settings)
+    texts = [source, *sentences]
+    with timed("InferenceLatency"):
+        try:
+            with named("texts", model):
+                embedded = model.embed_with_usage(
+                    texts, kind=request.prompt_name, normalize=True, truncate=request.truncate
+                )
+        except ApiError as exc:  # texts[0] is the source sentence, texts[i] sentences[i - 1]
+            raise _similarity_error(exc) from None
+    vectors = embedded.vectors
+    scores = vectors[1:] @ vectors[0]
+    _log("similarity", len(texts), sum(embedded.token_counts))
+    return json_response(np.round(scores.astype(np.float64), 6).tolist())
+
+
+def _similarity_error(exc: ApiError) -> ApiError:
+    index = int(exc.param.split("[", 1)[1].rstrip("]")) if exc.param and "[" in exc.param else None
+    if index is None:
+        return exc
+    where = "inputs.source_sentence" if index == 0 else f"inputs.sentences[{index - 1}]"
+    message = exc.message.replace(exc.param, where, 1)
+    return ApiError(exc.code, message, where, exc.details)
+
+
+@router.post(
+    "/decode",
+    operation_id="decode",
+    summary="TEI's /decode: token ids -> text, with the dense model's tokenizer",
+    responses=responses(list[str], "model_not_configured", "model_not_baked"),
+)
+def decode(request: DecodeRequest):
+    settings = Settings.from_env()
+    rows = request.ids if request.ids and isinstance(request.ids[0], list) else [request.ids]
+    check_count(rows, "ids", settings, "id lists")
+    model = model_for("dense", settings)
+    tokenizer = model.tokenizer.tokenizer
+    vocab = tokenizer.get_vocab_size()
+    wrapped = rows is not request.ids  # a flat list of ids: one text
+    for i, row in enumerate(rows):
+        for j, token in enumerate(row):
+            if not 0 <= token < vocab:
+                where = f"ids[{j}]" if wrapped else f"ids[{i}][{j}]"
+                raise ApiError(
+                    "validation_error",
+                    f"{where} is {token}; {model.model_name}'s ids are 0..{vocab - 1}",
+                    where,
+                )
+    texts = tokenizer.decode_batch(rows, skip_special_tokens=request.skip_special_tokens)
+    return json_response(list(texts))
 
 
 @router.post(

@@ -226,13 +226,15 @@ def test_openapi_declares_the_error_answers_and_the_non_empty_constraints():
 
 # ---- the fuzz -------------------------------------------------------------------------------------
 ROUTES: dict[str, tuple[str, ...]] = {
-    "/embed": ("inputs", "normalize", "truncate", "kind", "precision"),
+    "/embed": ("inputs", "normalize", "truncate", "kind", "precision", "dimensions", "prompt_name"),
     "/v1/embeddings": ("input", "model", "encoding_format", "dimensions", "user", "precision"),
     "/embed_sparse": ("inputs", "truncate"),
     "/rerank": ("query", "texts", "top_n", "return_text", "raw_scores", "truncate"),
     "/embed_image": ("images", "model"),
     "/embed_multi": ("inputs", "kind", "truncate"),
     "/tokenize": ("inputs", "add_special_tokens"),
+    "/similarity": ("inputs", "prompt_name", "truncate", "truncation_direction"),
+    "/decode": ("ids", "skip_special_tokens"),
 }
 GETS = ("/models", "/health", "/openapi.json", "/nope")
 
