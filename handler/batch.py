@@ -33,8 +33,6 @@ import random
 import time
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
-
 from handler.ingest import (
     Embedders,
     IngestError,
@@ -46,7 +44,7 @@ from handler.ingest import (
     sync,
     sync_source,
 )
-from handler.observability import logger, metrics
+from handler.observability import count, logger
 from handler.settings import Settings
 
 ITEM_ATTEMPTS = 3  # tries per item inside one invocation before the batch is handed back
@@ -124,7 +122,7 @@ def handle(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     transient: list[str] = []
     inline: list[dict[str, Any]] = []
 
-    def count(outcome: Outcome, n: int = 1) -> None:
+    def tally(outcome: Outcome, n: int = 1) -> None:
         if outcome.status in ("skipped", "stale"):
             summary["skipped"] += n
         else:
@@ -160,19 +158,21 @@ def handle(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         except TransientError as exc:
             transient.append(f"{ref.key}: {exc}")
             continue
-        count(outcome)
+        tally(outcome)
     if inline:
         try:
-            count(with_retries(lambda: embed_inline(inline, target)), len(inline))
+            tally(with_retries(lambda: embed_inline(inline, target)), len(inline))
         except IngestError as exc:
             summary["failed"].append(
                 {"key": None, "reason": f"inline items: {exc}", "error": exc.code}
             )
         except TransientError as exc:
             transient.append(f"inline items: {exc}")
-    metrics.add_metric(name="ObjectsEmbedded", unit=MetricUnit.Count, value=summary["processed"])
-    metrics.add_metric(name="ObjectsSkipped", unit=MetricUnit.Count, value=summary["skipped"])
-    metrics.add_metric(name="ObjectsFailed", unit=MetricUnit.Count, value=len(summary["failed"]))
+    count(
+        ObjectsEmbedded=summary["processed"],
+        ObjectsSkipped=summary["skipped"],
+        ObjectsFailed=len(summary["failed"]),
+    )
     logger.info("batch done", extra={k: v for k, v in summary.items() if k != "outputs"})
     if transient:
         # Every other item is synced (or reported); the retried batch skips those.

@@ -16,13 +16,11 @@ half-synced: this object's rows are removed from every sink, the ledger records 
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from aws_lambda_powertools.metrics import MetricUnit
 
 from handler.clients import client
 from handler.images import (
@@ -37,7 +35,7 @@ from handler.ingest.errors import IngestError, TransientError
 from handler.ingest.events import ObjectEvent, ObjectRef
 from handler.ingest.ledger import Entry, Ledger, LedgerConflict, is_older
 from handler.models import MODELS, ModelNotConfiguredError
-from handler.observability import logger, metrics
+from handler.observability import count, logger, timed
 from handler.settings import Settings, model_variable
 from handler.sinks import files as files_sink
 from handler.sinks.base import (
@@ -206,26 +204,18 @@ class Embedders:
             for chunk in self.chunker.chunks(text):
                 records.append(ChunkRecord.of(doc_id, chunk.index, source_key, chunk))
                 texts.append(chunk.text)
-        started = time.perf_counter()
         try:
-            dim = self.dense.embedding_size
-            rows = list(self.dense.passage_embed(texts)) if texts else []
-            vectors = np.stack(rows) if rows else np.zeros((0, dim), np.float32)
-            sparse = sparse_pairs(self.sparse, texts) if self.sparse is not None else None
-            multi = None
-            if self.late is not None:
-                multi = list(self.late.embed(texts)) if texts else []
+            with timed("InferenceLatency"):
+                dim = self.dense.embedding_size
+                rows = list(self.dense.passage_embed(texts)) if texts else []
+                vectors = np.stack(rows) if rows else np.zeros((0, dim), np.float32)
+                sparse = sparse_pairs(self.sparse, texts) if self.sparse is not None else None
+                multi = None
+                if self.late is not None:
+                    multi = list(self.late.embed(texts)) if texts else []
         except Exception as exc:
             raise IngestError("model_error", f"model error: {type(exc).__name__}: {exc}") from exc
-        metrics.add_metric(name="Texts", unit=MetricUnit.Count, value=len(texts))
-        metrics.add_metric(
-            name="Tokens", unit=MetricUnit.Count, value=sum(r.tokens for r in records)
-        )
-        metrics.add_metric(
-            name="InferenceLatency",
-            unit=MetricUnit.Milliseconds,
-            value=(time.perf_counter() - started) * 1000,
-        )
+        count(Texts=len(texts), Tokens=sum(r.tokens for r in records))
         return EmbeddedSource(
             source=source,
             model=self.model,
@@ -286,19 +276,14 @@ class ImageEmbedder:
             height=image.height,
             format=image.format,
         )
-        started = time.perf_counter()
         try:
-            vectors = np.stack(list(self.image.embed([image]))).astype(np.float32, copy=False)
+            with timed("InferenceLatency"):
+                vectors = np.stack(list(self.image.embed([image]))).astype(np.float32, copy=False)
         except Exception as exc:
             raise IngestError("model_error", f"model error: {type(exc).__name__}: {exc}") from exc
         if not self.image.manifest.normalize:
             vectors = normalize(vectors)
-        metrics.add_metric(name="Images", unit=MetricUnit.Count, value=1)
-        metrics.add_metric(
-            name="InferenceLatency",
-            unit=MetricUnit.Milliseconds,
-            value=(time.perf_counter() - started) * 1000,
-        )
+        count(Images=1)
         return EmbeddedSource(
             source=source,
             model=self.model,
@@ -608,7 +593,7 @@ def _remove(
         Entry(event.ref.key, "deleted", event.sequencer, None, 0, {}, event.ref.describe()),
         etag,
     )
-    metrics.add_metric(name="ObjectsDeleted", unit=MetricUnit.Count, value=1)
+    count(ObjectsDeleted=1)
     return Outcome("deleted", event.ref.key, previous.count)
 
 

@@ -14,7 +14,6 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -26,7 +25,7 @@ from handler.clients import client
 from handler.ingest.errors import IngestError, TransientError
 from handler.ingest.events import ObjectEvent, object_events
 from handler.ingest.pipeline import Outcome, Target, sync
-from handler.observability import logger, metrics
+from handler.observability import count, logger
 from handler.settings import Settings
 
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -46,7 +45,7 @@ def send_to_dlq(settings: Settings, reason: str, code: str, source: str, **detai
         )
     except Exception as exc:
         raise TransientError(f"could not send to the dead-letter queue: {exc}") from exc
-    metrics.add_metric(name="ObjectsFailed", unit=MetricUnit.Count, value=1)
+    count(ObjectsFailed=1)
     logger.warning("sent to the dead-letter queue", extra=message)
 
 
@@ -77,7 +76,7 @@ def process(event: ObjectEvent, settings: Settings, source: str, **details: Any)
         "stale": "ObjectsStale",
     }.get(outcome.status)
     if metric:
-        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+        count(**{metric: 1})
     logger.info(outcome.status, extra={"key": ref.key, "count": outcome.count})
     return outcome
 

@@ -79,6 +79,10 @@ def metadata_for(done: EmbeddedSource, row: int) -> dict[str, Any]:
         "dirs": prefix_dirs(done.key),
     }
     meta = {k: v for k, v in meta.items() if v is not None}
+    # Filterable metadata is capped at 2 KB: a deep, long key keeps its shallowest prefixes (a
+    # source_prefix filter below them is still checked on the results).
+    while meta["dirs"] and _size(meta) > FILTERABLE_LIMIT - 64:
+        meta["dirs"].pop()
     if done.texts is not None:
         with_text = {**meta, "text": done.texts[row]}
         if _size(with_text) <= METADATA_LIMIT:

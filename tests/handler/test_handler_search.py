@@ -670,3 +670,61 @@ def test_the_qdrant_api_key_comes_from_secrets_manager_or_ssm(aws, kind):
         ref = "arn:aws:ssm:us-east-1:123456789012:parameter/kettle/qdrant"
     assert resolve_api_key(ref) == "s3cr3t"
     assert resolve_api_key("") is None
+
+
+def test_filterable_metadata_stays_under_two_kilobytes():
+    from handler.sinks.base import ChunkRecord, EmbeddedSource
+    from handler.sinks.s3vectors import FILTERABLE_LIMIT, _size, metadata_for
+
+    key = "/".join(f"folder-{i:03d}-" + "x" * 20 for i in range(40)) + "/doc.txt"  # ~1 KB key
+    record = ChunkRecord("doc#0", "doc", key, 0, 5, 2, "0" * 64)
+    done = EmbeddedSource(
+        source={"key": key, "etag": "e" * 32},
+        model={"name": "m", "fingerprint": "f" * 64},
+        chunking={},
+        vectors=np.zeros((1, 3), np.float32),
+        records=[record],
+        documents=1,
+        texts=["hello"],
+    )
+    meta = metadata_for(done, 0)
+    filterable = {k: v for k, v in meta.items() if k != "text"}
+    assert _size(filterable) <= FILTERABLE_LIMIT
+    assert meta["dirs"] and meta["dirs"][0] == "folder-000-" + "x" * 20 + "/"
+    assert meta["text"] == "hello" and meta["source_key"] == key
+
+
+def test_vector_sink_names_are_checked(monkeypatch):
+    from handler.settings import Settings, SettingsError
+
+    monkeypatch.setenv("VECTOR_SINK", "files, s3vectors")
+    assert Settings.from_env().vector_sinks == ("files", "s3vectors")
+    monkeypatch.setenv("VECTOR_SINK", "files,pinecone")
+    with pytest.raises(SettingsError, match="pinecone"):
+        Settings.from_env()
+    monkeypatch.setenv("VECTOR_SINK", "qdrant")
+    monkeypatch.setenv("SPARSE_VECTORS", "tfidf")
+    with pytest.raises(SettingsError, match="SPARSE_VECTORS"):
+        Settings.from_env()
+
+
+def test_a_failing_search_backend_is_a_502_not_a_500(aws, s3vectors, call_api, monkeypatch):
+    from handler import clients
+
+    class Broken:
+        def query_vectors(self, **kwargs):
+            from botocore.exceptions import ClientError
+
+            raise ClientError(
+                {
+                    "Error": {"Code": "AccessDeniedException", "Message": "no"},
+                    "ResponseMetadata": {"HTTPStatusCode": 403},
+                },
+                "QueryVectors",
+            )
+
+    monkeypatch.setitem(clients._clients, "s3vectors", Broken())
+    response = call_api("POST", "/search", {"query": "x"})
+    assert response.status == 502, response
+    error = response.json()["error"]
+    assert error["code"] == "search_backend_error" and "AccessDeniedException" in error["message"]
