@@ -164,7 +164,9 @@ def sparse_fidelity(
     return (
         compare_vectors(ref, cand)
         | {
-            "batch_invariance_min_cosine": round(float(row_cosines(alone, cand).min()), 6),
+            "batch_invariance_min_cosine": round(
+                float(row_cosines(alone, cand[: len(alone)]).min()), 6
+            ),
             "top10_term_overlap": round(top_k_overlap(ref, cand, 10), 4),
             "top32_term_overlap": round(top_k_overlap(ref, cand, 32), 4),
             "mean_nonzero_reference": round(float((ref > 0).sum(1).mean()), 1),
