@@ -8,6 +8,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 import subprocess
 
 import numpy as np
@@ -29,9 +30,12 @@ RUNTIME = BUILD / "layers" / "x86_64" / "runtime" / "python"
 
 
 def cpython(version: str) -> str:
-    """$PYTHON<major><minor> (e.g. PYTHON313), else a pyenv build of that version."""
-    found = os.environ.get("PYTHON" + version.replace(".", "")) or next(
-        iter(sorted(glob.glob(f"/root/.pyenv/versions/{version}*/bin/python{version}"))), None
+    """$PYTHON<major><minor> (e.g. PYTHON313), else python<version> on PATH, else a pyenv build."""
+    pyenv = os.path.expanduser(f"~/.pyenv/versions/{version}*/bin/python{version}")
+    found = (
+        os.environ.get("PYTHON" + version.replace(".", ""))
+        or shutil.which(f"python{version}")
+        or next(iter(sorted(glob.glob(pyenv))), None)
     )
     if not found:
         pytest.fail(f"no CPython {version} (set PYTHON{version.replace('.', '')}): the layer's")
