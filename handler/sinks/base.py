@@ -26,6 +26,12 @@ def chunk_id(source_key: str, index: int) -> str:
     return f"{source_key}#{index}"
 
 
+def prefix_dirs(key: str) -> list[str]:
+    """ "a/b/c.txt" -> ["a/", "a/b/"]: what a source_prefix filter matches on."""
+    parts = key.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) + "/" for i in range(len(parts))]
+
+
 def point_id(chunk: str) -> str:
     """A UUID5 of a chunk id (Qdrant's point ids are UUIDs or integers)."""
     return str(uuid.uuid5(CHUNK_ID_NAMESPACE, chunk))
@@ -92,6 +98,26 @@ class EmbeddedSource:
 
     def chunk_ids(self) -> list[str]:
         return [chunk_id(self.key, i) for i in range(len(self.records))]
+
+    def row_metadata(self, row: int) -> dict[str, Any]:
+        """What every sink stores beside a row's vector (S3 Vectors' metadata, Qdrant's payload):
+        one place, so the sinks cannot drift apart in what /search gets back."""
+        record = self.records[row]
+        return {
+            "source_key": self.key,
+            "start": getattr(record, "start", None),
+            "end": getattr(record, "end", None),
+            "doc_id": getattr(record, "doc_id", record.id),
+            "model": self.model.get("name"),
+            "fingerprint": self.model.get("fingerprint"),
+            "version": (
+                self.source.get("version_id")
+                or self.source.get("etag")
+                or self.source.get("sha256")
+            ),
+            "etag": self.source.get("etag"),
+            "dirs": prefix_dirs(self.key),
+        }
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,6 @@ from handler.sinks.base import (
     chunk_id,
     point_id,
 )
-from handler.sinks.s3vectors import prefix_dirs
 
 UPSERT_BATCH = 256
 _clients: dict[tuple[str, str], Any] = {}
@@ -81,23 +80,12 @@ def close_clients() -> None:
 
 
 def _payload(done: EmbeddedSource, row: int) -> dict[str, Any]:
-    record = done.records[row]
-    source = done.source
-    payload = {
+    return {
         "chunk_id": chunk_id(done.key, row),
         "row": row,
-        "source_key": done.key,
-        "start": getattr(record, "start", None),
-        "end": getattr(record, "end", None),
-        "doc_id": getattr(record, "doc_id", record.id),
-        "model": done.model.get("name"),
-        "fingerprint": done.model.get("fingerprint"),
-        "version": source.get("version_id") or source.get("etag") or source.get("sha256"),
-        "etag": source.get("etag"),
-        "dirs": prefix_dirs(done.key),
+        **done.row_metadata(row),
         "text": done.texts[row] if done.texts is not None else None,
     }
-    return payload
 
 
 class QdrantSink:

@@ -53,32 +53,13 @@ THROTTLE_CODES = {
 }
 
 
-def prefix_dirs(key: str) -> list[str]:
-    """ "a/b/c.txt" -> ["a/", "a/b/"]: what a source_prefix filter matches on."""
-    parts = key.split("/")[:-1]
-    return ["/".join(parts[: i + 1]) + "/" for i in range(len(parts))]
-
-
 def _size(obj: Any) -> int:
     return len(json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
 
 
 def metadata_for(done: EmbeddedSource, row: int) -> dict[str, Any]:
     """One vector's metadata; the chunk text only when the whole stays under 40 KB."""
-    record = done.records[row]
-    source = done.source
-    meta: dict[str, Any] = {
-        "source_key": done.key,
-        "start": getattr(record, "start", None),
-        "end": getattr(record, "end", None),
-        "doc_id": getattr(record, "doc_id", record.id),
-        "model": done.model.get("name"),
-        "fingerprint": done.model.get("fingerprint"),
-        "version": source.get("version_id") or source.get("etag") or source.get("sha256"),
-        "etag": source.get("etag"),
-        "dirs": prefix_dirs(done.key),
-    }
-    meta = {k: v for k, v in meta.items() if v is not None}
+    meta = {k: v for k, v in done.row_metadata(row).items() if v is not None}
     # Filterable metadata is capped at 2 KB: a deep, long key keeps its shallowest prefixes (a
     # source_prefix filter below them is still checked on the results).
     while meta["dirs"] and _size(meta) > FILTERABLE_LIMIT - 64:
