@@ -36,11 +36,35 @@ class TextEmbedding(TextEncoder):
         vectors = pool(self.manifest.pooling, hidden, mask).astype(np.float32, copy=False)
         return normalize(vectors) if self.manifest.normalize else vectors
 
+    @property
+    def prompts(self) -> dict[str, str]:
+        """sentence-transformers' named prompts of this model (name -> prefix)."""
+        return dict(self.manifest.prompts)
+
     def embed(
-        self, texts: str | Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE
+        self,
+        texts: str | Iterable[str],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        *,
+        prompt_name: str | None = None,
     ) -> Iterator[np.ndarray]:
-        """float32 vectors in input order, from any iterable, in bounded memory."""
+        """float32 vectors in input order, from any iterable, in bounded memory.
+
+        ``prompt_name`` prepends one of the model's named prompts (sentence-transformers'
+        ``prompt_name``), e.g. "query"; an unknown name is a ValueError listing the known ones."""
+        if prompt_name is not None:
+            texts = _prefixed(self.prompt(prompt_name), texts)
         return self._stream(texts, batch_size, self._last_step)
+
+    def prompt(self, name: str) -> str:
+        """The text of the named prompt ``name``."""
+        prompts = self.manifest.prompts
+        if name not in prompts:
+            known = ", ".join(sorted(prompts)) or "none"
+            raise ValueError(
+                f"prompt_name: {self.model_name} has no prompt {name!r}; known: {known}"
+            )
+        return prompts[name]
 
     def query_embed(
         self, query: str | Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE

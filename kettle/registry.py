@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Kind = Literal["dense", "sparse", "rerank", "image", "late_interaction"]
-Pooling = Literal["mean", "cls", "splade", "eos", "none", "token"]
+Pooling = Literal["mean", "cls", "last", "splade", "eos", "none", "token"]
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,15 @@ class ModelDescription:
     sources: tuple[Source, ...]
     license: str
     description: str
-    architecture: Literal["bert", "onnx"] = "bert"
+    # The converter family (models_bake.convert.FAMILIES, read from config.json at bake time), or
+    # "onnx" when the source's own ONNX file is used.
+    architecture: Literal[
+        "bert", "xlm-roberta", "roberta", "mpnet", "modernbert", "nomic_bert", "onnx"
+    ] = "bert"
     query_prefix: str = ""
     passage_prefix: str = ""
+    # sentence-transformers' named prompts: name -> text prepended (embed(..., prompt_name=)).
+    prompts: dict = field(default_factory=dict)
     # Extra, kind-specific settings (e.g. ColBERT's query length, image size); plain JSON values.
     extra: dict = field(default_factory=dict)
 

@@ -28,13 +28,6 @@ log = logging.getLogger("models_bake")
 BAKE_FORMAT = 2  # bump when the bake's output changes for the same inputs
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 SIDE_FILES = ("config.json", "preprocessor_config.json")
-HEADS = {
-    "dense": "BertModel",
-    "late_interaction": "BertModel",
-    "sparse": "BertForMaskedLM",
-    "rerank": "BertForSequenceClassification",
-}
-BERT_FAMILY = {"bert"}
 
 
 class BakeError(RuntimeError):
@@ -135,6 +128,7 @@ def _write_model_dir(
         files=files,
         query_prefix=description.query_prefix,
         passage_prefix=description.passage_prefix,
+        prompts=dict(description.prompts),
         quantization=quantization,
         onnx=onnx_io,
         extra=extra,
@@ -153,17 +147,15 @@ def _fp32_graph(
         if not path.is_file():
             raise BakeError(f"{fetched.source.ref}: no {fetched.source.onnx_file}")
         return path, {}
-    if description.architecture != "bert":
-        raise BakeError(
-            f"{description.name}: no ONNX file and no converter for {description.architecture}"
-        )
-    if description.kind == "late_interaction":  # BertModel + ColBERT's linear projection
-        from models_bake.convert.colbert import convert
-    else:
-        from models_bake.convert import convert
+    if description.architecture == "onnx":
+        raise BakeError(f"{description.name}: its source has no ONNX file")
+    from models_bake.convert import UnsupportedArchitectureError, convert_checkpoint
 
     out = work / "converted.onnx"
-    info = convert(fetched.path, out, head=HEADS.get(description.kind))
+    try:  # the family comes from config.json; late_interaction adds ColBERT's projection
+        info = convert_checkpoint(fetched.path, out, description.kind)
+    except UnsupportedArchitectureError as exc:
+        raise BakeError(f"{description.name}: {exc}") from None
     return out, info
 
 
@@ -173,11 +165,18 @@ def _fuse(
     config_path = fetched.path / "config.json"
     if description.kind == "image" or not config_path.is_file():
         return src, {}
+    from models_bake.convert import FAMILIES
+
     config = json.loads(config_path.read_text())
-    if config.get("model_type") not in BERT_FAMILY:
+    if config.get("model_type") not in FAMILIES:
         return src, {}
     out = work / "fused.onnx"
-    stats = q.fuse_transformer(src, out, config["num_attention_heads"], config["hidden_size"])
+    # Every converted family keeps the export layout ORT's BERT optimizer matches; what fuses
+    # differs (rotary attention stays unfused), so the counts go into the manifest.
+    heads = config.get("num_attention_heads", config.get("n_head"))
+    hidden = config.get("hidden_size", config.get("n_embd"))
+    bert_embeddings = config["model_type"] == "bert"
+    stats = q.fuse_transformer(src, out, heads, hidden, embed_layer_norm=bert_embeddings)
     log.info("fused: %s", stats)
     return out, stats
 
@@ -191,11 +190,13 @@ def bake(
     source: Source | None = None,
     scheme: q.QuantScheme | None = None,
     force: bool = False,
+    description: ModelDescription | None = None,
 ) -> BakeResult:
     """Bake ``name`` into ``out/<name>/``. Raises BakeError or verify.FidelityError.
 
     ``quantize`` is "none" or a scheme name of models_bake.quantize.SCHEMES ("int8",
-    "int8-blockwise"); ``scheme`` overrides the named scheme's settings.
+    "int8-blockwise"); ``scheme`` overrides the named scheme's settings. ``description`` bakes a
+    model that is not in the registry (models_bake.describe builds one from the model's files).
     """
     if quantize != "none" and quantize not in q.SCHEMES:
         choices = ", ".join(["none", *q.SCHEMES])
@@ -203,7 +204,7 @@ def bake(
     if scheme is None:
         scheme = q.SCHEMES.get(quantize, q.DEFAULT_SCHEME)
     started = time.perf_counter()
-    description = get_model(name)
+    description = description or get_model(name)
     out, cache = Path(out).resolve(), Path(cache).resolve()
     final = out / description.dir_name
     fetched = _fetch_first(description, (source,) if source else description.sources, cache)

@@ -52,13 +52,20 @@ BLOCKWISE_SCHEME = QuantScheme(
 SCHEMES = {"int8": DEFAULT_SCHEME, "int8-blockwise": BLOCKWISE_SCHEME}
 
 
-def fuse_transformer(src: Path, dst: Path, num_heads: int, hidden_size: int) -> dict[str, int]:
+def fuse_transformer(
+    src: Path, dst: Path, num_heads: int, hidden_size: int, embed_layer_norm: bool = True
+) -> dict[str, int]:
     """ONNX Runtime's BERT fusion (Attention, SkipLayerNormalization, BiasGelu, ...) into ``dst``.
 
+    ``embed_layer_norm=False`` keeps the embeddings unfused: EmbedLayerNormalization assumes
+    BERT's word + position + segment tables and would take another family's tables for them.
     Returns the fused-operator counts so the bake can log what happened.
     """
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
+    options = FusionOptions("bert")
+    options.enable_embed_layer_norm = embed_layer_norm
     model = optimize_model(
         str(src),
         model_type="bert",
@@ -66,6 +73,7 @@ def fuse_transformer(src: Path, dst: Path, num_heads: int, hidden_size: int) -> 
         hidden_size=hidden_size,
         opt_level=0,
         use_gpu=False,
+        optimization_options=options,
     )
     stats = {k: int(v) for k, v in model.get_fused_operator_statistics().items() if v}
     model.save_model_to_file(str(dst))

@@ -149,7 +149,9 @@ def apply_rotary(g: Graph, x: str, rotary: tuple[str, str], head_dim: int, name:
     half = g.const([head_dim // 2, head_dim // 2], np.int64)
     x1 = f"{name}/rot/x1"
     x2 = f"{name}/rot/x2"
-    g.nodes.append(helper.make_node("Split", [x, half], [x1, x2], name=f"{name}/rot/Split", axis=-1))
+    g.nodes.append(
+        helper.make_node("Split", [x, half], [x1, x2], name=f"{name}/rot/Split", axis=-1)
+    )
     neg = g.op("Neg", [x2], f"{name}/rot/Neg")
     rot = g.op("Concat", [neg, x1], f"{name}/rot/Concat", axis=-1)
     a = g.op("Mul", [x, cos], f"{name}/rot/Mul_cos")
@@ -171,7 +173,9 @@ def finish(
     if g.nbytes >= _TWO_GB - (64 << 20):
         raise ValueError(f"weights are {g.nbytes / 2**30:.2f} GiB; the ONNX file must stay < 2 GB")
     g.rename(output, out_name)
-    ins = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"]) for n in inputs]
+    ins = [
+        helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"]) for n in inputs
+    ]
     outs = [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, out_dims)]
     graph = helper.make_graph(g.nodes, graph_name, ins, outs, initializer=g.inits)
     opsets = [helper.make_opsetid("", opset)]

@@ -77,11 +77,15 @@ def build_model(cfg: dict, tensors: dict[str, np.ndarray], head: str, opset: int
 
     word = w.get("embeddings.word_embeddings.weight")
     pos_table = w.get("embeddings.position_embeddings.weight")
-    wg = g.op("Gather", [g.init("embeddings.word_embeddings.weight", word), "input_ids"], "emb/word")
+    wg = g.op(
+        "Gather", [g.init("embeddings.word_embeddings.weight", word), "input_ids"], "emb/word"
+    )
     csum = g.op("CumSum", ["attention_mask", g.const(1, np.int64)], "emb/positions/CumSum")
     pid = g.op("Mul", [csum, "attention_mask"], "emb/positions/Mul")
     pid = g.op("Add", [pid, g.const(PADDING_IDX, np.int64)], "emb/positions/Add")
-    pg = g.op("Gather", [g.init("embeddings.position_embeddings.weight", pos_table), pid], "emb/pos")
+    pg = g.op(
+        "Gather", [g.init("embeddings.position_embeddings.weight", pos_table), pid], "emb/pos"
+    )
     x = ln(g.op("Add", [wg, pg], "emb/Add_position"), "embeddings.LayerNorm")
 
     # relative position bias [1, heads, S, S], shared by every layer

@@ -65,14 +65,18 @@ def build_model(cfg: dict, tensors: dict[str, np.ndarray], head: str, opset: int
     g = Graph()
 
     def dense(x: str, name: str, base: bool = True) -> str:
-        return linear(g, x, w.get(name + ".weight", base=base), w.maybe(name + ".bias", base=base), name)
+        return linear(
+            g, x, w.get(name + ".weight", base=base), w.maybe(name + ".bias", base=base), name
+        )
 
     def ln(x: str, name: str) -> str:
         return layer_norm(g, x, w.get(name + ".weight"), w.maybe(name + ".bias"), eps, name)
 
     word = w.get("embeddings.word_embeddings.weight")
     pos_table = w.get("embeddings.position_embeddings.weight")
-    wg = g.op("Gather", [g.init("embeddings.word_embeddings.weight", word), "input_ids"], "emb/word")
+    wg = g.op(
+        "Gather", [g.init("embeddings.word_embeddings.weight", word), "input_ids"], "emb/word"
+    )
     if w.has("embeddings.token_type_embeddings.weight"):
         row0 = w.get("embeddings.token_type_embeddings.weight")[0]
         wg = g.op("Add", [wg, g.init("embeddings.token_type_row0", row0)], "emb/Add_type")
@@ -80,7 +84,9 @@ def build_model(cfg: dict, tensors: dict[str, np.ndarray], head: str, opset: int
     csum = g.op("CumSum", ["attention_mask", g.const(1, np.int64)], "emb/positions/CumSum")
     pid = g.op("Mul", [csum, "attention_mask"], "emb/positions/Mul")
     pid = g.op("Add", [pid, g.const(pad, np.int64)], "emb/positions/Add")
-    pg = g.op("Gather", [g.init("embeddings.position_embeddings.weight", pos_table), pid], "emb/pos")
+    pg = g.op(
+        "Gather", [g.init("embeddings.position_embeddings.weight", pos_table), pid], "emb/pos"
+    )
     x = ln(g.op("Add", [wg, pg], "emb/Add_position"), "embeddings.LayerNorm")
 
     mask = common.key_padding_mask(g)
