@@ -172,3 +172,20 @@ def test_unsupported_st_module_is_refused(tmp_path):
     (folder / "modules.json").write_text(json.dumps(modules))
     with pytest.raises(DescribeError, match="Dense"):
         describe("acme/d", folder, Source("local", str(folder)))
+
+
+def test_registry_entries_have_a_converter():
+    """Every registry model converted from safetensors names a family that builds its kind."""
+    from kettle.registry import MODELS
+    from models_bake.convert import FAMILIES
+
+    converted = [m for m in MODELS if m.architecture != "onnx"]
+    assert {m.architecture for m in converted} >= {
+        "xlm-roberta",
+        "mpnet",
+        "modernbert",
+        "nomic_bert",
+    }
+    for m in converted:
+        assert m.kind in FAMILIES[m.architecture][1], m.name
+        assert all(s.type != "hf" or "/" in s.ref for s in m.sources), m.name
