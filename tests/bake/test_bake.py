@@ -71,7 +71,7 @@ def test_int8_manifest_records_everything(models_dir):
         assert sha256_file(path / rel) == digest
     assert {"model.onnx", "tokenizer.json"} <= set(m.files)
     q = m.quantization
-    assert q["weight_type"] == "QInt8" and q["per_channel"] is True and "MatMul" in q["op_types"]
+    assert q["weight_type"] == "QUInt8" and q["per_channel"] is True and "MatMul" in q["op_types"]
     assert q["fusion"]["Attention"] == 6
     f = m.fidelity
     assert f["mean_cosine"] >= 0.99 and f["min_cosine_gate"] == 0.99
