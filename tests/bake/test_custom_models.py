@@ -93,20 +93,24 @@ def test_unknown_prompt_name_lists_the_known(fp32_bakes):
         model.embed(["tea"], prompt_name="search")
 
 
-@pytest.mark.parametrize("arch", ARCHS)
-def test_cli_bakes_int8_through_the_gate(tmp_path, arch):
-    """The CLI, a folder source, int8 (blockwise: the scheme that passes on this AVX2 CPU)."""
+@pytest.mark.parametrize(
+    ("arch", "scheme"),
+    [(a, "int8") for a in ARCHS] + [("modernbert-tiny", "int8-blockwise")],
+)
+def test_cli_bakes_int8_through_the_gate(tmp_path, arch, scheme):
+    """The CLI, a folder source, int8 (the default dynamic scheme, and blockwise once)."""
     out = run_cli(
         f"acme/{arch}", "--source", str(FIXTURES / arch), "--out", str(tmp_path),
-        "--quantize", "int8-blockwise",
+        "--quantize", scheme,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     m = Manifest.read(tmp_path / "acme" / arch)
-    assert m.fidelity["mean_cosine"] >= 0.99 and m.quantization["method"] == "blockwise"
+    assert m.fidelity["mean_cosine"] >= 0.99 and m.fidelity["min_cosine_gate"] == 0.99
+    assert m.quantization["method"] == ("blockwise" if scheme == "int8-blockwise" else "dynamic")
     ref = reference(arch)
     model = TextEmbedding(f"acme/{arch}", models_dir=tmp_path, threads=1)
     ours = np.stack(list(model.embed(ref["texts"])))
-    assert cosines(ours, np.asarray(ref["embeddings"], np.float32)).mean() >= 0.999
+    assert cosines(ours, np.asarray(ref["embeddings"], np.float32)).mean() >= 0.995
 
 
 def test_cli_flags_override_the_files(tmp_path):
