@@ -104,7 +104,9 @@ def _write_model_dir(
     extra: dict,
 ) -> Manifest:
     directory.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(model_file, directory / "model.onnx")
+    from models_bake.convert.common import copy_onnx
+
+    copy_onnx(model_file, directory / "model.onnx")  # with model.onnx.data past 2 GB
     for name in TOKENIZER_FILES + SIDE_FILES:
         if (fetched.path / name).is_file():
             shutil.copyfile(fetched.path / name, directory / name)

@@ -79,7 +79,7 @@ def fuse_transformer(
         optimization_options=options,
     )
     stats = {k: int(v) for k, v in model.get_fused_operator_statistics().items() if v}
-    model.save_model_to_file(str(dst))
+    model.save_model_to_file(str(dst), use_external_data_format=_external(src))
     return stats
 
 
@@ -103,7 +103,15 @@ def quantize_int8(src: Path, dst: Path, scheme: QuantScheme = DEFAULT_SCHEME) ->
         reduce_range=scheme.reduce_range,
         op_types_to_quantize=list(scheme.op_types),
         extra_options=extra,
+        use_external_data_format=_external(src),
     )
+
+
+def _external(path: Path) -> bool:
+    """Whether an ONNX file keeps its weights outside (past protobuf's 2 GB)."""
+    from models_bake.convert.common import external_data_files
+
+    return bool(external_data_files(path))
 
 
 def _quantize_blockwise(src: Path, dst: Path, scheme: QuantScheme) -> None:

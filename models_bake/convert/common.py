@@ -170,8 +170,6 @@ def finish(
     opset: int = 17,
 ) -> onnx.ModelProto:
     """The ModelProto with int64 [batch, sequence] inputs and one float output."""
-    if g.nbytes >= _TWO_GB - (64 << 20):
-        raise ValueError(f"weights are {g.nbytes / 2**30:.2f} GiB; the ONNX file must stay < 2 GB")
     g.rename(output, out_name)
     ins = [
         helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"]) for n in inputs
@@ -194,13 +192,75 @@ def read_config(model_dir: Path) -> dict:
     return json.loads(path.read_text())
 
 
+# A protobuf file cannot pass 2 GB: past this (bge-m3, multilingual-e5-large in fp32) the weights
+# go to one external data file beside the graph, ``<name>.data``.
+EXTERNAL_DATA_BYTES = _TWO_GB - (64 << 20)
+
+
 def save(model: onnx.ModelProto, out_path: Path) -> None:
-    onnx.checker.check_model(model)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.name + ".tmp")
-    onnx.save_model(model, str(tmp))
+    nbytes = sum(len(t.raw_data) for t in model.graph.initializer)
+    if nbytes < EXTERNAL_DATA_BYTES:
+        onnx.checker.check_model(model)
+        onnx.save_model(model, str(tmp))
+    else:
+        data = out_path.with_name(out_path.name + ".data")
+        data.unlink(missing_ok=True)
+        onnx.save_model(
+            model,
+            str(tmp),
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location=data.name,
+            size_threshold=1024,
+        )
+        onnx.checker.check_model(str(tmp))
     tmp.replace(out_path)
 
 
-__all__ = ["Graph", "Weights", "load_weights", "read_config", "save"]
+def external_data_files(path: Path) -> list[Path]:
+    """The external data files an ONNX file refers to (none for a self-contained one)."""
+    model = onnx.load(str(path), load_external_data=False)
+    names = {
+        e.value
+        for t in model.graph.initializer
+        if t.data_location == onnx.TensorProto.EXTERNAL
+        for e in t.external_data
+        if e.key == "location"
+    }
+    return [Path(path).parent / n for n in sorted(names)]
+
+
+def copy_onnx(src: Path, dst: Path) -> list[Path]:
+    """Copy an ONNX file and its external data (renamed ``<dst name>.data``); the files written."""
+    import shutil
+
+    src, dst = Path(src), Path(dst)
+    external = external_data_files(src)
+    if not external:
+        shutil.copyfile(src, dst)
+        return [dst]
+    if len(external) > 1:
+        raise ValueError(f"{src}: weights in {len(external)} external files; expected one")
+    model = onnx.load(str(src), load_external_data=False)
+    data = dst.with_name(dst.name + ".data")
+    for t in model.graph.initializer:
+        for e in t.external_data:
+            if e.key == "location":
+                e.value = data.name
+    onnx.save_model(model, str(dst))
+    shutil.copyfile(external[0], data)
+    return [dst, data]
+
+
+__all__ = [
+    "Graph",
+    "Weights",
+    "copy_onnx",
+    "external_data_files",
+    "load_weights",
+    "read_config",
+    "save",
+]
