@@ -67,8 +67,11 @@ def fuse_transformer(
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
+    external = _external(src)
     options = FusionOptions("bert")
     options.enable_embed_layer_norm = embed_layer_norm
+    # In-memory ONNX shape inference refuses models past 2 GB; the fusions run without it.
+    options.enable_shape_inference = not external
     model = optimize_model(
         str(src),
         model_type="bert",
@@ -79,7 +82,7 @@ def fuse_transformer(
         optimization_options=options,
     )
     stats = {k: int(v) for k, v in model.get_fused_operator_statistics().items() if v}
-    model.save_model_to_file(str(dst), use_external_data_format=_external(src))
+    model.save_model_to_file(str(dst), use_external_data_format=external)
     return stats
 
 

@@ -31,7 +31,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import transformers
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import (
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+    trainers,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "tests" / "fixtures"
@@ -78,7 +86,11 @@ def make_tokenizer(style: str) -> Tokenizer:
     tok.train_from_iterator(corpus(), trainer)
     assert tok.get_vocab_size() <= VOCAB, tok.get_vocab_size()
     c, s = tok.token_to_id(cls), tok.token_to_id(sep)
-    pair = f"{cls} $A {sep} {sep} $B:1 {sep}:1" if style == "roberta" else f"{cls} $A {sep} $B:1 {sep}:1"
+    pair = (
+        f"{cls} $A {sep} {sep} $B:1 {sep}:1"
+        if style == "roberta"
+        else f"{cls} $A {sep} $B:1 {sep}:1"
+    )
     tok.post_processor = processors.TemplateProcessing(
         single=f"{cls} $A {sep}", pair=pair, special_tokens=[(cls, c), (sep, s)]
     )
@@ -87,11 +99,23 @@ def make_tokenizer(style: str) -> Tokenizer:
 
 def tokenizer_config(style: str, max_len: int) -> dict:
     if style == "roberta":
-        names = {"bos_token": "<s>", "cls_token": "<s>", "eos_token": "</s>", "sep_token": "</s>",
-                 "pad_token": "<pad>", "unk_token": "<unk>", "mask_token": "<mask>"}
+        names = {
+            "bos_token": "<s>",
+            "cls_token": "<s>",
+            "eos_token": "</s>",
+            "sep_token": "</s>",
+            "pad_token": "<pad>",
+            "unk_token": "<unk>",
+            "mask_token": "<mask>",
+        }
     else:
-        names = {"cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]",
-                 "unk_token": "[UNK]", "mask_token": "[MASK]"}
+        names = {
+            "cls_token": "[CLS]",
+            "sep_token": "[SEP]",
+            "pad_token": "[PAD]",
+            "unk_token": "[UNK]",
+            "mask_token": "[MASK]",
+        }
     return {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_len, **names}
 
 
@@ -113,11 +137,21 @@ def scale_weights(model: torch.nn.Module, seed: int) -> None:
 def write_st_files(folder: Path, pooling: str, normalize: bool, max_seq: int) -> None:
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {
+            "idx": 1,
+            "name": "1",
+            "path": "1_Pooling",
+            "type": "sentence_transformers.models.Pooling",
+        },
     ]
     if normalize:
         modules.append(
-            {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}
+            {
+                "idx": 2,
+                "name": "2",
+                "path": "2_Normalize",
+                "type": "sentence_transformers.models.Normalize",
+            }
         )
         (folder / "2_Normalize").mkdir(exist_ok=True)
     (folder / "modules.json").write_text(json.dumps(modules, indent=2))
@@ -160,9 +194,7 @@ def hidden_reference(model, tok: Tokenizer, pad_id: int, texts: list[str], max_l
         mask[i, : len(e.ids)] = 1
     with torch.no_grad():
         hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state.numpy()
-        alone = [
-            model(input_ids=torch.tensor([e.ids])).last_hidden_state[0].numpy() for e in encs
-        ]
+        alone = [model(input_ids=torch.tensor([e.ids])).last_hidden_state[0].numpy() for e in encs]
     for e, h, a in zip(encs, hidden, alone, strict=True):  # padding must not change real tokens
         assert np.abs(h[: len(e.ids)] - a).max() < 1e-5
     return {
@@ -214,9 +246,17 @@ def versions() -> dict:
 
 def xlm_roberta(tok: Tokenizer):
     cfg = transformers.XLMRobertaConfig(
-        vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=MAX_SEQ + 2 + 16, type_vocab_size=1,
-        pad_token_id=1, bos_token_id=0, eos_token_id=2, hidden_act="gelu",
+        vocab_size=VOCAB,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=MAX_SEQ + 2 + 16,
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        hidden_act="gelu",
         layer_norm_eps=1e-5,
     )
     return transformers.XLMRobertaModel(cfg, add_pooling_layer=False)
@@ -224,30 +264,57 @@ def xlm_roberta(tok: Tokenizer):
 
 def xlm_roberta_rerank(tok: Tokenizer):
     cfg = transformers.XLMRobertaConfig(
-        vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=64 + 2, type_vocab_size=1,
-        pad_token_id=1, bos_token_id=0, eos_token_id=2, num_labels=1, layer_norm_eps=1e-5,
+        vocab_size=VOCAB,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64 + 2,
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        num_labels=1,
+        layer_norm_eps=1e-5,
     )
     return transformers.XLMRobertaForSequenceClassification(cfg)
 
 
 def mpnet(tok: Tokenizer):
     cfg = transformers.MPNetConfig(
-        vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=MAX_SEQ + 2 + 16, pad_token_id=1,
-        bos_token_id=0, eos_token_id=2, relative_attention_num_buckets=32, layer_norm_eps=1e-5,
+        vocab_size=VOCAB,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=MAX_SEQ + 2 + 16,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        relative_attention_num_buckets=32,
+        layer_norm_eps=1e-5,
     )
     return transformers.MPNetModel(cfg, add_pooling_layer=False)
 
 
 def modernbert(tok: Tokenizer):
     cfg = transformers.ModernBertConfig(
-        vocab_size=VOCAB, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
-        intermediate_size=48, max_position_embeddings=64, local_attention=8,
-        global_attn_every_n_layers=2, pad_token_id=tok.token_to_id("[PAD]"),
-        bos_token_id=tok.token_to_id("[CLS]"), cls_token_id=tok.token_to_id("[CLS]"),
-        eos_token_id=tok.token_to_id("[SEP]"), sep_token_id=tok.token_to_id("[SEP]"),
-        global_rope_theta=160000.0, local_rope_theta=10000.0, norm_bias=False,
+        vocab_size=VOCAB,
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        intermediate_size=48,
+        max_position_embeddings=64,
+        local_attention=8,
+        global_attn_every_n_layers=2,
+        pad_token_id=tok.token_to_id("[PAD]"),
+        bos_token_id=tok.token_to_id("[CLS]"),
+        cls_token_id=tok.token_to_id("[CLS]"),
+        eos_token_id=tok.token_to_id("[SEP]"),
+        sep_token_id=tok.token_to_id("[SEP]"),
+        global_rope_theta=160000.0,
+        local_rope_theta=10000.0,
+        norm_bias=False,
         attn_implementation="eager",
     )
     return transformers.ModernBertModel(cfg)
@@ -255,9 +322,16 @@ def modernbert(tok: Tokenizer):
 
 def nomic_bert(tok: Tokenizer):
     cfg = transformers.NomicBertConfig(
-        vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=48, max_position_embeddings=64, type_vocab_size=2,
-        pad_token_id=tok.token_to_id("[PAD]"), hidden_act="silu", layer_norm_eps=1e-12,
+        vocab_size=VOCAB,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=48,
+        max_position_embeddings=64,
+        type_vocab_size=2,
+        pad_token_id=tok.token_to_id("[PAD]"),
+        hidden_act="silu",
+        layer_norm_eps=1e-12,
         rope_parameters={"rope_type": "default", "rope_theta": 1000.0},
     )
     return transformers.NomicBertModel(cfg)
@@ -296,9 +370,13 @@ def main() -> int:
         ref = hidden_reference(model, tok, pad_id, TEXTS, MAX_SEQ)
         ref |= st_reference(folder, TEXTS)
         assert ref["st_max_seq_length"] == MAX_SEQ
-        ref |= {"architecture": model.config.architectures or [type(model).__name__],
-                "pooling": pooling, "normalize": normalize, "prompts": PROMPTS,
-                "versions": versions()}
+        ref |= {
+            "architecture": model.config.architectures or [type(model).__name__],
+            "pooling": pooling,
+            "normalize": normalize,
+            "prompts": PROMPTS,
+            "versions": versions(),
+        }
         if name.startswith("mpnet"):
             ref["relative_position_buckets"] = mpnet_buckets()
         if name.startswith("modernbert"):  # a longer batch: several local windows
