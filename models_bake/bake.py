@@ -167,10 +167,10 @@ def _fuse(
     config_path = fetched.path / "config.json"
     if description.kind == "image" or not config_path.is_file():
         return src, {}
-    from models_bake.convert import FAMILIES
+    from models_bake.convert import FUSED_FAMILIES
 
     config = json.loads(config_path.read_text())
-    if config.get("model_type") not in FAMILIES:
+    if config.get("model_type") not in FUSED_FAMILIES:
         return src, {}
     out = work / "fused.onnx"
     # Every converted family keeps the export layout ORT's BERT optimizer matches; what fuses

@@ -337,12 +337,24 @@ def nomic_bert(tok: Tokenizer):
     return transformers.NomicBertModel(cfg)
 
 
+def qwen3(tok: Tokenizer):
+    cfg = transformers.Qwen3Config(
+        vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=8, intermediate_size=48, max_position_embeddings=64,
+        rms_norm_eps=1e-6, hidden_act="silu", tie_word_embeddings=True,
+        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+        pad_token_id=tok.token_to_id("[PAD]"),
+    )
+    return transformers.Qwen3Model(cfg)
+
+
 # name, builder, tokenizer style, sentence-transformers pooling, normalize, seed
 ARCHS = [
     ("xlm-roberta-tiny", xlm_roberta, "roberta", "mean", True, 1),
     ("mpnet-tiny", mpnet, "roberta", "mean", True, 2),
     ("modernbert-tiny", modernbert, "bert", "cls", True, 3),
     ("nomic-bert-tiny", nomic_bert, "bert", "mean", False, 4),
+    ("qwen3-tiny", qwen3, "bert", "last", True, 6),  # a decoder: causal, last-token pooling
 ]
 
 
@@ -354,10 +366,13 @@ def mpnet_buckets() -> list[int]:
     ).tolist()
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    """Build the fixtures named in ``argv`` (all of them when none is named)."""
     torch.manual_seed(0)
     tokenizers_ = {"roberta": make_tokenizer("roberta"), "bert": make_tokenizer("bert")}
     for name, build, style, pooling, normalize, seed in ARCHS:
+        if argv and name not in argv:
+            continue
         tok = tokenizers_[style]
         model = build(tok).eval()
         model.config._attn_implementation = "eager"
@@ -385,6 +400,8 @@ def main() -> int:
         (OUT / f"{name}.reference.json").write_text(json.dumps(ref) + "\n")
         print(name, sum(p.numel() for p in model.parameters()), "parameters")
 
+    if argv and "xlm-roberta-reranker-tiny" not in argv:
+        return 0
     tok = tokenizers_["roberta"]
     model = xlm_roberta_rerank(tok).eval()
     model.config._attn_implementation = "eager"
@@ -416,4 +433,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

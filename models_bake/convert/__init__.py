@@ -35,6 +35,7 @@ FAMILIES: dict[str, tuple[str, dict[str, str]]] = {
     "mpnet": ("mpnet", {"dense": "MPNetModel"}),
     "modernbert": ("modernbert", {"dense": "ModernBertModel"}),
     "nomic_bert": ("nomic_bert", {"dense": "NomicBertModel"}),
+    "qwen3": ("qwen3", {"dense": "Qwen3Model"}),
 }
 # Checkpoint architectures (config.json "architectures") each family reads.
 ARCHITECTURES: dict[str, tuple[str, ...]] = {
@@ -48,7 +49,11 @@ ARCHITECTURES: dict[str, tuple[str, ...]] = {
     "mpnet": ("MPNetModel", "MPNetForMaskedLM"),
     "modernbert": ("ModernBertModel", "ModernBertForMaskedLM"),
     "nomic_bert": ("NomicBertModel", "NomicBertForMaskedLM"),
+    "qwen3": ("Qwen3Model", "Qwen3ForCausalLM"),
 }
+# Families whose graph goes through ORT's BERT optimizer at bake time. Qwen3's RMSNorm pattern
+# crashes its SimplifiedLayerNormalization fusion (onnxruntime 1.32): Qwen3 bakes unfused.
+FUSED_FAMILIES = frozenset(FAMILIES) - {"qwen3"}
 SUPPORTED_ARCHITECTURES: tuple[str, ...] = tuple(a for v in ARCHITECTURES.values() for a in v)
 
 
@@ -107,6 +112,7 @@ def convert_checkpoint(model_dir: Path, out_path: Path, kind: str = "dense") -> 
 __all__ = [
     "ARCHITECTURES",
     "FAMILIES",
+    "FUSED_FAMILIES",
     "HEADS",
     "INPUTS",
     "SUPPORTED_ARCHITECTURES",

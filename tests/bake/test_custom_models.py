@@ -20,12 +20,13 @@ from models_bake.bake import bake
 from models_bake.describe import DescribeError, describe
 from tests.conftest import FIXTURES, REPO
 
-ARCHS = ["xlm-roberta-tiny", "mpnet-tiny", "modernbert-tiny", "nomic-bert-tiny"]
+ARCHS = ["xlm-roberta-tiny", "mpnet-tiny", "modernbert-tiny", "nomic-bert-tiny", "qwen3-tiny"]
 FAMILY = {
     "xlm-roberta-tiny": "xlm-roberta",
     "mpnet-tiny": "mpnet",
     "modernbert-tiny": "modernbert",
     "nomic-bert-tiny": "nomic_bert",
+    "qwen3-tiny": "qwen3",
 }
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import onnxruntime as ort
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-ARCHS = ["xlm-roberta-tiny", "mpnet-tiny", "modernbert-tiny", "nomic-bert-tiny"]
+ARCHS = ["xlm-roberta-tiny", "mpnet-tiny", "modernbert-tiny", "nomic-bert-tiny", "qwen3-tiny"]
 RERANKER = "xlm-roberta-reranker-tiny"
 
 

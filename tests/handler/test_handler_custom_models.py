@@ -15,7 +15,7 @@ from models_bake.bake import bake
 from models_bake.describe import describe
 from tests.conftest import FIXTURES
 
-ARCHS = ["xlm-roberta-tiny", "mpnet-tiny", "modernbert-tiny", "nomic-bert-tiny"]
+ARCHS = ["xlm-roberta-tiny", "mpnet-tiny", "modernbert-tiny", "nomic-bert-tiny", "qwen3-tiny"]
 RERANKER = "xlm-roberta-reranker-tiny"
 
 
