@@ -279,20 +279,9 @@ def _model(kind: str, settings: Settings, name: str | None = None) -> Any:
 
 
 def _dense_vectors(model: Any, texts: list[str], normalize: bool, prefix: str = "") -> np.ndarray:
-    from kettle.pooling import normalize as unit
-    from kettle.pooling import pool
-
     if prefix:
         texts = [prefix + t for t in texts]
-    if normalize == model.manifest.normalize:
-        rows = list(model.embed(texts))
-    else:
-
-        def last_step(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
-            vectors = pool(model.manifest.pooling, hidden, mask).astype(np.float32, copy=False)
-            return unit(vectors) if normalize else vectors
-
-        rows = list(model._stream(texts, 256, last_step))
+    rows = list(model.embed(texts, normalize=normalize))
     return np.stack(rows).astype(np.float32, copy=False)
 
 
@@ -413,7 +402,7 @@ def rerank(request: RerankRequest, settings: Settings) -> Response:
                     "text_too_long",
                 )
     started = time.perf_counter()
-    scores = model.rerank(request.query, texts, top_n=request.top_n, sigmoid=not request.raw_scores)
+    scores = model.rank(request.query, texts, top_n=request.top_n, sigmoid=not request.raw_scores)
     ranked = ranked_results(scores, request.top_n)
     tokens = model.token_count([request.query]) * len(texts) + model.token_count(texts)
     _record("rerank", len(texts), tokens, started)

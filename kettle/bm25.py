@@ -42,11 +42,13 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
 from kettle.sparse import SparseEmbedding
 
+BM25_MODEL_NAME = "Qdrant/bm25"  # FastEmbed's and Qdrant's name for this scheme
 BM25_EXTRA_HINT = "kettle's BM25 needs its extra: pip install 'kettle[bm25]'"
 
 # Snowball stemmers of py-rust-stemmers (FastEmbed's supported_languages for Qdrant/bm25).
@@ -153,6 +155,38 @@ class Bm25:
         self._df: Counter[int] | None = None
         self._n_docs = 0
 
+    model_name = BM25_MODEL_NAME
+
+    @classmethod
+    def from_fastembed(
+        cls,
+        model_name: str = BM25_MODEL_NAME,
+        cache_dir: str | None = None,
+        k: float = 1.2,
+        b: float = 0.75,
+        avg_len: float = 256.0,
+        language: str = "english",
+        token_max_length: int = 40,
+        disable_stemmer: bool = False,
+        stopwords: Iterable[str] | None = None,
+        **kwargs: Any,
+    ) -> Bm25:
+        """FastEmbed's ``SparseTextEmbedding("Qdrant/bm25", ...)`` arguments (threads, providers
+        and the like accepted, without effect: BM25 needs no model). ``disable_stemmer`` keeps
+        the language's stopwords and stems nothing, as FastEmbed does."""
+        if stopwords is None:
+            stopwords = BUILTIN_STOPWORDS.get(language or "", ())
+        model = cls(
+            language=None if disable_stemmer else language,
+            k=k,
+            b=b,
+            avg_len=avg_len,
+            stopwords=stopwords,
+            token_max_length=token_max_length,
+        )
+        model.model_name = model_name
+        return model
+
     # ------------------------------------------------------------------ terms and ids
     def terms(self, text: str) -> list[str]:
         """The text's terms in order: split, stopwords and long tokens dropped, stemmed."""
@@ -181,7 +215,7 @@ class Bm25:
         """The sparse index of a term: abs of its signed 32-bit MurmurHash3 (seed 0)."""
         return abs(self._hash(term))
 
-    def token_count(self, texts: str | Iterable[str]) -> int:
+    def token_count(self, texts: str | Iterable[str], batch_size: int = 1024, **_: Any) -> int:
         """Number of terms in the texts (after stopwords), the ``len`` of the formula."""
         return sum(len(t) for t in self._each(texts, self.terms))
 
@@ -203,17 +237,28 @@ class Bm25:
             return SparseEmbedding.from_dict(dict.fromkeys(ids, 1.0))
         return SparseEmbedding.from_dict({i: self.idf(i) for i in ids})
 
-    def embed(self, documents: str | Iterable[str], batch_size: int = 256) -> Iterator:
+    def embed(
+        self,
+        documents: str | Iterable[str],
+        batch_size: int = 256,
+        parallel: int | None = None,
+        **kwargs: Any,
+    ) -> Iterator:
         """One SparseEmbedding per document (BM25 term-frequency weights), in input order.
 
-        ``batch_size`` is accepted for API symmetry with the model classes; BM25 streams."""
+        ``batch_size`` and ``parallel`` are FastEmbed's arguments, accepted and without effect:
+        BM25 streams one text at a time, faster than worker processes could be fed."""
         return self._each(documents, self._document)
 
-    def passage_embed(self, documents: str | Iterable[str], batch_size: int = 256) -> Iterator:
+    def passage_embed(
+        self, documents: str | Iterable[str], batch_size: int = 256, **kwargs: Any
+    ) -> Iterator:
         """Same as ``embed``."""
         return self.embed(documents, batch_size)
 
-    def query_embed(self, query: str | Iterable[str], batch_size: int = 256) -> Iterator:
+    def query_embed(
+        self, query: str | Iterable[str], batch_size: int = 256, **kwargs: Any
+    ) -> Iterator:
         """One SparseEmbedding per query: weight 1 per distinct term (IDF once ``fit``)."""
         return self._each(query, self._query)
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from functools import partial
+from typing import Any
 
 import numpy as np
 
 from kettle.batching import DEFAULT_BATCH_SIZE
-from kettle.encoder import TextEncoder
-from kettle.pooling import normalize, pool
+from kettle.encoder import Embedded, TextEncoder, TextKind
+from kettle.pooling import normalize as unit
+from kettle.pooling import pool
+from kettle.registry import DEFAULT_MODEL, register_custom
 
 
 class TextEmbedding(TextEncoder):
@@ -19,10 +23,55 @@ class TextEmbedding(TextEncoder):
     """
 
     kind = "dense"
+    default_model = DEFAULT_MODEL
 
     @property
     def embedding_size(self) -> int:
         return self.manifest.dim
+
+    @classmethod
+    def add_custom_model(
+        cls,
+        model: str,
+        pooling: Any,
+        normalization: bool,
+        sources: Any,
+        dim: int,
+        model_file: str = "onnx/model.onnx",
+        description: str = "",
+        license: str = "",
+        size_in_gb: float = 0.0,
+        additional_files: list[str] | None = None,
+        output_name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """FastEmbed's ``add_custom_model``: describe a model kettle's registry lacks.
+
+        kettle never downloads at run time, so this registers the description and the model
+        must then be **baked** before ``TextEmbedding(model)`` loads it: in this process with
+        ``models_bake.bake.bake(model, out="models")``, or from the shell with the command the
+        error of an unbaked model prints (``python -m models_bake MODEL --source REPO_OR_DIR
+        --kind dense --pooling ... --out models``). ``sources``: FastEmbed's ``ModelSource(hf=...)``,
+        ``{"hf": ...}``, a Hugging Face repo id or a local folder (a ``url`` archive is refused:
+        unpack it and pass the folder). An hf source bakes its ``model_file`` ONNX as it is; a
+        folder of safetensors is converted. ``pooling``: FastEmbed's PoolingType or "mean", "cls",
+        "last"; ``max_length=`` (default 512) is kettle's own. Once baked, the manifest carries
+        the description: later processes need not call this again.
+        """
+        register_custom(
+            "dense",
+            model,
+            sources,
+            dim=dim,
+            pooling=pooling,
+            normalize=normalization,
+            model_file=model_file,
+            description=description,
+            license=license,
+            size_in_gb=size_in_gb,
+            max_length=int(kwargs.pop("max_length", 512)),
+            extra={"output_name": output_name} if output_name else None,
+        )
 
     @property
     def query_prefix(self) -> str:
@@ -32,29 +81,75 @@ class TextEmbedding(TextEncoder):
     def passage_prefix(self) -> str:
         return self.manifest.passage_prefix
 
-    def _last_step(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def _last_step(
+        self, hidden: np.ndarray, mask: np.ndarray, normalize: bool | None = None
+    ) -> np.ndarray:
         vectors = pool(self.manifest.pooling, hidden, mask).astype(np.float32, copy=False)
-        return normalize(vectors) if self.manifest.normalize else vectors
+        if normalize is None:
+            normalize = self.manifest.normalize
+        return unit(vectors).astype(np.float32, copy=False) if normalize else vectors
+
+    def embed(
+        self,
+        documents: str | Iterable[str],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        parallel: int | None = None,
+        *,
+        normalize: bool | None = None,
+        truncate: bool = True,
+        prompt_name: str | None = None,
+        **kwargs: Any,
+    ) -> Iterator[np.ndarray]:
+        """float32 vectors in input order, from any iterable, in bounded memory.
+
+        ``parallel`` (FastEmbed's): that many worker processes (0: one per CPU), same vectors.
+
+        ``normalize``: unit vectors (True), raw pooled ones (False), or as the model is baked
+        (None). ``truncate=False``: a text past max_length raises TextTooLongError instead of
+        being cut (texts are checked one window of 2,048 at a time, before that window runs).
+        ``prompt_name``: prepend one of the model's named prompts (sentence-transformers'
+        ``prompt_name``, e.g. "query"); an unknown name is a ValueError listing the known ones.
+        """
+        if prompt_name is not None:
+            documents = _prompted(self.prompt(prompt_name), documents)
+        return self._stream(
+            documents,
+            batch_size,
+            partial(self._last_step, normalize=normalize),
+            truncate=truncate,
+            kind=kwargs.pop("kind", None),
+            parallel=parallel,
+        )
+
+    def embed_with_usage(
+        self,
+        texts: Sequence[str],
+        *,
+        kind: TextKind | None = None,
+        normalize: bool | None = None,
+        truncate: bool = True,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> Embedded[np.ndarray]:
+        """Vectors ``[n, dim]`` float32 and tokens per text, from one tokenization.
+
+        ``kind`` applies the model's query or passage prefix. Every text is checked (and, with
+        ``truncate=False``, measured) before any is embedded.
+        """
+        vectors, counts = self._usage(
+            texts,
+            batch_size,
+            partial(self._last_step, normalize=normalize),
+            kind=kind,
+            truncate=truncate,
+        )
+        dim = self.embedding_size
+        matrix = np.stack(vectors) if vectors else np.zeros((0, dim), dtype=np.float32)
+        return Embedded(matrix.astype(np.float32, copy=False), counts)
 
     @property
     def prompts(self) -> dict[str, str]:
         """sentence-transformers' named prompts of this model (name -> prefix)."""
         return dict(self.manifest.prompts)
-
-    def embed(
-        self,
-        texts: str | Iterable[str],
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        *,
-        prompt_name: str | None = None,
-    ) -> Iterator[np.ndarray]:
-        """float32 vectors in input order, from any iterable, in bounded memory.
-
-        ``prompt_name`` prepends one of the model's named prompts (sentence-transformers'
-        ``prompt_name``), e.g. "query"; an unknown name is a ValueError listing the known ones."""
-        if prompt_name is not None:
-            texts = _prefixed(self.prompt(prompt_name), texts)
-        return self._stream(texts, batch_size, self._last_step)
 
     def prompt(self, name: str) -> str:
         """The text of the named prompt ``name``."""
@@ -67,22 +162,21 @@ class TextEmbedding(TextEncoder):
         return prompts[name]
 
     def query_embed(
-        self, query: str | Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE
+        self, query: str | Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, **kwargs: Any
     ) -> Iterator[np.ndarray]:
         """Embed search queries (the model's query prefix applied)."""
-        return self.embed(_prefixed(self.query_prefix, query), batch_size)
+        return self.embed(query, batch_size, kwargs.pop("parallel", None), kind="query", **kwargs)
 
     def passage_embed(
-        self, texts: str | Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE
+        self, texts: str | Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, **kwargs: Any
     ) -> Iterator[np.ndarray]:
         """Embed documents to be searched (the model's passage prefix applied)."""
-        return self.embed(_prefixed(self.passage_prefix, texts), batch_size)
+        parallel = kwargs.pop("parallel", None)
+        return self.embed(texts, batch_size, parallel, kind="passage", **kwargs)
 
 
-def _prefixed(prefix: str, texts: str | Iterable[str]) -> Iterable:
+def _prompted(prompt: str, texts: str | Iterable[Any]) -> Iterable[Any]:
+    """``prompt`` before every text; non-str items pass through so embed() names them."""
     if isinstance(texts, str):
         texts = [texts]
-    if not prefix:
-        return texts
-    # Non-str items pass through unchanged so embed() can name them.
-    return (prefix + t if isinstance(t, str) else t for t in texts)
+    return (prompt + t if isinstance(t, str) else t for t in texts)

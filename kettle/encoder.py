@@ -1,15 +1,18 @@
-"""The path every text model walks: tokenize -> batching -> session.run -> (its own last step).
+"""The path every text model walks: check -> tokenize -> batching -> session.run -> its last step.
 
-``TextEncoder`` loads a baked model (manifest verified), its tokenizer at once and its ONNX session
-lazily, so counting tokens never pays for a session. Model kinds subclass it and supply the last
-step (pooling, SPLADE weights, per-token vectors, scores).
+``TextEncoder`` adds the tokenizer to the ONNX model base: loaded at once (counting tokens never
+pays for a session), truncating to ``max_length``. Each text is tokenized once; its token count
+comes from that same encoding, so ``embed_with_usage`` returns vectors and usage from one pass,
+and ``truncate=False`` finds a text past ``max_length`` from the encoding's overflow.
+Kinds supply ``_last_step`` (pooling, SPLADE weights, per-token vectors, scores) and, when their
+input is not plain text with a prefix, ``_encoder``.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import numpy as np
 from tokenizers import Encoding
@@ -21,76 +24,56 @@ from kettle.batching import (
     plan_batches,
     windows,
 )
-from kettle.manifest import Manifest
-from kettle.registry import DEFAULT_MODEL, list_supported_models
-from kettle.session import create_session
-from kettle.store import BakedModel, find_model
+from kettle.errors import TextTooLongError, check_texts
+from kettle.onnx_model import OnnxModel
+from kettle.parallel import WorkerPool, ordered, run_batch, step_spec, workers_for
 from kettle.tokenize import TextTokenizer
 
-
-def check_texts(items: Sequence[Any], offset: int = 0) -> None:
-    """A TypeError naming the index of the first item that is not a str (None included)."""
-    for i, item in enumerate(items):
-        if not isinstance(item, str):
-            raise TypeError(
-                f"texts[{offset + i}] is {type(item).__name__}, not str"
-                + (": None is not text" if item is None else "")
-            )
+TextKind = Literal["query", "passage"]
+V = TypeVar("V")
 
 
-class TextEncoder:
-    """Shared machinery of the text model kinds; not used directly."""
+@dataclass(frozen=True)
+class Embedded(Generic[V]):
+    """What ``embed_with_usage`` returns: the vectors and the tokens each text was read as
+    (special tokens and prefix included, after truncation): what the model was billed for."""
 
-    kind: str = ""
+    vectors: V
+    token_counts: list[int]
 
-    def __init__(
-        self,
-        model_name: str = DEFAULT_MODEL,
-        models_dir: str | os.PathLike | None = None,
-        threads: int | None = None,
-        providers: Sequence[str | tuple[str, dict]] | None = None,
-        max_length: int | None = None,
-        token_budget: int = DEFAULT_TOKEN_BUDGET,
-    ) -> None:
-        self.model_name = model_name
-        self.baked: BakedModel = find_model(model_name, models_dir, kind=self.kind or None)
-        manifest = self.baked.manifest
+    @property
+    def total_tokens(self) -> int:
+        return sum(self.token_counts)
+
+
+class TextEncoder(OnnxModel):
+    """Shared machinery of the text model kinds; not used directly.
+
+    Options beyond FastEmbed's: ``max_length`` (at most the model's; lower truncates sooner) and
+    ``token_budget`` (padded tokens per ``session.run``; the class's default suits its kind).
+    """
+
+    token_budget: ClassVar[int] = DEFAULT_TOKEN_BUDGET
+
+    def _setup(self, max_length: int | None = None, token_budget: int | None = None) -> None:
+        manifest = self.manifest
         if max_length is not None and not 1 <= max_length <= manifest.max_length:
             raise ValueError(f"max_length must be in 1..{manifest.max_length}, got {max_length}")
+        if token_budget is not None and token_budget < 1:
+            raise ValueError(f"token_budget must be at least 1, got {token_budget}")
         self.max_length = max_length or manifest.max_length
         self.tokenizer = TextTokenizer(self.baked.path, self.max_length)
-        self.threads = threads
-        self.providers = providers
-        self.token_budget = token_budget
-        self._session = None
-        self._input_names: list[str] = []
-        self._output_name = manifest.onnx.get("output")
+        if token_budget is not None:
+            self.token_budget = token_budget
 
-    @property
-    def manifest(self) -> Manifest:
-        return self.baked.manifest
+    # ------------------------------------------------------------------ tokens
+    def token_count(
+        self, texts: str | Iterable[str], batch_size: int = 1024, truncate: bool = True, **_: Any
+    ) -> int:
+        """Total tokens the model sees for ``texts`` (special tokens included); no session.
 
-    @classmethod
-    def list_supported_models(cls) -> list[dict]:
-        """The registry's models of this class's kind."""
-        return list_supported_models(cls.kind or None)
-
-    @property
-    def session(self):
-        """The ONNX Runtime session, created on first use."""
-        if self._session is None:
-            self._session = create_session(self.baked.model_path, self.threads, self.providers)
-            self._input_names = [i.name for i in self._session.get_inputs()]
-            if self._output_name is None:
-                self._output_name = self._session.get_outputs()[0].name
-        return self._session
-
-    def load(self) -> None:
-        """Create the session now (for an init phase or a snapshot) rather than on first use."""
-        _ = self.session
-
-    def token_count(self, texts: str | Iterable[str], truncate: bool = True) -> int:
-        """Total tokens the model sees for ``texts`` (special tokens included); no session."""
+        ``batch_size`` is FastEmbed's argument (texts tokenized per call); any value counts the same.
+        """
         return sum(self.token_counts(texts, truncate=truncate))
 
     def token_counts(self, texts: str | Iterable[str], truncate: bool = True) -> list[int]:
@@ -103,39 +86,154 @@ class TextEncoder:
             counts += self.tokenizer.count(window, truncate=truncate)
         return counts
 
-    def run(self, encodings: Sequence[Encoding]) -> tuple[np.ndarray, np.ndarray]:
-        """One padded batch through the session: (model output, attention mask)."""
+    def _prefix(self, kind: TextKind | None) -> str:
+        if kind is None:
+            return ""
+        if kind not in ("query", "passage"):
+            raise ValueError(f"kind must be 'query', 'passage' or None, got {kind!r}")
+        return self.manifest.query_prefix if kind == "query" else self.manifest.passage_prefix
+
+    def _encoder(self, kind: TextKind | None) -> Callable[[list[str]], Sequence[Any]]:
+        """Texts -> encodings as the model reads them (the kind's prefix applied)."""
+        prefix = self._prefix(kind)
+        if not prefix:
+            return self.tokenizer.encode
+        return lambda texts: self.tokenizer.encode([prefix + t for t in texts])
+
+    def _full_count(self, text: str, kind: TextKind | None) -> int:
+        """Tokens of one text without truncation (only for the error of ``truncate=False``)."""
+        return self.token_counts([self._prefix(kind) + text], truncate=False)[0]
+
+    # ------------------------------------------------------------------ the shared path
+    def feeds(self, encodings: Sequence[Any]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """One batch padded as the graph takes it, and the mask its last step reads."""
         feeds = self.tokenizer.pad(encodings)
-        session = self.session
-        feeds = {name: feeds[name] for name in self._input_names}
-        (output,) = session.run([self._output_name], feeds)
-        return output, feeds["attention_mask"]
+        return feeds, feeds["attention_mask"]
+
+    def run(self, encodings: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """One padded batch through the session: (model output, the mask)."""
+        feeds, mask = self.feeds(encodings)
+        return self.run_session(feeds), mask
+
+    def _with_counts(
+        self,
+        texts: str | Iterable[Any],
+        batch_size: int,
+        last_step: Callable[[np.ndarray, np.ndarray], Sequence[Any]],
+        encode: Callable[[list[Any]], Sequence[Any]] | None = None,
+        check: Callable[[Sequence[Any], int], None] = check_texts,
+        *,
+        truncate: bool = True,
+        kind: TextKind | None = None,
+        window_size: int | None = None,
+        parallel: int | None = None,
+    ) -> Iterator[tuple[Any, int]]:
+        """(result of ``last_step``, tokens read) per item, in input order, one bounded window at
+        a time. Every item of a window is checked and tokenized before any of it runs, so a bad
+        item or (``truncate=False``) a text past max_length stops the window with nothing run.
+        ``parallel``: worker processes run the batches (kettle.parallel), same results."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if isinstance(texts, str):
+            texts = [texts]
+        workers = workers_for(parallel, texts, batch_size)
+        encode = encode or self._encoder(kind)
+        size = window_size or max(DEFAULT_WINDOW, batch_size)
+        if workers:
+            with WorkerPool(self, workers) as pool:
+                yield from self._windows(
+                    texts, size, batch_size, last_step, encode, check, truncate, kind, pool
+                )
+        else:
+            yield from self._windows(
+                texts, size, batch_size, last_step, encode, check, truncate, kind, None
+            )
+
+    def _windows(
+        self,
+        texts: Iterable[Any],
+        size: int,
+        batch_size: int,
+        last_step: Callable[[np.ndarray, np.ndarray], Sequence[Any]],
+        encode: Callable[[list[Any]], Sequence[Any]],
+        check: Callable[[Sequence[Any], int], None],
+        truncate: bool,
+        kind: TextKind | None,
+        pool: WorkerPool | None,
+    ) -> Iterator[tuple[Any, int]]:
+        spec = step_spec(last_step) if pool is not None else None
+        for offset, window in _offset_windows(texts, size):
+            check(window, offset)
+            encodings = encode(window)
+            if not truncate:
+                for i, e in enumerate(encodings):
+                    if e.overflowing:
+                        raise TextTooLongError(
+                            index=offset + i,
+                            tokens=self._full_count(window[i], kind),
+                            limit=self.max_length,
+                            model=self.model_name,
+                        )
+            counts = [_n_tokens(e) for e in encodings]
+            results: list[Any] = [None] * len(window)
+            lengths = [len(e.ids) for e in encodings]
+            batches = plan_batches(lengths, batch_size, self.token_budget)
+            if pool is None:
+                outputs: Iterable[Sequence[Any]] = (
+                    last_step(*self.run([encodings[i] for i in batch])) for batch in batches
+                )
+            else:
+                tasks = (self.feeds([encodings[i] for i in batch]) + (spec,) for batch in batches)
+                outputs = ordered(pool, run_batch, tasks)
+            for batch, batch_results in zip(batches, outputs, strict=True):
+                for i, result in zip(batch, batch_results, strict=True):
+                    results[i] = result
+            yield from zip(results, counts, strict=True)
 
     def _stream(
         self,
-        texts: str | Iterable[str],
+        texts: str | Iterable[Any],
         batch_size: int,
         last_step: Callable[[np.ndarray, np.ndarray], Sequence[Any]],
-        encode: Callable[[list[str]], list[Encoding]] | None = None,
+        encode: Callable[[list[Any]], Sequence[Any]] | None = None,
         check: Callable[[Sequence[Any], int], None] = check_texts,
+        **options: Any,
     ) -> Iterator[Any]:
-        """Results of ``last_step`` per text, in input order, one bounded window at a time.
+        """Results of ``last_step`` per item, in input order (``_with_counts`` without counts)."""
+        for result, _ in self._with_counts(texts, batch_size, last_step, encode, check, **options):
+            yield result
 
-        ``check(window, offset)`` validates the items (texts by default; pairs for rerankers)."""
+    def _usage(
+        self,
+        texts: Sequence[str],
+        batch_size: int,
+        last_step: Callable[[np.ndarray, np.ndarray], Sequence[Any]],
+        *,
+        kind: TextKind | None,
+        truncate: bool,
+    ) -> tuple[list[Any], list[int]]:
+        """Every text's result and token count; all texts are checked before any is embedded."""
         if isinstance(texts, str):
             texts = [texts]
-        encode = encode or self.tokenizer.encode
-        window_size = max(DEFAULT_WINDOW, batch_size)
-        for offset, window in _offset_windows(texts, window_size):
-            check(window, offset)
-            encodings = encode(window)
-            results: list[Any] = [None] * len(window)
-            lengths = [len(e.ids) for e in encodings]
-            for batch in plan_batches(lengths, batch_size, self.token_budget):
-                output, mask = self.run([encodings[i] for i in batch])
-                for i, result in zip(batch, last_step(output, mask), strict=True):
-                    results[i] = result
-            yield from results
+        texts = list(texts)
+        pairs = list(
+            self._with_counts(
+                texts,
+                batch_size,
+                last_step,
+                truncate=truncate,
+                kind=kind,
+                window_size=max(len(texts), DEFAULT_WINDOW, batch_size),
+            )
+        )
+        return [r for r, _ in pairs], [n for _, n in pairs]
+
+
+def _n_tokens(encoding: Any) -> int:
+    """Tokens the model reads from one encoding (padding, where a kind pads, not counted)."""
+    if isinstance(encoding, Encoding):
+        return len(encoding.ids)
+    return int(sum(encoding.attention_mask))
 
 
 def _offset_windows(items: Iterable[Any], size: int) -> Iterator[tuple[int, list[Any]]]:
@@ -145,4 +243,4 @@ def _offset_windows(items: Iterable[Any], size: int) -> Iterator[tuple[int, list
         offset += len(window)
 
 
-__all__ = ["TextEncoder", "check_texts", "DEFAULT_BATCH_SIZE"]
+__all__ = ["DEFAULT_BATCH_SIZE", "Embedded", "TextEncoder", "TextKind", "check_texts"]

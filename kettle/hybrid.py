@@ -99,7 +99,7 @@ class HybridIndex:
     >>> index.search("capital of France", top_k=1)[0].document
 
     Encoders are duck-typed: ``passage_embed(texts)`` / ``query_embed(text)`` yielding numpy
-    vectors (dense) or ``SparseEmbedding`` (sparse); a reranker has kettle's ``rerank``. Dense
+    vectors (dense) or ``SparseEmbedding`` (sparse); a reranker has kettle's ``rank``. Dense
     scores are dot products (cosine for normalised models). A ``Bm25`` encoder's query terms are
     weighted by the IDF of this index's documents, as Qdrant's ``modifier="idf"`` does.
     """
@@ -233,7 +233,7 @@ class HybridIndex:
         if self.reranker is None or rerank is False:
             return [hit(row, s, s) for row, s in fused[:top_k]]
         pool = fused[:candidates]
-        results = self.reranker.rerank(query, [self.documents[row] for row, _ in pool])
+        results = self.reranker.rank(query, [self.documents[row] for row, _ in pool])
         return [hit(pool[r.index][0], pool[r.index][1], r.score) for r in results[:top_k]]
 
 

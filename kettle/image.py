@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from itertools import islice
+from typing import Any
 
 import numpy as np
 
-from kettle.manifest import Manifest
+from kettle.onnx_model import OnnxModel
+from kettle.parallel import WorkerPool, embed_images, ordered, workers_for
 from kettle.pooling import normalize, pool
 from kettle.preprocess import ImageInput, ImagePreprocessor, open_image, require_pillow
-from kettle.registry import list_supported_models
-from kettle.session import create_session
-from kettle.store import BakedModel, find_model
 
 DEFAULT_IMAGE_MODEL = "Qdrant/clip-ViT-B-32-vision"
 DEFAULT_IMAGE_BATCH_SIZE = 16
 
 
-class ImageEmbedding:
+class ImageEmbedding(OnnxModel):
     """Dense image embeddings (CLIP vision towers, ViT, ResNet) from a baked model.
 
     >>> model = ImageEmbedding("Qdrant/clip-ViT-B-32-vision")
@@ -27,54 +26,20 @@ class ImageEmbedding:
     """
 
     kind = "image"
+    default_model = DEFAULT_IMAGE_MODEL
 
-    def __init__(
-        self,
-        model_name: str = DEFAULT_IMAGE_MODEL,
-        models_dir: str | os.PathLike | None = None,
-        threads: int | None = None,
-        providers: Sequence[str | tuple[str, dict]] | None = None,
-    ) -> None:
+    def _setup(self) -> None:
         require_pillow()
-        self.model_name = model_name
-        self.baked: BakedModel = find_model(model_name, models_dir, kind=self.kind)
         self.preprocessor = ImagePreprocessor.from_dir(self.baked.path)
-        self.threads = threads
-        self.providers = providers
-        self._session = None
-        self._input_name = ""
-        self._output_name = self.manifest.onnx.get("output")
-
-    @property
-    def manifest(self) -> Manifest:
-        return self.baked.manifest
 
     @property
     def embedding_size(self) -> int:
         return self.manifest.dim
 
-    @property
-    def session(self):
-        """The ONNX Runtime session, created on first use."""
-        if self._session is None:
-            self._session = create_session(self.baked.model_path, self.threads, self.providers)
-            self._input_name = self._session.get_inputs()[0].name
-            if self._output_name is None:
-                self._output_name = self._session.get_outputs()[0].name
-        return self._session
-
-    def load(self) -> None:
-        """Create the session now rather than on first use."""
-        _ = self.session
-
-    @staticmethod
-    def list_supported_models() -> list[dict]:
-        return list_supported_models("image")
-
     def run(self, pixels: np.ndarray) -> np.ndarray:
         """One preprocessed batch [N, 3, H, W] -> vectors [N, dim] (normalised if the model is)."""
         session = self.session
-        (output,) = session.run([self._output_name], {self._input_name: pixels})
+        (output,) = session.run([self._output_name], {self._input_names[0]: pixels})
         if output.ndim == 3:  # token outputs: pool them as the description says
             output = pool(self.manifest.pooling, output, np.ones(output.shape[:2], np.int64))
         vectors = output.reshape(len(pixels), -1).astype(np.float32, copy=False)
@@ -84,22 +49,41 @@ class ImageEmbedding:
         self,
         images: ImageInput | Iterable[ImageInput],
         batch_size: int = DEFAULT_IMAGE_BATCH_SIZE,
+        parallel: int | None = None,
+        **kwargs: Any,
     ) -> Iterator[np.ndarray]:
         """float32 vectors in input order; images are file paths, bytes or PIL images.
 
         Any iterable works; at most ``batch_size`` images are open at a time. A bad item raises
-        an error that names its index (``images[i]``).
+        an ImageInputError that names its index (``images[i]``, ``.index``). ``parallel``: that
+        many worker processes (0: one per CPU) embed the same batches, in input order.
         """
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         if _is_single(images):
             images = [images]
-        iterator = iter(images)
-        offset = 0
-        while batch := list(islice(iterator, batch_size)):
-            opened = [open_image(item, offset + i) for i, item in enumerate(batch)]
-            yield from self.run(self.preprocessor(opened, offset))
-            offset += len(batch)
+        workers = workers_for(parallel, images, batch_size)
+        batches = _batches(images, batch_size)
+        if not workers:
+            for offset, batch in batches:
+                yield from self.embed_batch(batch, offset)
+            return
+        with WorkerPool(self, workers) as pool:
+            for vectors in ordered(pool, embed_images, batches):
+                yield from vectors
+
+    def embed_batch(self, images: list[ImageInput], offset: int = 0) -> np.ndarray:
+        """One batch of images -> [N, dim]; errors name ``images[offset + i]``."""
+        opened = [open_image(item, offset + i) for i, item in enumerate(images)]
+        return self.run(self.preprocessor(opened, offset))
+
+
+def _batches(images: Iterable[ImageInput], size: int) -> Iterator[tuple[int, list]]:
+    iterator = iter(images)
+    offset = 0
+    while batch := list(islice(iterator, size)):
+        yield offset, batch
+        offset += len(batch)
 
 
 def _is_single(images: object) -> bool:

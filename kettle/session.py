@@ -6,8 +6,10 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import onnxruntime as ort
+if TYPE_CHECKING:  # onnxruntime is imported when a session is made: counting tokens needs none
+    import onnxruntime as ort
 
 
 def _cgroup_cpu_limit() -> float | None:
@@ -47,6 +49,8 @@ def create_session(
     providers: Sequence[str | tuple[str, dict]] | None = None,
 ) -> ort.InferenceSession:
     """An inference session tuned for batched CPU inference of a transformer encoder."""
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or available_cpus()
     options.inter_op_num_threads = 1

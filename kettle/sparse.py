@@ -9,15 +9,32 @@ over the ``[tokens, vocab]`` logits instead of three.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import numpy as np
 
 from kettle.batching import DEFAULT_BATCH_SIZE
-from kettle.encoder import TextEncoder
-from kettle.registry import DEFAULT_SPARSE_MODEL
+from kettle.encoder import Embedded, TextEncoder, TextKind
+from kettle.pooling import normalize as unit
+from kettle.registry import DEFAULT_SPARSE_MODEL, UnknownModelError
+
+BM25_ROW: dict[str, Any] = {
+    "model": "Qdrant/bm25",
+    "dim": None,
+    "description": "BM25 as sparse vectors for Qdrant's modifier=idf (kettle.Bm25; no model file).",
+    "license": "apache-2.0",
+    "size_in_GB": 0.0,
+    "sources": {"hf": None, "url": None, "_deprecated_tar_struct": False},
+    "model_file": "",
+    "additional_files": [],
+    "requires_idf": True,
+    "vocab_size": None,
+    "kind": "sparse",
+    "baked": True,  # nothing to bake: needs only kettle[bm25]
+}
 
 # The logits of one batch are tokens x vocab floats (30522 for BERT): 2048 tokens are 250 MB.
 SPARSE_TOKEN_BUDGET = 2048
@@ -113,59 +130,110 @@ class SparseTextEmbedding(TextEncoder):
     """
 
     kind = "sparse"
+    default_model = DEFAULT_SPARSE_MODEL
+    token_budget = SPARSE_TOKEN_BUDGET
 
-    def __init__(
-        self,
-        model_name: str = DEFAULT_SPARSE_MODEL,
-        models_dir: str | os.PathLike | None = None,
-        threads: int | None = None,
-        providers: Sequence[str | tuple[str, dict]] | None = None,
-        max_length: int | None = None,
-        token_budget: int = SPARSE_TOKEN_BUDGET,
-    ) -> None:
-        super().__init__(model_name, models_dir, threads, providers, max_length, token_budget)
+    def __new__(cls, model_name: str | None = None, *args: Any, **kwargs: Any):
+        """``SparseTextEmbedding("Qdrant/bm25", ...)`` gives a ``kettle.Bm25`` (FastEmbed's
+        dispatch: BM25 needs no model); BM42 is refused with what to use instead."""
+        name = (model_name or "").lower()
+        if name == "qdrant/bm25":
+            from kettle.bm25 import Bm25
+
+            if args:
+                kwargs["cache_dir"] = args[0]
+            return Bm25.from_fastembed(model_name, **kwargs)
+        if name.startswith("qdrant/bm42"):
+            raise UnknownModelError(
+                f"{model_name} is not available in kettle: BM42 weighs terms by a model's "
+                "attention, which kettle does not bake; use Qdrant/bm25 or a SPLADE model "
+                f"({DEFAULT_SPARSE_MODEL})"
+            )
+        return super().__new__(cls)
+
+    @classmethod
+    def list_supported_models(cls, models_dir: Any = None) -> list[dict[str, Any]]:
+        """The SPLADE models of the registry, then Qdrant/bm25 (no bake needed)."""
+        return super().list_supported_models(models_dir) + [BM25_ROW]
 
     @property
     def vocab_size(self) -> int:
         return self.manifest.dim
 
-    def embed(
+    def _last_step(
         self,
-        texts: str | Iterable[str],
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        logits: np.ndarray,
+        mask: np.ndarray,
         top_k: int | None = None,
-    ) -> Iterator[SparseEmbedding]:
-        """One SparseEmbedding per text, in input order; ``top_k`` keeps the largest weights."""
+        normalize: bool | None = None,
+    ) -> list[SparseEmbedding]:
+        weights = splade_weights(logits, mask)
+        if normalize:
+            weights = unit(weights).astype(np.float32, copy=False)
+        return [to_sparse(row, top_k) for row in weights]
+
+    def _step(self, top_k: int | None, normalize: bool | None):
         if top_k is not None and top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {top_k}")
+        return partial(self._last_step, top_k=top_k, normalize=normalize)
 
-        def last_step(logits: np.ndarray, mask: np.ndarray) -> list[SparseEmbedding]:
-            return [to_sparse(row, top_k) for row in splade_weights(logits, mask)]
+    def embed(
+        self,
+        documents: str | Iterable[str],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        parallel: int | None = None,
+        *,
+        top_k: int | None = None,
+        normalize: bool | None = None,
+        truncate: bool = True,
+        **kwargs: Any,
+    ) -> Iterator[SparseEmbedding]:
+        """One SparseEmbedding per text, in input order; ``top_k`` keeps the largest weights,
+        ``normalize=True`` scales each vector to unit L2 norm (SPLADE weights are raw by default).
+        """
+        return self._stream(
+            documents,
+            batch_size,
+            self._step(top_k, normalize),
+            truncate=truncate,
+            kind=kwargs.pop("kind", None),
+            parallel=parallel,
+        )
 
-        return self._stream(texts, batch_size, last_step)
+    def embed_with_usage(
+        self,
+        texts: Sequence[str],
+        *,
+        kind: TextKind | None = None,
+        normalize: bool | None = None,
+        truncate: bool = True,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        top_k: int | None = None,
+    ) -> Embedded[list[SparseEmbedding]]:
+        """SparseEmbeddings and tokens per text, from one tokenization (see TextEmbedding)."""
+        vectors, counts = self._usage(
+            texts, batch_size, self._step(top_k, normalize), kind=kind, truncate=truncate
+        )
+        return Embedded(vectors, counts)
 
     def query_embed(
         self,
         query: str | Iterable[str],
         batch_size: int = DEFAULT_BATCH_SIZE,
         top_k: int | None = None,
+        **kwargs: Any,
     ) -> Iterator[SparseEmbedding]:
         """Embed search queries (the model's query prefix applied, if it has one)."""
-        return self.embed(_prefixed(self.manifest.query_prefix, query), batch_size, top_k)
+        parallel = kwargs.pop("parallel", None)
+        return self.embed(query, batch_size, parallel, top_k=top_k, kind="query", **kwargs)
 
     def passage_embed(
         self,
         texts: str | Iterable[str],
         batch_size: int = DEFAULT_BATCH_SIZE,
         top_k: int | None = None,
+        **kwargs: Any,
     ) -> Iterator[SparseEmbedding]:
         """Embed documents (the model's passage prefix applied, if it has one)."""
-        return self.embed(_prefixed(self.manifest.passage_prefix, texts), batch_size, top_k)
-
-
-def _prefixed(prefix: str, texts: str | Iterable[str]) -> Iterable:
-    if isinstance(texts, str):
-        texts = [texts]
-    if not prefix:
-        return texts
-    return (prefix + t if isinstance(t, str) else t for t in texts)
+        parallel = kwargs.pop("parallel", None)
+        return self.embed(texts, batch_size, parallel, top_k=top_k, kind="passage", **kwargs)

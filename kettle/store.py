@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kettle.manifest import MANIFEST_NAME, Manifest, ManifestError
-from kettle.registry import ModelDescription, UnknownModelError, get_model
+from kettle.registry import ModelDescription, UnknownModelError, get_model, is_builtin
 
 ENV_MODELS_DIR = "KETTLE_MODELS_DIR"
 LAYER_MODELS_DIR = Path("/opt/models")  # where a Lambda layer's models/ folder is mounted
@@ -48,6 +48,8 @@ def list_baked(models_dir: str | os.PathLike | None = None) -> list[str]:
         if not base.is_dir():
             continue
         for manifest in sorted(base.glob(f"**/{MANIFEST_NAME}")):
+            if any(part.startswith(".") for part in manifest.relative_to(base).parts):
+                continue  # .staging/ of a bake in progress (or killed): never a model
             try:
                 name = Manifest.read(manifest.parent).name
             except ManifestError:
@@ -58,7 +60,43 @@ def list_baked(models_dir: str | os.PathLike | None = None) -> list[str]:
 
 
 def bake_command(name: str) -> str:
-    return f"python -m models_bake {name} --out models"
+    """The shell command that bakes ``name``: the registry's name alone, or for a model added at
+    run time (``add_custom_model``), its source and settings as the custom-model bake takes them."""
+    try:
+        described = get_model(name)
+    except UnknownModelError:
+        return f"python -m models_bake {name} --source DIR --out models"
+    if is_builtin(described.name):
+        return f"python -m models_bake {described.name} --out models"
+    source = described.sources[0]
+    flags = [f"--source {source.ref}", f"--kind {described.kind}"]
+    if described.kind == "dense":
+        flags += [
+            f"--pooling {described.pooling}",
+            "--normalize" if described.normalize else "--no-normalize",
+        ]
+    flags.append(f"--max-length {described.max_length}")
+    return f"python -m models_bake {described.name} {' '.join(flags)} --out models"
+
+
+def load_bake(
+    path: str | os.PathLike,
+    name: str | None = None,
+    *,
+    kind: str | None = None,
+    verify: bool = True,
+) -> BakedModel:
+    """The bake in the folder ``path``: its manifest read (and its files checked when
+    ``verify``); ``name`` and ``kind``, when given, must be the manifest's."""
+    path = Path(path)
+    manifest = Manifest.read(path)
+    if name is not None and manifest.name.lower() != name.lower():
+        raise ManifestError(f"{path}: manifest names {manifest.name!r}, not {name!r}")
+    if kind is not None and manifest.kind != kind:
+        raise ValueError(f"{manifest.name} is a {manifest.kind} model, not {kind}")
+    if verify:
+        manifest.verify(path)
+    return BakedModel(path, manifest)
 
 
 def find_model(
@@ -81,19 +119,24 @@ def find_model(
     for base in search_dirs(models_dir):
         candidate = base / rel
         if (candidate / MANIFEST_NAME).is_file():
-            manifest = Manifest.read(candidate)
-            if manifest.name != name:
-                raise ManifestError(f"{candidate}: manifest names {manifest.name!r}, not {name!r}")
-            if kind is not None and manifest.kind != kind:
-                raise ValueError(f"{name} is a {manifest.kind} model, not {kind}")
-            if verify:
-                manifest.verify(candidate)
-            return BakedModel(candidate, manifest)
+            return load_bake(candidate, name, kind=kind, verify=verify)
     baked = list_baked(models_dir)
+    if description is None:  # a local bake named in another case: names are case-insensitive
+        same = [b for b in baked if b.lower() == name.lower() and b != name]
+        if same:
+            return find_model(same[0], models_dir, kind=kind, verify=verify)
     where = ", ".join(str(d) for d in search_dirs(models_dir))
     hint = (
-        f"bake it with: {bake_command(name)}" if description else "it is not in kettle's registry"
+        f"bake it with: {bake_command(description.name)}"
+        if description
+        else f"it is not in kettle's registry (bake a folder of your own: {bake_command(name)})"
     )
     raise ModelNotBakedError(
-        f"model {name!r} is not baked in {where}; baked: {', '.join(baked) or 'none'}; {hint}"
+        f"model {name!r} is not baked in {where}; baked: {', '.join(baked) or 'none'}; {hint} "
+        "(kettle never downloads at run time)"
     )
+
+
+def bake_size_gb(baked: BakedModel) -> float:
+    """The size of a bake's files in GB (10**9 bytes, as FastEmbed's size_in_GB)."""
+    return sum((baked.path / rel).stat().st_size for rel in baked.manifest.files) / 1e9

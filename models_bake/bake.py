@@ -183,6 +183,35 @@ def _fuse(
     return out, stats
 
 
+def remove_stale_staging(out: Path) -> list[Path]:
+    """Remove what killed bakes left in ``out/.staging`` (folders named ``...-<pid>`` whose
+    process is gone; a running bake's folder stays). Returns the removed folders."""
+    removed = []
+    for folder in sorted((Path(out) / ".staging").glob("*")):
+        pid = folder.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and _alive(int(pid)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    try:
+        (Path(out) / ".staging").rmdir()
+    except OSError:
+        pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 def bake(
     name: str,
     out: Path = Path("models"),
@@ -216,6 +245,7 @@ def bake(
         log.info("%s is up to date in %s", name, final)
         return BakeResult(final, manifest, True, time.perf_counter() - started)
 
+    remove_stale_staging(out)
     staging = out / ".staging" / f"{description.dir_name.replace('/', '--')}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)

@@ -171,7 +171,7 @@ def log_lines(monkeypatch):
 def test_a_failure_inside_is_a_generic_500_and_is_logged(call_api, monkeypatch, log_lines, version):
     from kettle.dense import TextEmbedding
 
-    def explode(self, texts, batch_size=256):
+    def explode(self, texts, batch_size=256, **options):
         raise RuntimeError("secret detail at /var/task/model.onnx")
 
     monkeypatch.setattr(TextEmbedding, "embed", explode)
@@ -280,7 +280,7 @@ def test_rerank_orders_best_first(call_api, monkeypatch, rerank_model):
     result = call_api("POST", "/rerank", {"query": query, "texts": texts, "return_text": True})
     assert result.status == 200, result
     got = result.json()
-    want = TextCrossEncoder(name, models_dir=models).rerank(query, texts, sigmoid=True)
+    want = TextCrossEncoder(name, models_dir=models).rank(query, texts, sigmoid=True)
     assert [g["index"] for g in got] == [w.index for w in want]
     np.testing.assert_allclose([g["score"] for g in got], [w.score for w in want], atol=1e-6)
     assert [g["text"] for g in got] == [texts[w.index] for w in want]

@@ -56,7 +56,7 @@ class ShortestFirst:
     def __init__(self) -> None:
         self.calls: list[tuple[str, list[str]]] = []
 
-    def rerank(self, query, documents, top_n=None):
+    def rank(self, query, documents, top_n=None):
         self.calls.append((query, list(documents)))
         order = sorted(range(len(documents)), key=lambda i: len(documents[i]))
         return [RerankResult(i, -float(len(documents[i]))) for i in order][:top_n]

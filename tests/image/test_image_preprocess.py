@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from kettle.errors import ImageInputError
 from kettle.preprocess import ImagePreprocessor, open_image
 
 
@@ -143,10 +144,13 @@ def test_open_image_accepts_paths_bytes_and_pil(tmp_path):
 
 
 def test_open_image_errors_name_the_index(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"images\[2\].*nope\.png"):
+    with pytest.raises(ImageInputError, match=r"images\[2\].*nope\.png") as missing:
         open_image(tmp_path / "nope.png", 2)
-    with pytest.raises(ValueError, match=r"images\[1\]: cannot read 9 bytes"):
+    assert (missing.value.field, missing.value.index) == ("images", 2)
+    with pytest.raises(ValueError, match=r"images\[1\]: cannot read 9 bytes") as garbage:
         open_image(b"not a png", 1)
+    assert isinstance(garbage.value, ImageInputError) and garbage.value.index == 1
+    assert " at 0x" not in str(garbage.value)  # Pillow's message names a BytesIO repr
     with pytest.raises(TypeError, match=r"images\[0\] is int"):
         open_image(3, 0)
     with pytest.raises(TypeError, match=r"images\[4\] is NoneType"):

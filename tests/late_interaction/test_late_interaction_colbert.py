@@ -120,6 +120,25 @@ def test_token_counts_include_the_marker(model):
     assert model.token_counts(docs, truncate=False) == [10, 63]  # [CLS] [D] 60 words [SEP]
 
 
+def test_embed_with_usage_counts_what_the_model_reads(model):
+    docs = ["The cat sat on the mat.", " ".join(["sun"] * 60)]
+    got = model.embed_with_usage(docs)
+    assert got.token_counts == model.token_counts(docs) == [10, MAX_LENGTH]
+    for a, b in zip(got.vectors, model.embed(docs), strict=True):
+        np.testing.assert_array_equal(a, b)
+    queries = model.embed_with_usage(["cat on a mat?"], kind="query")
+    assert queries.vectors[0].shape == (QUERY_LENGTH, DIM)
+    assert queries.token_counts == [8]  # [CLS] [Q] cat on a mat ? [SEP]; [MASK] padding not billed
+    raw = model.embed_with_usage(docs[:1], normalize=False).vectors[0]
+    np.testing.assert_allclose(
+        raw / np.linalg.norm(raw, axis=1, keepdims=True), got.vectors[0], atol=1e-5
+    )
+    from kettle.errors import TextTooLongError
+
+    with pytest.raises(TextTooLongError, match=r"texts\[1\] has 63 tokens"):
+        model.embed_with_usage(docs, truncate=False)
+
+
 def test_batching_does_not_change_vectors(model):
     texts = DOCS * 3 + [" ".join(["apple"] * n) for n in range(1, 30, 4)]
     together = list(model.embed(texts, batch_size=4))

@@ -66,14 +66,28 @@ def test_fp32_scores_match_the_numpy_forward(fp32, cross_encoder_checkpoint):
 
 def test_rerank_orders_best_first(fp32):
     scores = fp32.rerank_pairs([(QUERY, d) for d in DOCS])
-    results = fp32.rerank(QUERY, DOCS)
+    results = fp32.rank(QUERY, DOCS)
     assert all(isinstance(r, RerankResult) for r in results)
     assert sorted(r.index for r in results) == list(range(len(DOCS)))
     assert [r.score for r in results] == sorted(scores, reverse=True)
     assert all(r.score == scores[r.index] and r.document is None for r in results)
-    top = fp32.rerank(QUERY, iter(DOCS), top_n=2, return_documents=True)
+    top = fp32.rank(QUERY, iter(DOCS), top_n=2, return_documents=True)
     assert [(r.index, r.document) for r in top] == [(r.index, DOCS[r.index]) for r in results[:2]]
-    assert fp32.rerank(QUERY, []) == []
+    assert fp32.rank(QUERY, []) == []
+
+
+def test_rerank_is_fastembeds_scores_in_input_order(fp32):
+    """FastEmbed's rerank(query, documents, batch_size) yields a score per document in input
+    order; a program switched from FastEmbed must get those, not a ranking."""
+    scores = list(fp32.rerank(QUERY, DOCS, batch_size=2))
+    assert scores == fp32.rerank_pairs([(QUERY, d) for d in DOCS])
+    assert scores != sorted(scores, reverse=True)  # the input order is not the ranked one
+    probs = list(fp32.rerank(QUERY, iter(DOCS), sigmoid=True))
+    np.testing.assert_allclose(probs, 1 / (1 + np.exp(-np.array(scores))), rtol=1e-6)
+    with pytest.raises(TypeError, match=r"documents\[1\] is int"):
+        fp32.rerank(QUERY, ["a", 3])
+    with pytest.raises(ValueError, match=r"query: lone surrogate U\+D800 at character 1"):
+        fp32.rerank("q\ud800", DOCS)
 
 
 def test_sigmoid_option(fp32):
@@ -82,8 +96,8 @@ def test_sigmoid_option(fp32):
     probs = np.array(fp32.rerank_pairs(pairs, sigmoid=True))
     np.testing.assert_allclose(probs, 1 / (1 + np.exp(-raw)), rtol=1e-12)
     assert ((probs > 0) & (probs < 1)).all()
-    ranked = fp32.rerank(QUERY, DOCS, sigmoid=True)
-    assert [r.index for r in ranked] == [r.index for r in fp32.rerank(QUERY, DOCS)]
+    ranked = fp32.rank(QUERY, DOCS, sigmoid=True)
+    assert [r.index for r in ranked] == [r.index for r in fp32.rank(QUERY, DOCS)]
     assert sigmoid(np.array([-1000.0, 0.0, 1000.0])).tolist() == [0.0, 0.5, 1.0]
 
 
@@ -129,13 +143,13 @@ def test_rerank_measure(cross_encoder_name, rerank_fp32_dir, rerank_int8_dir):
 
 def test_bad_input_is_named(fp32):
     with pytest.raises(TypeError, match=r"query is NoneType"):
-        fp32.rerank(None, DOCS)
+        fp32.rank(None, DOCS)
     with pytest.raises(TypeError, match=r"documents\[1\] is int"):
-        fp32.rerank(QUERY, ["a", 3])
+        fp32.rank(QUERY, ["a", 3])
     with pytest.raises(TypeError, match="documents is a str"):
-        fp32.rerank(QUERY, "one document")
+        fp32.rank(QUERY, "one document")
     with pytest.raises(ValueError, match="top_n"):
-        fp32.rerank(QUERY, DOCS, top_n=0)
+        fp32.rank(QUERY, DOCS, top_n=0)
     with pytest.raises(TypeError, match=r"pairs\[1\]\[1\] \(document\) is NoneType"):
         fp32.rerank_pairs([("q", "d"), ("q", None)])
     with pytest.raises(TypeError, match=r"pairs\[0\] is str, not a \(query, document\) pair"):
