@@ -339,9 +339,17 @@ def nomic_bert(tok: Tokenizer):
 
 def qwen3(tok: Tokenizer):
     cfg = transformers.Qwen3Config(
-        vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, head_dim=8, intermediate_size=48, max_position_embeddings=64,
-        rms_norm_eps=1e-6, hidden_act="silu", tie_word_embeddings=True,
+        vocab_size=VOCAB,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        intermediate_size=48,
+        max_position_embeddings=64,
+        rms_norm_eps=1e-6,
+        hidden_act="silu",
+        tie_word_embeddings=True,
         rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
         pad_token_id=tok.token_to_id("[PAD]"),
     )
