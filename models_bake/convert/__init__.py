@@ -39,7 +39,7 @@ FAMILIES: dict[str, tuple[str, dict[str, str]]] = {
 }
 # Checkpoint architectures (config.json "architectures") each family reads.
 ARCHITECTURES: dict[str, tuple[str, ...]] = {
-    "bert": HEADS,
+    "bert": (*HEADS, "HF_ColBERT"),  # ColBERT's own save: a BertModel and its projection
     "xlm-roberta": (
         "XLMRobertaModel",
         "XLMRobertaForSequenceClassification",
@@ -62,20 +62,20 @@ class UnsupportedArchitectureError(ValueError):
 
 
 def family_of(config: dict) -> str:
-    """The converter family of a config.json, or UnsupportedArchitectureError naming it."""
+    """The converter family of a config.json, or UnsupportedArchitectureError naming it.
+
+    ``model_type`` decides: a checkpoint of a known family with another head (BertForPreTraining,
+    MPNetForQuestionAnswering, ...) still gives its encoder; the converter reads the weights it
+    needs and names any that are missing."""
     model_type = config.get("model_type")
-    archs = config.get("architectures") or []
     if model_type in FAMILIES:
-        unknown = [a for a in archs if a not in ARCHITECTURES[model_type]]
-        if not unknown:
-            return model_type
-        what = f"architecture {unknown[0]!r}"
-    else:
-        what = (
-            f"architecture {archs[0]!r} (model_type {model_type!r})"
-            if archs
-            else (f"model_type {model_type!r}")
-        )
+        return model_type
+    archs = config.get("architectures") or []
+    what = (
+        f"architecture {archs[0]!r} (model_type {model_type!r})"
+        if archs
+        else f"model_type {model_type!r}"
+    )
     raise UnsupportedArchitectureError(
         f"unsupported {what}; kettle converts: {', '.join(SUPPORTED_ARCHITECTURES)}"
     )

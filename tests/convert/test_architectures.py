@@ -166,7 +166,6 @@ def test_ort_fusion_keeps_the_outputs(converted, name, tmp_path):
     ("config", "match"),
     [
         ({"model_type": "llama", "architectures": ["LlamaModel"]}, "'LlamaModel'"),
-        ({"model_type": "mpnet", "architectures": ["MPNetForQuestionAnswering"]}, "MPNetForQ"),
         ({"model_type": "deberta-v2"}, "'deberta-v2'"),
     ],
 )
