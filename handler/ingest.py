@@ -42,9 +42,9 @@ from handler.images import (
     decode_image,
     is_image_type,
 )
-from handler.models import KINDS, MODELS, ModelNotConfiguredError, configured_names
+from handler.models import MODELS, ModelNotConfiguredError
 from handler.observability import logger, metrics
-from handler.settings import Settings
+from handler.settings import Settings, model_variable
 
 TEXT_TYPES = (".txt", ".md")
 SUPPORTED = (*TEXT_TYPES, ".jsonl", ".json")
@@ -217,10 +217,10 @@ def chunker_for(model: Any, settings: Settings) -> Any:
 def _not_configured(kind: str, settings: Settings, exc: Exception) -> NotConfiguredError:
     """The reason for the dead-letter queue: "no image model configured (KETTLE_IMAGE_MODEL)",
     or why this kettle cannot serve the configured one."""
-    if configured_names(settings)[kind]:
+    if settings.models[kind]:
         return NotConfiguredError(str(exc))
     what = kind.replace("_", "-")
-    return NotConfiguredError(f"no {what} model configured ({KINDS[kind][2]})")
+    return NotConfiguredError(f"no {what} model configured ({model_variable(kind)})")
 
 
 def _model_summary(model: Any, with_dim: bool = True) -> dict[str, Any]:
@@ -258,7 +258,7 @@ class Embedders:
                 raise ModelFailureError(f"late-interaction model unavailable: {exc}") from None
         try:
             dense = MODELS.get("dense", settings, model_name)
-            sparse = MODELS.get("sparse", settings) if settings.sparse_model else None
+            sparse = MODELS.get("sparse", settings) if settings.models["sparse"] else None
             return cls(dense, sparse, chunker_for(dense, settings), late)
         except Exception as exc:
             raise ModelFailureError(f"model unavailable: {exc}") from None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import errno
 import json
 import os
 import sys
@@ -108,6 +109,23 @@ def http_api_event(
     return event
 
 
+ALLOWED = "GET, POST, PUT, DELETE, PATCH, OPTIONS, HEAD"
+
+
+def _json_error(
+    status: int, message: str, code: str, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A Lambda-style result carrying the API's error shape."""
+    body = {
+        "error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}
+    }
+    return {
+        "statusCode": status,
+        "headers": {"content-type": "application/json", **(headers or {})},
+        "body": json.dumps(body),
+    }
+
+
 class LambdaHTTPServer(ThreadingHTTPServer):
     """A threading HTTP server whose requests all go to one handler function, one at a time."""
 
@@ -174,6 +192,32 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _handle
 
+    def __getattr__(self, name: str) -> Any:
+        # BaseHTTPRequestHandler looks up do_<METHOD>; any method API Gateway does not route
+        # (TRACE, CONNECT, PROPFIND, ...) gets a JSON 405 instead of the stdlib's HTML 501.
+        if name.startswith("do_"):
+            return self._method_not_allowed
+        raise AttributeError(name)
+
+    def _method_not_allowed(self) -> None:
+        self._reply(
+            _json_error(
+                405,
+                f"method {self.command} is not allowed; use {ALLOWED}",
+                "method_not_allowed",
+                {"Allow": ALLOWED},
+            )
+        )
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The stdlib's errors (a malformed request line, a header too long) as JSON, not HTML."""
+        self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # unparsed: answer with headers all the same
+            self.request_version = "HTTP/1.0"
+        known = code in HTTPStatus._value2member_map_
+        text = message or (HTTPStatus(code).phrase if known else "error")
+        self._reply(_json_error(code, text, "bad_request" if code < 500 else "server_error"))
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
         if os.environ.get("KETTLE_LOCAL_QUIET") != "1":
             sys.stderr.write(f"{self.address_string()} - {format % args}\n")
@@ -195,6 +239,38 @@ def invoke(path: str) -> Any:
     return dispatch_handler(event, LocalContext())
 
 
+def needs_aws(event: Any) -> str | None:
+    """What an S3, SQS or Step Functions event needs from AWS that this machine lacks (a line), or
+    None: API events run offline; the others read and write S3 with boto3's credentials."""
+    from handler.app import UnknownEventError, route
+
+    try:
+        kind = route(event)
+    except UnknownEventError:
+        return None  # dispatch_handler says what is wrong with it
+    if kind == "api":
+        return None
+    import boto3
+
+    session = boto3.Session()
+    missing = []
+    if session.get_credentials() is None:
+        missing.append(
+            "AWS credentials (AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+        )
+    if not session.region_name:
+        missing.append("a region (AWS_REGION or AWS_DEFAULT_REGION)")
+    if not missing:
+        return None
+    what = "an S3/SQS" if kind == "s3" else "a Step Functions batch"
+    return (
+        f"this is {what} event: the handler reads the objects from S3 and writes vectors to "
+        f"OUTPUT_BUCKET, which needs {' and '.join(missing)}; none found. Set them (and the "
+        "buckets the event names), or try an API event offline: "
+        "make invoke EVENT=events/api_v2_embed.json"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m handler.local", description=__doc__.split("\n")[0]
@@ -209,9 +285,29 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")  # no X-Ray daemon here
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # no EMF lines between results
     if args.command == "invoke":
+        try:
+            with open(args.event, encoding="utf-8") as fh:
+                event = json.load(fh)
+        except (OSError, ValueError) as exc:
+            print(f"kettle: cannot read the event {args.event}: {exc}", file=sys.stderr)
+            return 2
+        problem = needs_aws(event)
+        if problem:
+            print(f"kettle: {problem}", file=sys.stderr)
+            return 1
         print(json.dumps(invoke(args.event), indent=2, ensure_ascii=False))
         return 0
-    server = make_server(args.host, args.port)
+    try:
+        server = make_server(args.host, args.port)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(
+            f"kettle: port {args.port} on {args.host} is in use; pick another: "
+            f"make serve PORT={args.port + 1} (or --port {args.port + 1})",
+            file=sys.stderr,
+        )
+        return 1
     host, port = server.server_address[:2]
     print(
         f"kettle: http://{host}:{port} (docs: http://{host}:{port}/docs); Ctrl-C stops", flush=True

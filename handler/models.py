@@ -9,7 +9,6 @@ imported inside the loader, so importing the handler costs no model and no sessi
 
 from __future__ import annotations
 
-import importlib
 import threading
 import time
 from collections import Counter
@@ -17,41 +16,31 @@ from dataclasses import dataclass
 from typing import Any
 
 from handler.observability import logger
-from handler.settings import Settings
+from handler.settings import KINDS, Settings, model_variable
 
 MEMORY_PER_VCPU_MB = 1769  # Lambda: one vCPU's worth of CPU time per 1,769 MB of memory
 
-# kind -> (module, class, the environment variable that names the configured model)
-KINDS: dict[str, tuple[str, str, str]] = {
-    "dense": ("kettle.dense", "TextEmbedding", "KETTLE_MODEL"),
-    "sparse": ("kettle.sparse", "SparseTextEmbedding", "KETTLE_SPARSE_MODEL"),
-    "rerank": ("kettle.rerank", "TextCrossEncoder", "KETTLE_RERANK_MODEL"),
-    "image": ("kettle.image", "ImageEmbedding", "KETTLE_IMAGE_MODEL"),
-    "late_interaction": (
-        "kettle.late_interaction",
-        "LateInteractionTextEmbedding",
-        "KETTLE_LATE_INTERACTION_MODEL",
-    ),
+# kind -> the kettle class that serves it (kettle's public names; kinds: handler.settings.KINDS)
+CLASSES: dict[str, str] = {
+    "dense": "TextEmbedding",
+    "sparse": "SparseTextEmbedding",
+    "rerank": "TextCrossEncoder",
+    "image": "ImageEmbedding",
+    "late_interaction": "LateInteractionTextEmbedding",
 }
-
-
-def configured_names(settings: Settings) -> dict[str, str]:
-    """kind -> the model name the environment configures for it ("" when none)."""
-    return {
-        "dense": settings.model,
-        "sparse": settings.sparse_model,
-        "rerank": settings.rerank_model,
-        "image": settings.image_model,
-        "late_interaction": settings.late_interaction_model,
-    }
+assert tuple(CLASSES) == KINDS
 
 
 class ModelNotConfiguredError(LookupError):
     """No model of this kind is configured, or this kettle cannot serve the kind (HTTP 501)."""
 
+    code = "model_not_configured"
+
 
 class ModelUnavailableError(LookupError):
     """The model asked for is not baked here; ``baked`` lists what is (HTTP 404)."""
+
+    code = "model_not_found"
 
     def __init__(self, message: str, name: str, baked: list[str]) -> None:
         super().__init__(message)
@@ -59,11 +48,32 @@ class ModelUnavailableError(LookupError):
         self.baked = baked
 
 
+class ModelFilesError(RuntimeError):
+    """The model's files do not match its manifest (corrupted or partly copied): HTTP 503."""
+
+    code = "model_files_mismatch"
+
+    def __init__(self, message: str, name: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+def kettle_class(kind: str) -> type:
+    """kettle's class for ``kind``, imported on first use (only the kinds a deployment serves)."""
+    name = CLASSES[kind]
+    import kettle  # lazy (PEP 562): only the class asked for is imported
+
+    try:
+        return getattr(kettle, name)
+    except AttributeError:
+        raise ModelNotConfiguredError(f"this kettle cannot serve {kind} models") from None
+
+
 def threads_for(settings: Settings, cpus: int | None = None) -> int:
     """ONNX Runtime threads: $KETTLE_THREADS, else one per ~1,769 MB of the function's memory
     (at least 1, at most the CPUs this process may use), else every CPU."""
     if cpus is None:
-        from kettle.session import available_cpus
+        from kettle import available_cpus
 
         cpus = available_cpus()
     if settings.threads:
@@ -91,11 +101,11 @@ class ModelCache:
 
     def configured(self, kind: str, settings: Settings) -> str:
         """The model name configured for ``kind``; ModelNotConfiguredError when none is."""
-        name = configured_names(settings)[kind]
+        name = settings.models[kind]
         if not name:
             what = kind.replace("_", "-")
             raise ModelNotConfiguredError(
-                f"no {what} model is configured: set ${KINDS[kind][2]} to a baked {what} model"
+                f"no {what} model is configured: set ${model_variable(kind)} to a baked {what} model"
             )
         return name
 
@@ -123,22 +133,24 @@ class ModelCache:
             for k, m in self._models.items()
         ]
 
+    def clear(self) -> None:
+        """Forget every model (a test that points KETTLE_MODELS_DIR elsewhere)."""
+        with self._lock:
+            self._models.clear()
+            self.loads.clear()
+
     def is_loaded(self, name: str) -> bool:
         return any(n == name for _, n in self._models)
 
     def _load(self, kind: str, name: str, settings: Settings) -> LoadedModel:
-        module_name, class_name, _ = KINDS[kind]
-        try:
-            cls = getattr(importlib.import_module(module_name), class_name)
-        except (ImportError, AttributeError):
-            raise ModelNotConfiguredError(
-                f"this kettle cannot serve {kind} models ({module_name}.{class_name} is missing)"
-            ) from None
-        from kettle.store import ModelNotBakedError, find_model, list_baked
+        cls = kettle_class(kind)
+        from kettle import ManifestError, ModelNotBakedError, find_model, list_baked
 
         started = time.perf_counter()
         threads = threads_for(settings)
         try:
+            # The kind check reads the manifest only; the class's own find_model then checks every
+            # file against the manifest's sha256 (verify on: a corrupted file is refused here).
             found = find_model(name, settings.models_dir, verify=False).manifest.kind
             if found != kind:
                 raise ModelNotBakedError(f"{name} is a {found} model, not a {kind} model")
@@ -152,6 +164,8 @@ class ModelCache:
             baked = list_baked(settings.models_dir)
             message = str(exc) if "baked:" in str(exc) else f"{exc}; baked: {', '.join(baked)}"
             raise ModelUnavailableError(message, name, baked) from None
+        except ManifestError as exc:
+            raise ModelFilesError(f"{name} cannot be served: {exc}", name) from None
         seconds = time.perf_counter() - started
         self.loads[(kind, name)] += 1
         logger.info(
@@ -190,7 +204,7 @@ def baked_models(settings: Settings, kind: str | None = None) -> list[str]:
 
 def describe_baked(settings: Settings) -> list[dict[str, Any]]:
     """The baked models' manifests in brief (no file hashing: cheap enough for every request)."""
-    from kettle.store import find_model, list_baked
+    from kettle import find_model, list_baked
 
     described = []
     for name in list_baked(settings.models_dir):
@@ -212,3 +226,33 @@ def describe_baked(settings: Settings) -> list[dict[str, Any]]:
 
 
 MODELS = ModelCache()
+
+
+_VERIFIED: dict[tuple, str | None] = {}
+
+
+def files_problem(name: str, settings: Settings) -> str | None:
+    """Why ``name``'s baked files cannot be served (missing, or a sha256 that does not match its
+    manifest), or None when they match. Hashing costs tens of milliseconds per model, so the answer
+    is kept until a file's size or modification time changes (what /health asks every call)."""
+    from kettle import ManifestError, ModelNotBakedError, find_model
+
+    try:
+        baked = find_model(name, settings.models_dir, verify=False)
+    except (ModelNotBakedError, ManifestError, ValueError) as exc:
+        return str(exc)
+    signature = [str(baked.path)]
+    for rel in sorted(baked.manifest.files):
+        try:
+            stat = (baked.path / rel).stat()
+            signature.append((rel, stat.st_size, stat.st_mtime_ns))
+        except OSError:
+            signature.append((rel, None, None))
+    key = tuple(signature)
+    if key not in _VERIFIED:
+        try:
+            baked.manifest.verify(baked.path)
+            _VERIFIED[key] = None
+        except ManifestError as exc:
+            _VERIFIED[key] = str(exc)
+    return _VERIFIED[key]

@@ -6,7 +6,20 @@ Read per invocation, not at import, so a test or `make serve` can change it with
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
+
+# ---- the kind table (API side) -------------------------------------------------------------------
+Kind = Literal["dense", "sparse", "rerank", "image", "late_interaction"]
+KINDS: tuple[Kind, ...] = ("dense", "sparse", "rerank", "image", "late_interaction")
+
+
+def model_variable(kind: str) -> str:
+    """The environment variable naming the model that serves ``kind``: KETTLE_<KIND>_MODEL, and
+    KETTLE_MODEL for dense (the name every deployment already sets)."""
+    return "KETTLE_MODEL" if kind == "dense" else f"KETTLE_{kind.upper()}_MODEL"
+
 
 DEFAULT_MODELS_DIR = "/opt/models"  # where the model layer is mounted
 DEFAULT_MAX_TEXTS = 1024
@@ -48,11 +61,7 @@ def _names(name: str) -> tuple[str, ...]:
 class Settings:
     """Everything the handler reads from its environment."""
 
-    model: str
-    sparse_model: str
-    rerank_model: str
-    image_model: str
-    late_interaction_model: str
+    models: Mapping[str, str]  # kind -> the configured model name ("" when none): one table
     models_dir: str
     threads: int | None
     memory_mb: int | None
@@ -69,6 +78,11 @@ class Settings:
     output_prefix: str
     dlq_url: str
 
+    @property
+    def model(self) -> str:
+        """The dense model (KETTLE_MODEL): every deployment serves one."""
+        return self.models["dense"]
+
     @classmethod
     def from_env(cls) -> Settings:
         from kettle.registry import DEFAULT_MODEL  # light: the registry is plain data
@@ -82,11 +96,10 @@ class Settings:
                 f"$CHUNK_OVERLAP ({overlap}) must be smaller than $CHUNK_TOKENS ({chunk_tokens})"
             )
         return cls(
-            model=_str("KETTLE_MODEL", DEFAULT_MODEL),
-            sparse_model=_str("KETTLE_SPARSE_MODEL"),
-            rerank_model=_str("KETTLE_RERANK_MODEL"),
-            image_model=_str("KETTLE_IMAGE_MODEL"),
-            late_interaction_model=_str("KETTLE_LATE_INTERACTION_MODEL"),
+            models={
+                kind: _str(model_variable(kind), DEFAULT_MODEL if kind == "dense" else "")
+                for kind in KINDS
+            },
             models_dir=_str("KETTLE_MODELS_DIR", DEFAULT_MODELS_DIR),
             threads=threads or None,
             memory_mb=memory or None,

@@ -1,4 +1,5 @@
-"""python -m models_bake MODEL [--out DIR] [--quantize int8|none] [--min-cosine X] [--source SRC]
+"""python -m models_bake MODEL [--out DIR] [--quantize int8|auto|...|none] [--min-cosine X]
+[--gate K=V] [--source DIR_OR_HF_REPO]
 
 A MODEL that is not in the registry is a custom model: ``--source DIR_OR_HF_REPO`` is required,
 and what --kind, --pooling, --normalize, --max-length and the prefixes leave out is read from the
@@ -33,10 +34,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("models"), help="output folder (models/)")
     parser.add_argument(
         "--quantize",
-        choices=["int8", "int8-blockwise", "none"],
+        choices=["int8", "int8-dynamic", "int8-blockwise", "auto", "none"],
         default="int8",
-        help="int8: dynamic, fastest (default); int8-blockwise: weight-only, closest to fp32 and "
-        "batch-independent; none: fp32",
+        help="int8: per-row dynamic, batch-invariant (default); int8-dynamic: per-batch scales, "
+        "not batch-invariant; int8-blockwise: weight-only MatMulNBits; auto: the fastest scheme "
+        "that passes the gate, else fp32; none: fp32",
+    )
+    parser.add_argument(
+        "--gate",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one fidelity gate (min_cosine, top10_agreement, "
+        "batch_invariance_min_cosine, ndcg_ratio); repeatable",
     )
     parser.add_argument(
         "--min-cosine", type=float, default=0.99, help="fidelity gate: lowest mean cosine (0.99)"
@@ -72,6 +82,13 @@ def main(argv: list[str] | None = None) -> int:
         for m in MODELS:
             print(f"{m.name:45} {m.kind:16} dim={m.dim:<6} {m.sources[0].type}:{m.sources[0].ref}")
         return 0 if args.list else 2
+    gates = {}
+    for item in args.gate:
+        key, _, value = item.partition("=")
+        try:
+            gates[key] = float(value)
+        except ValueError:
+            parser.error(f"--gate {item!r}: expected KEY=NUMBER")
     try:
         source = _source(args.source) if args.source else None
         description = _description(args, source)
@@ -84,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             source=source,
             force=args.force,
             description=description,
+            gates=gates,
         )
     except (
         BakeError,

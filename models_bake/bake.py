@@ -162,7 +162,11 @@ def _fp32_graph(
 
 
 def _fuse(
-    description: ModelDescription, fetched: FetchedSource, src: Path, work: Path
+    description: ModelDescription,
+    fetched: FetchedSource,
+    src: Path,
+    work: Path,
+    multi_head_attention: bool = False,
 ) -> tuple[Path, dict]:
     config_path = fetched.path / "config.json"
     if description.kind == "image" or not config_path.is_file():
@@ -172,13 +176,15 @@ def _fuse(
     config = json.loads(config_path.read_text())
     if config.get("model_type") not in FUSED_FAMILIES:
         return src, {}
-    out = work / "fused.onnx"
+    out = work / ("fused-mha.onnx" if multi_head_attention else "fused.onnx")
     # Every converted family keeps the export layout ORT's BERT optimizer matches; what fuses
     # differs (rotary attention stays unfused), so the counts go into the manifest.
     heads = config.get("num_attention_heads", config.get("n_head"))
     hidden = config.get("hidden_size", config.get("n_embd"))
     bert_embeddings = config["model_type"] == "bert"
-    stats = q.fuse_transformer(src, out, heads, hidden, embed_layer_norm=bert_embeddings)
+    stats = q.fuse_transformer(
+        src, out, heads, hidden, multi_head_attention, embed_layer_norm=bert_embeddings
+    )
     log.info("fused: %s", stats)
     return out, stats
 
@@ -222,15 +228,19 @@ def bake(
     scheme: q.QuantScheme | None = None,
     force: bool = False,
     description: ModelDescription | None = None,
+    gates: dict | None = None,
 ) -> BakeResult:
     """Bake ``name`` into ``out/<name>/``. Raises BakeError or verify.FidelityError.
 
-    ``quantize`` is "none" or a scheme name of models_bake.quantize.SCHEMES ("int8",
-    "int8-blockwise"); ``scheme`` overrides the named scheme's settings. ``description`` bakes a
-    model that is not in the registry (models_bake.describe builds one from the model's files).
+    ``quantize`` is "none", "auto" or a scheme name of models_bake.quantize.SCHEMES ("int8",
+    "int8-dynamic", "int8-blockwise"); ``scheme`` overrides the named scheme's settings. "auto"
+    tries quantize.AUTO_ORDER (fastest first) and keeps the first scheme that passes the gate,
+    else bakes fp32 and logs why; the manifest records the search. ``gates`` overrides
+    verify.GATES (``min_cosine`` gates the mean cosine). ``description`` bakes a model that is
+    not in the registry (models_bake.describe builds one from the model's files).
     """
-    if quantize != "none" and quantize not in q.SCHEMES:
-        choices = ", ".join(["none", *q.SCHEMES])
+    if quantize not in ("none", "auto") and quantize not in q.SCHEMES:
+        choices = ", ".join(["none", "auto", *q.SCHEMES])
         raise BakeError(f"--quantize must be one of {choices}, not {quantize!r}")
     if scheme is None:
         scheme = q.SCHEMES.get(quantize, q.DEFAULT_SCHEME)
@@ -239,7 +249,12 @@ def bake(
     out, cache = Path(out).resolve(), Path(cache).resolve()
     final = out / description.dir_name
     fetched = _fetch_first(description, (source,) if source else description.sources, cache)
-    settings = {"quantize": quantize, "min_cosine": min_cosine, "scheme": scheme.describe()}
+    settings = {
+        "quantize": quantize,
+        "min_cosine": min_cosine,
+        "scheme": scheme.describe(),
+        "gates": verify.GATES | dict(gates or {}),
+    }
     key = _bake_key(fetched, description, settings)
     if not force and (manifest := _up_to_date(final, key)):
         log.info("%s is up to date in %s", name, final)
@@ -254,33 +269,65 @@ def bake(
         extra = dict(description.extra, bake_key=key)
         if info:
             extra["converter"] = info
-        fused, stats = (fp32, {})
-        if scheme.fused:
-            fused, stats = _fuse(description, fetched, fp32, staging)
+        # The fp32 reference (and the fp32 bake): Attention fused as one op, the fastest fp32 graph.
+        fused, stats = _fuse(description, fetched, fp32, staging)
         onnx_io = _onnx_io(fused)
         ref_root = staging / "fp32"
         _write_model_dir(
             ref_root / description.dir_name, fused, fetched, description, onnx_io, None, extra
         )
         built_root = ref_root
-        if quantize != "none":
-            int8 = staging / "int8.onnx"
-            q.quantize_int8(fused, int8, scheme)
-            quantization = scheme.describe() | {"fusion": stats}
-            built_root = staging / "int8"
-            target = built_root / description.dir_name
+        if quantize == "none":
+            candidates: list[tuple[str, q.QuantScheme]] = []
+        elif quantize == "auto":
+            candidates = [(label, q.SCHEMES[label]) for label in q.AUTO_ORDER]
+        else:
+            candidates = [(quantize, scheme)]
+        search, failures = [], []
+        for label, candidate in candidates:
+            src, cand_stats = fp32, {}
+            if candidate.fused:
+                src, cand_stats = _fuse(
+                    description, fetched, fp32, staging, candidate.multi_head_attention
+                )
+            int8 = staging / f"{label}.onnx"
+            q.quantize_int8(src, int8, candidate)
+            quantization = candidate.describe() | {
+                "scheme": label,
+                "fusion": cand_stats,
+                "cpu": cpu_info(),
+            }
+            root = staging / label
+            target = root / description.dir_name
             _write_model_dir(target, int8, fetched, description, onnx_io, quantization, extra)
-            figures = verify.measure(description.kind, name, ref_root, built_root)
-            log.info("fidelity: %s", figures)
-            verify.gate(figures, min_cosine)
+            figures = verify.measure(description.kind, name, ref_root, root)
+            log.info("fidelity of %s: %s", label, figures)
+            failed = verify.gate_failures(figures, min_cosine, gates)
+            search.append({"scheme": label, "passed": not failed, "failed": failed} | figures)
+            if failed and quantize != "auto":
+                verify.gate(figures, min_cosine, gates)
+            if failed:
+                failures.append(f"{label}: {'; '.join(failed)}")
+                shutil.rmtree(root)
+                continue
             manifest = Manifest.read(target)
-            manifest = replace(manifest, fidelity=figures | {"min_cosine_gate": min_cosine})
+            gate_record = {"min_cosine_gate": min_cosine, "gates": verify.GATES | dict(gates or {})}
+            if quantize == "auto":
+                quantization = quantization | {"auto_search": search}
+            manifest = replace(manifest, quantization=quantization, fidelity=figures | gate_record)
             manifest.write(target)
-        elif stats:
-            manifest = Manifest.read(ref_root / description.dir_name)
-            manifest = replace(
-                manifest, quantization={"fused": True, "fusion": stats, "weight_type": "float32"}
+            built_root = root
+            break
+        if quantize == "auto" and built_root is ref_root:
+            log.warning(
+                "%s: no int8 scheme passes the gate, baking fp32: %s", name, " | ".join(failures)
             )
+        if built_root is ref_root and stats:
+            manifest = Manifest.read(ref_root / description.dir_name)
+            record = {"fused": True, "fusion": stats, "weight_type": "float32"}
+            if quantize == "auto":
+                record["auto_search"] = search
+            manifest = replace(manifest, quantization=record)
             manifest.write(ref_root / description.dir_name)
         _install(built_root / description.dir_name, final)
     finally:
@@ -290,6 +337,29 @@ def bake(
         except OSError:
             pass
     return BakeResult(final, Manifest.read(final), False, time.perf_counter() - started)
+
+
+def cpu_info() -> dict:
+    """The CPU the gate ran on: int8 kernels (and so int8 fidelity) differ by instruction set."""
+    import platform
+
+    name, flags = "", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and not name.strip():
+                name = value.strip()
+            elif key.strip() in ("flags", "Features") and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    name = name or platform.processor()
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm", "sve")
+    return {
+        "name": name,
+        "machine": platform.machine(),
+        "int8_flags": [f for f in wanted if f in flags],
+    }
 
 
 def _install(built: Path, final: Path) -> None:

@@ -1,7 +1,13 @@
-"""The fidelity gate: the int8 bake against full precision on a fixed evaluation set.
+"""The fidelity gate: the int8 bake against full precision on a fixed, broad evaluation set.
 
 Both models run through kettle's own runtime classes, so what is measured is what users get.
-Each model kind has its measure; every measure reports ``mean_cosine``, which the gate checks.
+The set (``eval_texts()``): eval_texts.json's hand-written categories (queries, sentences, several
+scripts, code, numbers, emoji, empty and one-word texts, texts past max_length) plus
+eval_retrieval.json's documents, queries and long docstrings (numpy's). Each model kind has its
+measure; every measure reports ``mean_cosine``, ``min_cosine``, ``top10_agreement`` and
+``batch_invariance_min_cosine`` (each text alone against the batched run), and the text kinds
+``ndcg_ratio`` (retrieval nDCG@10 of int8 over fp32's on eval_retrieval.json); the gate fails on
+any of them (``GATES``).
 """
 
 from __future__ import annotations
@@ -13,14 +19,54 @@ from pathlib import Path
 import numpy as np
 
 EVAL_TEXTS = Path(__file__).with_name("eval_texts.json")
+EVAL_RETRIEVAL = Path(__file__).with_name("eval_retrieval.json")
+# Lowest accepted value of each figure; the mean cosine's comes from --min-cosine. The issue-10
+# targets (mean >= 0.995, min >= 0.98) are what the default scheme is measured against in README.
+GATES = {
+    "min_cosine": 0.95,
+    "top10_agreement": 0.85,
+    "batch_invariance_min_cosine": 0.9999,
+    "ndcg_ratio": 0.99,
+}
 
 
 class FidelityError(RuntimeError):
     """The quantized model strays too far from full precision."""
 
 
+def eval_categories() -> dict[str, list[str]]:
+    return json.loads(EVAL_TEXTS.read_text())["categories"]
+
+
+def retrieval_set() -> dict:
+    """{"pairs": [{"id", "query", "document"}], "long_texts": [...], "source": ...}"""
+    return json.loads(EVAL_RETRIEVAL.read_text())
+
+
 def eval_texts() -> list[str]:
-    return json.loads(EVAL_TEXTS.read_text())["texts"]
+    """The broad set: every category, then the retrieval documents, queries and long texts."""
+    texts = [t for ts in eval_categories().values() for t in ts]
+    data = retrieval_set()
+    texts += [p["document"] for p in data["pairs"]] + [p["query"] for p in data["pairs"]]
+    return texts + data["long_texts"]
+
+
+def ndcg_at_10(scores: np.ndarray) -> float:
+    """Mean nDCG@10 of a [queries, documents] score matrix where query i's one relevant
+    document is document i."""
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+    hits = order == np.arange(len(scores))[:, None]
+    gains = (hits / np.log2(np.arange(2, 12))[None, : order.shape[1]]).sum(axis=1)
+    return float(gains.mean())
+
+
+def ndcg_figures(ref_scores: np.ndarray, cand_scores: np.ndarray) -> dict:
+    ref, cand = ndcg_at_10(ref_scores), ndcg_at_10(cand_scores)
+    return {
+        "ndcg10_reference": round(ref, 4),
+        "ndcg10_candidate": round(cand, 4),
+        "ndcg_ratio": round(cand / ref, 4) if ref > 0 else 1.0,
+    }
 
 
 def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -61,15 +107,23 @@ def dense_fidelity(
 ) -> dict:
     from kettle.dense import TextEmbedding
 
-    ref = np.stack(list(TextEmbedding(name, models_dir=reference_dir).embed(texts)))
+    reference = TextEmbedding(name, models_dir=reference_dir)
     model = TextEmbedding(name, models_dir=candidate_dir)
+    ref = np.stack(list(reference.embed(texts)))
     cand = np.stack(list(model.embed(texts)))
     figures = compare_vectors(ref, cand)
-    # Dynamic int8 scales activations per batch, so a text's vector moves a little with the texts
-    # batched beside it: record how far (each text alone against the batched run).
+    # Per-batch activation scales (int8-dynamic) move a text's vector with the texts batched
+    # beside it: record how far (each text alone against the batched run).
     alone = np.stack([next(model.embed([t], batch_size=1)) for t in texts])
-    figures["batch_consistency_min_cosine"] = round(float(row_cosines(alone, cand).min()), 6)
-    return figures
+    figures["batch_invariance_min_cosine"] = round(float(row_cosines(alone, cand).min()), 6)
+    pairs = retrieval_set()["pairs"]
+
+    def scores(m: TextEmbedding) -> np.ndarray:
+        q = np.stack(list(m.query_embed([p["query"] for p in pairs])))
+        d = np.stack(list(m.passage_embed([p["document"] for p in pairs])))
+        return q @ d.T
+
+    return figures | ndcg_figures(scores(reference), scores(model))
 
 
 def top_k_overlap(reference: np.ndarray, candidate: np.ndarray, k: int) -> float:
@@ -88,21 +142,32 @@ def sparse_fidelity(
     """Cosine of the SPLADE vectors as dense ones, top-10/32 term overlap, non-zero counts."""
     from kettle.sparse import SparseTextEmbedding
 
-    def vectors(models_dir: Path) -> np.ndarray:
-        model = SparseTextEmbedding(name, models_dir=models_dir)
-        return np.stack([v.to_dense(model.vocab_size) for v in model.embed(texts)])
+    reference = SparseTextEmbedding(name, models_dir=reference_dir)
+    model = SparseTextEmbedding(name, models_dir=candidate_dir)
+    dim = model.vocab_size
 
-    ref, cand = vectors(reference_dir), vectors(candidate_dir)
-    cos = row_cosines(ref.astype(np.float64), cand.astype(np.float64))
-    return {
-        "n_texts": int(len(cos)),
-        "mean_cosine": round(float(cos.mean()), 6),
-        "min_cosine": round(float(cos.min()), 6),
-        "top10_term_overlap": round(top_k_overlap(ref, cand, 10), 4),
-        "top32_term_overlap": round(top_k_overlap(ref, cand, 32), 4),
-        "mean_nonzero_reference": round(float((ref > 0).sum(1).mean()), 1),
-        "mean_nonzero_candidate": round(float((cand > 0).sum(1).mean()), 1),
-    }
+    def vectors(m: SparseTextEmbedding, items: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        return np.stack([v.to_dense(dim) for v in m.embed(items, batch_size=batch_size)])
+
+    ref, cand = vectors(reference, texts), vectors(model, texts)
+    alone = np.concatenate([vectors(model, [t], 1) for t in texts])
+    pairs = retrieval_set()["pairs"]
+
+    def scores(m: SparseTextEmbedding) -> np.ndarray:
+        q = np.stack([v.to_dense(dim) for v in m.query_embed([p["query"] for p in pairs])])
+        return q @ vectors(m, [p["document"] for p in pairs]).T
+
+    return (
+        compare_vectors(ref, cand)
+        | {
+            "batch_invariance_min_cosine": round(float(row_cosines(alone, cand).min()), 6),
+            "top10_term_overlap": round(top_k_overlap(ref, cand, 10), 4),
+            "top32_term_overlap": round(top_k_overlap(ref, cand, 32), 4),
+            "mean_nonzero_reference": round(float((ref > 0).sum(1).mean()), 1),
+            "mean_nonzero_candidate": round(float((cand > 0).sum(1).mean()), 1),
+        }
+        | ndcg_figures(scores(reference), scores(model))
+    )
 
 
 def synthetic_images(n: int = 32, seed: int = 0) -> list:
@@ -140,8 +205,13 @@ def image_fidelity(
 
     images = synthetic_images()
     ref = np.stack(list(ImageEmbedding(name, models_dir=reference_dir).embed(images)))
-    cand = np.stack(list(ImageEmbedding(name, models_dir=candidate_dir).embed(images)))
-    return compare_vectors(ref, cand) | {"eval_set": f"synthetic_images:{len(images)}"}
+    model = ImageEmbedding(name, models_dir=candidate_dir)
+    cand = np.stack(list(model.embed(images)))
+    alone = np.stack([next(model.embed([i], batch_size=1)) for i in images])
+    return compare_vectors(ref, cand) | {
+        "eval_set": f"synthetic_images:{len(images)}",
+        "batch_invariance_min_cosine": round(float(row_cosines(alone, cand).min()), 6),
+    }
 
 
 def late_interaction_fidelity(
@@ -151,12 +221,23 @@ def late_interaction_fidelity(
     from kettle.late_interaction import LateInteractionTextEmbedding, maxsim_scores
 
     queries = list(texts[:32])
+    reference = LateInteractionTextEmbedding(name, models_dir=reference_dir)
+    model = LateInteractionTextEmbedding(name, models_dir=candidate_dir)
 
-    def run(models_dir: Path):
-        model = LateInteractionTextEmbedding(name, models_dir=models_dir)
-        return list(model.embed(texts)), list(model.query_embed(queries))
+    def run(m: LateInteractionTextEmbedding):
+        return list(m.embed(texts)), list(m.query_embed(queries))
 
-    (ref_docs, ref_queries), (cand_docs, cand_queries) = run(reference_dir), run(candidate_dir)
+    (ref_docs, ref_queries), (cand_docs, cand_queries) = run(reference), run(model)
+    alone = np.concatenate([next(model.embed([t], batch_size=1)) for t in texts])
+    batch_cos = row_cosines(alone.astype(np.float64), np.concatenate(cand_docs).astype(np.float64))
+    pairs = retrieval_set()["pairs"]
+
+    def scores(m: LateInteractionTextEmbedding) -> np.ndarray:
+        docs = list(m.embed([p["document"] for p in pairs]))
+        return np.stack(
+            [maxsim_scores(q, docs) for q in m.query_embed([p["query"] for p in pairs])]
+        )
+
     ref_tokens = np.concatenate(ref_docs + ref_queries).astype(np.float64)
     cand_tokens = np.concatenate(cand_docs + cand_queries).astype(np.float64)
     cos = row_cosines(ref_tokens, cand_tokens)
@@ -173,7 +254,9 @@ def late_interaction_fidelity(
         "mean_cosine": round(float(cos.mean()), 6),
         "min_cosine": round(float(cos.min()), 6),
         "maxsim_top10_agreement": round(float(np.mean(shares)), 4),
-    }
+        "top10_agreement": round(float(np.mean(shares)), 4),
+        "batch_invariance_min_cosine": round(float(batch_cos.min()), 6),
+    } | ndcg_figures(scores(reference), scores(model))
 
 
 def _ranks(x: np.ndarray) -> np.ndarray:
@@ -202,8 +285,36 @@ def rerank_fidelity(
     queries = short[:: max(1, len(short) // n_queries)][:n_queries] or list(texts[:1])
     pairs = [(q, d) for q in queries for d in texts]
     shape = (len(queries), len(texts))
-    ref = np.reshape(TextCrossEncoder(name, models_dir=reference_dir).rerank_pairs(pairs), shape)
-    cand = np.reshape(TextCrossEncoder(name, models_dir=candidate_dir).rerank_pairs(pairs), shape)
+    reference = TextCrossEncoder(name, models_dir=reference_dir)
+    model = TextCrossEncoder(name, models_dir=candidate_dir)
+    ref = np.reshape(reference.rerank_pairs(pairs), shape)
+    cand = np.reshape(model.rerank_pairs(pairs), shape)
+    # Batch invariance: each pair scored alone against the batched run, as the Pearson r of each
+    # query's score vector (the measure mean_cosine uses).
+    # (the first two queries: a pair at a time is the slow path).
+    alone = np.reshape(
+        [model.rerank_pairs([pair], batch_size=1)[0] for pair in pairs[: 2 * len(texts)]],
+        (min(2, len(queries)), len(texts)),
+    )
+    batch_r = [_pearson(a, b) for a, b in zip(alone, cand, strict=False)]
+    # Retrieval: each query reranks its relevant document among 39 others (fixed per query).
+    rpairs = retrieval_set()["pairs"][:32]
+    n_docs = len(rpairs)
+    candidates = [[(i + j * 7) % n_docs for j in range(min(40, n_docs))] for i in range(n_docs)]
+
+    def scores(m: TextCrossEncoder) -> np.ndarray:
+        flat = m.rerank_pairs(
+            [
+                (rpairs[i]["query"], rpairs[d]["document"])
+                for i, c in enumerate(candidates)
+                for d in c
+            ]
+        )
+        full = np.full((n_docs, n_docs), -np.inf)
+        for i, c in enumerate(candidates):
+            full[i, c] = flat[i * len(c) : (i + 1) * len(c)]
+        return full
+
     pearson = [_pearson(a, b) for a, b in zip(ref, cand, strict=True)]
     spearman = [_pearson(_ranks(a), _ranks(b)) for a, b in zip(ref, cand, strict=True)]
     top10 = [
@@ -219,7 +330,8 @@ def rerank_fidelity(
         "top1_agreement": round(float(np.mean(ref.argmax(1) == cand.argmax(1))), 4),
         "top10_agreement": round(float(np.mean(top10)), 4),
         "max_abs_score_diff": round(float(np.abs(ref - cand).max()), 6),
-    }
+        "batch_invariance_min_cosine": round(float(np.min(batch_r)), 6),
+    } | ndcg_figures(scores(reference), scores(model))
 
 
 # kind -> measure(name, reference models_dir, candidate models_dir, texts) -> figures
@@ -238,15 +350,27 @@ def measure(kind: str, name: str, reference_dir: Path, candidate_dir: Path) -> d
     except KeyError:
         raise FidelityError(f"no fidelity measure for {kind} models yet") from None
     figures = fn(name, reference_dir, candidate_dir, eval_texts())
-    figures.setdefault("eval_set", EVAL_TEXTS.name)
+    figures.setdefault("eval_set", f"{EVAL_TEXTS.name}+{EVAL_RETRIEVAL.name}")
     return figures
 
 
-def gate(figures: dict, min_cosine: float) -> None:
-    """Raise FidelityError when the mean cosine is under ``min_cosine``."""
-    if figures["mean_cosine"] < min_cosine:
+def gate_failures(figures: dict, min_cosine: float, gates: dict | None = None) -> list[str]:
+    """The figures under their gate ("mean_cosine 0.9812 < 0.99", ...); empty when all pass.
+    A figure the kind does not report (an image model's ndcg_ratio) is not gated."""
+    limits = {"mean_cosine": min_cosine} | GATES | dict(gates or {})
+    return [
+        f"{key} {figures[key]:.4f} < {limit}"
+        for key, limit in limits.items()
+        if key in figures and figures[key] < limit
+    ]
+
+
+def gate(figures: dict, min_cosine: float, gates: dict | None = None) -> None:
+    """Raise FidelityError when any figure is under its gate (``GATES``, ``min_cosine``)."""
+    failures = gate_failures(figures, min_cosine, gates)
+    if failures:
         raise FidelityError(
-            f"int8 fidelity too low: mean cosine {figures['mean_cosine']:.4f} < {min_cosine} "
-            f"(min {figures.get('min_cosine')}); nothing was written. Bake with --quantize none, "
-            f"or accept it with --min-cosine {figures['mean_cosine'] - 0.001:.3f}"
+            f"int8 fidelity too low: {'; '.join(failures)}; nothing was written. Bake with "
+            "--quantize auto (the fastest scheme that passes) or none, or lower a gate with "
+            f"--min-cosine / --gate KEY=VALUE (mean cosine {figures['mean_cosine']:.4f})"
         )

@@ -72,9 +72,13 @@ def test_int8_manifest_records_everything(models_dir):
     assert {"model.onnx", "tokenizer.json"} <= set(m.files)
     q = m.quantization
     assert q["weight_type"] == "QUInt8" and q["per_channel"] is True and "MatMul" in q["op_types"]
-    assert q["fusion"]["Attention"] == 6
+    assert q["fusion"]["MultiHeadAttention"] == 6 and q["scheme"] == "int8"
+    assert q["method"] == "rowwise" and q["cpu"]["name"] and "int8_flags" in q["cpu"]
+    assert [s["scheme"] for s in q["auto_search"]] == ["int8"]  # make models bakes --quantize auto
     f = m.fidelity
     assert f["mean_cosine"] >= 0.99 and f["min_cosine_gate"] == 0.99
+    assert f["batch_invariance_min_cosine"] >= 0.9999 and f["ndcg_ratio"] >= 0.99
+    assert f["n_texts"] > 400 and f["eval_set"] == "eval_texts.json+eval_retrieval.json"
     assert 0 < f["min_cosine"] <= f["mean_cosine"] <= 1 and 0 < f["top10_agreement"] <= 1
     assert m.kettle_version and m.onnx["output"] == "last_hidden_state"
     assert (path / "model.onnx").stat().st_size < 30e6  # int8 embeddings too, not 90 MB
@@ -86,7 +90,7 @@ def test_rebake_is_incremental(models_dir):
 
 
 def test_gate_refuses_and_leaves_nothing(tmp_path):
-    with pytest.raises(FidelityError, match=r"mean cosine 0\.9\d+ < 0\.9999"):
+    with pytest.raises(FidelityError, match=r"mean_cosine 0\.9\d+ < 0\.9999"):
         bake(DEFAULT_MODEL, out=tmp_path, min_cosine=0.9999, cache=CACHE)
     assert list(tmp_path.iterdir()) == []  # no model dir, no staging left behind
 
@@ -123,7 +127,7 @@ def test_blockwise_int8_is_batch_independent(tmp_path):
     m = result.manifest
     assert m.quantization["method"] == "blockwise" and m.quantization["block_size"] == 32
     assert m.fidelity["mean_cosine"] >= 0.999
-    assert m.fidelity["batch_consistency_min_cosine"] >= 0.9999
+    assert m.fidelity["batch_invariance_min_cosine"] >= 0.9999
     model = TextEmbedding(models_dir=tmp_path, threads=1)
     texts = ["short", "a somewhat longer sentence about kettles and tea", "x " * 200]
     batched = np.stack(list(model.embed(texts)))
@@ -132,5 +136,7 @@ def test_blockwise_int8_is_batch_independent(tmp_path):
 
 
 def test_unknown_quantize_scheme_is_refused(tmp_path):
-    with pytest.raises(Exception, match="--quantize must be one of none, int8, int8-blockwise"):
+    with pytest.raises(
+        Exception, match="--quantize must be one of none, auto, int8, int8-dynamic, int8-blockwise"
+    ):
         bake(DEFAULT_MODEL, out=tmp_path, quantize="int4", cache=CACHE)

@@ -43,9 +43,14 @@ def test_embed_normalize_false_keeps_the_pooled_length(call_api, dense_model):
 
 
 def test_embed_kind_applies_the_models_prefix(call_api, dense_model, monkeypatch):
+    import dataclasses
+
     from kettle.dense import TextEmbedding
 
-    monkeypatch.setattr(TextEmbedding, "query_prefix", property(lambda self: "query: "))
+    def manifest(self):  # MiniLM has no query prefix: give it one
+        return dataclasses.replace(self.baked.manifest, query_prefix="query: ")
+
+    monkeypatch.setattr(TextEmbedding, "manifest", property(manifest))
     got = vectors_of(call_api("POST", "/embed", {"inputs": "boiling", "kind": "query"}))
     prefixed = np.stack(list(dense_model.embed(["query: boiling"])))
     plain = np.stack(list(dense_model.embed(["boiling"])))
@@ -71,7 +76,7 @@ BAD_REQUESTS = [
     # (id, request kwargs, status, error param, words the message must contain)
     ("malformed-json", {"raw": '{"inputs": ["a",'}, 400, "body", "not valid JSON"),
     ("no-body", {}, 422, "body", "body is missing"),
-    ("body-not-object", {"body": ["a", "b"]}, 422, "body", "JSON object"),
+    ("body-not-object", {"body": ["a", "b"]}, 400, "body", "must be a JSON object, not a list"),
     ("empty-list", {"body": {"inputs": []}}, 422, "inputs", "inputs is an empty list"),
     ("empty-string", {"body": {"inputs": ""}}, 422, "inputs", "inputs is an empty string"),
     (
@@ -174,7 +179,7 @@ def test_a_failure_inside_is_a_generic_500_and_is_logged(call_api, monkeypatch, 
     def explode(self, texts, batch_size=256, **options):
         raise RuntimeError("secret detail at /var/task/model.onnx")
 
-    monkeypatch.setattr(TextEmbedding, "embed", explode)
+    monkeypatch.setattr(TextEmbedding, "embed_with_usage", explode)
     result = call_api("POST", "/embed", {"inputs": "a"}, version=version)
     assert result.status == 500, result
     body = result.json()
@@ -356,9 +361,9 @@ def test_metrics_are_emitted(call_api, capfd):
 
 
 def test_a_response_past_lambdas_limit_is_413_not_a_lambda_error(call_api, monkeypatch):
-    from handler import api
+    from handler.routes import common
 
-    monkeypatch.setattr(api, "LAMBDA_RESPONSE_LIMIT", 20_000)  # stands in for 6 MB
+    monkeypatch.setattr(common, "LAMBDA_RESPONSE_LIMIT", 20_000)  # stands in for 6 MB
     result = call_api("POST", "/embed", {"inputs": ["a"] * 8})  # ~8 x 384 numbers
     assert result.status == 413, result
     assert result.json()["error"]["code"] == "response_too_large"
@@ -366,3 +371,70 @@ def test_a_response_past_lambdas_limit_is_413_not_a_lambda_error(call_api, monke
         "POST", "/v1/embeddings", {"input": ["a"] * 8, "model": DENSE, "encoding_format": "base64"}
     )
     assert b64.status == 200  # base64 is about a third of the bytes
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/embed", {"inputs": TEXTS}),
+        ("/embed", {"inputs": TEXTS, "truncate": False, "kind": "query"}),
+        ("/v1/embeddings", {"input": TEXTS, "model": DENSE}),
+    ],
+)
+def test_a_request_tokenizes_its_texts_once(call_api, monkeypatch, path, body):
+    """Vectors and the usage count come from one tokenization (kettle's embed_with_usage)."""
+    from kettle.tokenize import TextTokenizer
+
+    calls = []
+    for name in ("encode", "count"):
+        original = getattr(TextTokenizer, name)
+
+        def counted(self, texts, *args, _original=original, _name=name, **kwargs):
+            calls.append((_name, len(list(texts))))
+            return _original(self, texts, *args, **kwargs)
+
+        monkeypatch.setattr(TextTokenizer, name, counted)
+    assert call_api("POST", "/embed", {"inputs": "warm up"}).status == 200  # model loaded
+    calls.clear()
+    assert call_api("POST", path, body).status == 200
+    assert sum(n for _, n in calls) == len(TEXTS), calls
+
+
+def _st_quantize(embeddings: np.ndarray, precision: str) -> np.ndarray:
+    """sentence-transformers' quantize_embeddings with its default calibration (the batch's own
+    min and max per dimension), written out here as the oracle."""
+    if precision == "ubinary":
+        return np.packbits(embeddings > 0).reshape(embeddings.shape[0], -1)
+    if precision == "binary":
+        return (np.packbits(embeddings > 0).reshape(embeddings.shape[0], -1) - 128).astype(np.int8)
+    ranges = np.vstack((np.min(embeddings, axis=0), np.max(embeddings, axis=0)))
+    starts, steps = ranges[0, :], (ranges[1, :] - ranges[0, :]) / 255
+    if precision == "uint8":
+        return ((embeddings - starts) / steps).astype(np.uint8)
+    return ((embeddings - starts) / steps - 128).astype(np.int8)
+
+
+@pytest.mark.parametrize("precision", ["int8", "uint8", "binary", "ubinary"])
+def test_embed_precision_quantizes_as_sentence_transformers(call_api, dense_model, precision):
+    want = _st_quantize(np.stack(list(dense_model.embed(TEXTS))), precision)  # float32, as ST
+    result = call_api("POST", "/embed", {"inputs": TEXTS, "precision": precision})
+    assert result.status == 200, result
+    got = np.asarray(result.json())
+    assert got.shape == want.shape  # binary: 384 dimensions -> 48 bytes
+    np.testing.assert_array_equal(got, want)
+    b64 = call_api(
+        "POST",
+        "/v1/embeddings",
+        {"input": TEXTS, "model": DENSE, "encoding_format": "base64", "precision": precision},
+    )
+    dtype = np.uint8 if precision in ("uint8", "ubinary") else np.int8
+    rows = [np.frombuffer(base64.b64decode(d["embedding"]), dtype) for d in b64.json()["data"]]
+    np.testing.assert_array_equal(np.stack(rows), got)
+
+
+def test_one_text_at_int8_uses_the_unit_range(call_api, dense_model):
+    vector = next(iter(dense_model.embed(["tea"])))
+    got = np.asarray(call_api("POST", "/embed", {"inputs": "tea", "precision": "int8"}).json())
+    steps = np.float32(2) / np.float32(255)
+    want = np.clip((vector + np.float32(1)) / steps, 0, 255) - 128
+    np.testing.assert_array_equal(got[0], want.astype(np.int8))

@@ -10,7 +10,9 @@ from tokenizers import Tokenizer
 
 from kettle.registry import DEFAULT_MODEL, DEFAULT_RERANK_MODEL, get_model
 from kettle.rerank import RerankResult, TextCrossEncoder, check_pairs, sigmoid
+from models_bake.bake import bake
 from models_bake.verify import rerank_fidelity
+from tests.conftest import REPO
 
 QUERY = "how do I boil water quickly?"
 DOCS = [
@@ -165,3 +167,32 @@ def test_kind_and_registry(models_dir):
     assert hf.kind == "rerank" and hf.sources[0].type == "hf"
     assert hf.sources[0].ref == "cross-encoder/ms-marco-MiniLM-L-6-v2"
     assert DEFAULT_RERANK_MODEL in [m["model"] for m in TextCrossEncoder.list_supported_models()]
+
+
+def test_int8_bake_is_batch_invariant_and_gated_on_retrieval(int8):
+    fidelity = int8.manifest.fidelity
+    assert int8.manifest.quantization["method"] == "rowwise"
+    assert fidelity["batch_invariance_min_cosine"] >= 0.9999
+    assert {"ndcg_ratio", "ndcg10_reference", "ndcg10_candidate"} <= set(fidelity)
+    pairs = [(QUERY, d) for d in DOCS]
+    alone = [int8.rerank_pairs([p], batch_size=1)[0] for p in pairs]
+    np.testing.assert_allclose(alone, int8.rerank_pairs(pairs), atol=1e-5)
+
+
+def test_auto_bake_falls_back_to_fp32_with_the_search(cross_encoder_name, tmp_path, caplog):
+    """--quantize auto: no scheme passes an impossible gate, so the bake is fp32, says why and
+    records every scheme it tried."""
+    with caplog.at_level("WARNING", logger="models_bake"):
+        result = bake(
+            cross_encoder_name,
+            out=tmp_path,
+            quantize="auto",
+            cache=REPO / ".cache",
+            gates={"batch_invariance_min_cosine": 1.01},
+        )
+    q = result.manifest.quantization
+    assert q["weight_type"] == "float32" and result.manifest.fidelity is None
+    assert [s["scheme"] for s in q["auto_search"]] == ["int8", "int8-blockwise"]
+    assert all(not s["passed"] and s["failed"] for s in q["auto_search"])
+    assert "no int8 scheme passes the gate, baking fp32" in caplog.text
+    assert "batch_invariance_min_cosine" in caplog.text

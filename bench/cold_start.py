@@ -1,0 +1,161 @@
+"""Cold start, side by side: the Lambda handler's import + first /embed answer against the
+library's own import + first vector, each from a fresh Python process, runs interleaved; the
+median of several runs of each. Also what manifest verification (sha256 of the model's files,
+on in the handler) adds to a cold start.
+
+    .venv/bin/python bench/cold_start.py [--models models] [--runs 9] [--quick]
+
+Run by `make bench` (in the project's venv: the handler needs Powertools). Writes
+bench/results/cold_start.{json,md}. Tracing is off (POWERTOOLS_TRACE_DISABLED), as on `make serve`
+and in a function without active tracing; the issue's target is a ratio of at most 1.3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+from machine import cpu_name, versions  # noqa: E402
+
+DENSE = "sentence-transformers/all-MiniLM-L6-v2"
+TARGET = 1.3
+
+# Each program prints the seconds from its first statement to the first vector / answer.
+LIBRARY = """
+import time; t = time.perf_counter()
+from kettle import TextEmbedding
+model = TextEmbedding({name!r}, models_dir={models!r}, threads=1)
+vector = next(iter(model.embed(["The kettle is boiling."])))
+assert vector.shape[0] > 0
+print(time.perf_counter() - t)
+"""
+
+HANDLER = """
+import time; t = time.perf_counter()
+from handler.app import api_handler
+from handler.local import LocalContext, http_api_event
+event = http_api_event("POST", "/embed", {{"content-type": "application/json"}},
+                       b'{{"inputs": ["The kettle is boiling."]}}')
+result = api_handler(event, LocalContext())
+assert result["statusCode"] == 200, result
+print(time.perf_counter() - t)
+"""
+
+# Manifest verification alone, in a fresh process (what the load adds with verify on).
+VERIFY = """
+import time
+from kettle import find_model
+baked = find_model({name!r}, {models!r}, verify=False)
+t = time.perf_counter()
+baked.manifest.verify(baked.path)
+print(time.perf_counter() - t)
+"""
+
+
+def _run(code: str, env: dict[str, str]) -> float:
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"a cold-start run failed:\n{out.stderr[-3000:]}")
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def measure(models: str, runs: int) -> dict:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "KETTLE_MODELS_DIR": models,
+        "KETTLE_MODEL": DENSE,
+        "KETTLE_THREADS": "1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+    }
+    env.pop("AWS_LAMBDA_INITIALIZATION_TYPE", None)
+    library_code = LIBRARY.format(name=DENSE, models=models)
+    handler_code = HANDLER.format()
+    verify_code = VERIFY.format(name=DENSE, models=models)
+    _run(library_code, env), _run(handler_code, env)  # warm the page cache for both
+    library, handler, verify = [], [], []
+    for _ in range(runs):  # interleaved: a busy moment hits both alike
+        library.append(_run(library_code, env))
+        handler.append(_run(handler_code, env))
+        verify.append(_run(verify_code, env))
+    lib_s, handler_s = statistics.median(library), statistics.median(handler)
+    return {
+        "runs": runs,
+        "library_s": round(lib_s, 4),
+        "handler_s": round(handler_s, 4),
+        "ratio": round(handler_s / lib_s, 3),
+        "target": TARGET,
+        "met": handler_s / lib_s <= TARGET,
+        "verify_s": round(statistics.median(verify), 4),
+        "library_runs_s": [round(x, 4) for x in library],
+        "handler_runs_s": [round(x, 4) for x in handler],
+    }
+
+
+def markdown(result: dict) -> str:
+    r = result["cold_start"]
+    return "\n".join(
+        [
+            "# Cold start: handler vs library",
+            "",
+            f"`{result['command']}` on {result['machine']['cpu']}, {result['date']}; median of "
+            f"{r['runs']} fresh processes each, interleaved, 1 thread, tracing off.",
+            "",
+            "| from a fresh process | seconds |",
+            "|---|---|",
+            f"| kettle: import + first vector | {r['library_s']:.3f} |",
+            f"| handler: import + first /embed answered | {r['handler_s']:.3f} |",
+            f"| ratio (target ≤ {r['target']}) | {r['ratio']:.2f}× ({'met' if r['met'] else '**not met**'}) |",
+            f"| of which manifest verification (sha256 of the model files) | {r['verify_s']:.3f} |",
+            "",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=str(REPO / "models"))
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--quick", action="store_true", help="3 runs (development)")
+    parser.add_argument("--out", default=str(REPO / "bench" / "results"))
+    args = parser.parse_args(argv)
+    runs = 3 if args.quick else args.runs
+    models = str(Path(args.models).resolve())
+    result = {
+        "command": "python bench/cold_start.py" + (" --quick" if args.quick else ""),
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "machine": {
+            "cpu": cpu_name(),
+            "cpus_visible": len(os.sched_getaffinity(0)),
+            "versions": versions(["onnxruntime", "tokenizers", "numpy", "aws-lambda-powertools"]),
+        },
+        "cold_start": measure(models, runs),
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "cold_start.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "cold_start.md").write_text(markdown(result))
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""What the routes share: the configured model of a kind, request limits, JSON responses."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+from aws_lambda_powertools.event_handler import Response
+
+from handler.errors import ERRORS, ApiError
+from handler.models import MODELS, ModelUnavailableError
+from handler.schemas import ErrorResponse
+from handler.settings import Settings
+
+LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024 - 1024  # Lambda's 6 MB synchronous response, less headers
+JSON = "application/json"
+
+
+def as_list(texts: str | list[str]) -> list[str]:
+    return [texts] if isinstance(texts, str) else texts
+
+
+def check_count(texts: list[str], field: str, settings: Settings, noun: str = "texts") -> None:
+    if len(texts) > settings.max_texts:
+        raise ApiError(
+            "too_many_texts",
+            f"{field} has {len(texts)} {noun}; at most {settings.max_texts} per request (MAX_TEXTS)",
+            field,
+        )
+
+
+def model_for(kind: str, settings: Settings, name: str | None = None) -> Any:
+    """The loaded ``kind`` model (``name`` or the configured one). The deployment's own model
+    missing is a 503, not the caller's fault; a model the caller named and is not baked, a 404."""
+    try:
+        return MODELS.get(kind, settings, name)
+    except ModelUnavailableError as exc:
+        if name is None:
+            raise ApiError("model_not_baked", str(exc)) from None
+        raise
+
+
+@contextmanager
+def named(field: str, model: Any = None) -> Iterator[None]:
+    """kettle's input errors as ApiErrors naming the request's own field: kettle says
+    ``texts[3]``, the request called it ``inputs[3]``. Its index is read, never its message."""
+    from kettle.errors import ImageInputError, KettleInputError, TextTooLongError
+
+    try:
+        yield
+    except KettleInputError as exc:
+        where = field if exc.index is None else f"{field}[{exc.index}]"
+        if isinstance(exc, TextTooLongError):
+            name = getattr(model, "model_name", None) or "the model"
+            raise ApiError(
+                "text_too_long",
+                f"{where} has {exc.tokens} tokens; {name} takes at most {exc.limit} "
+                "(send truncate=true to cut it)",
+                where,
+            ) from None
+        message = str(exc)
+        if message.startswith(exc.where):
+            message = where + message[len(exc.where) :]
+        code = "invalid_image" if isinstance(exc, ImageInputError) else "invalid_text"
+        raise ApiError(code, message, where) from None
+
+
+def quantized(vectors: np.ndarray, precision: str) -> np.ndarray:
+    """sentence-transformers' quantize_embeddings for one request's vectors.
+
+    int8/uint8: each dimension cut into 256 steps between the request's own min and max (its
+    default calibration); a dimension whose min equals its max (one text) uses [-1, 1], the range
+    of unit vectors. binary/ubinary: one bit per dimension (value > 0), packed into bytes; binary
+    as int8 (byte - 128). float32 as it is.
+    """
+    if precision == "float32":
+        return vectors
+    if precision in ("binary", "ubinary"):
+        packed = np.packbits(vectors > 0, axis=-1)
+        return (packed.astype(np.int16) - 128).astype(np.int8) if precision == "binary" else packed
+    starts, ends = vectors.min(axis=0), vectors.max(axis=0)
+    flat = ends <= starts
+    starts = np.where(flat, -1, starts).astype(vectors.dtype)
+    ends = np.where(flat, 1, ends).astype(vectors.dtype)
+    steps = (ends - starts) / 255
+    # In float32 and truncated toward zero, as sentence-transformers computes it (clipped first,
+    # so a rounding error past 255 cannot wrap).
+    levels = np.clip((vectors - starts) / steps.astype(vectors.dtype), 0, 255)
+    return (levels - 128).astype(np.int8) if precision == "int8" else levels.astype(np.uint8)
+
+
+def json_vectors(vectors: np.ndarray, precision: str = "float32") -> list:
+    """Vectors as JSON numbers: short floats, or the quantized integers."""
+    if precision == "float32":
+        return json_floats(vectors)
+    return quantized(vectors, precision).tolist()
+
+
+def json_floats(matrix: np.ndarray) -> list:
+    """float32 values as short JSON numbers (8 decimals): about half the bytes of float64 repr."""
+    return np.round(matrix.astype(np.float64), 8).tolist()
+
+
+def json_response(payload: Any, status: int = 200) -> Response:
+    body = json.dumps(payload, separators=(",", ":"))
+    if len(body) > LAMBDA_RESPONSE_LIMIT:
+        raise ApiError(
+            "response_too_large",
+            f"the response would be {len(body)} bytes, over Lambda's 6 MB limit: send fewer texts "
+            "per request (or encoding_format=base64 on /v1/embeddings)",
+        )
+    return Response(status_code=status, content_type=JSON, body=body)
+
+
+def responses(model: Any, *codes: str) -> dict[int, dict[str, Any]]:
+    """An OpenAPI ``responses=`` for a route: its 200 body and the 4xx/5xx answers its error
+    codes can give, each with the one error shape."""
+    out: dict[int, dict[str, Any]] = {200: {"description": "OK"}}
+    if model is not None:
+        out[200]["content"] = {JSON: {"model": model}}
+    statuses: dict[int, list[str]] = {}
+    for code in ("json_invalid", "body_not_object", "validation_error", *codes, "internal_error"):
+        statuses.setdefault(ERRORS[code][0], []).append(code)
+    for status, names in sorted(statuses.items()):
+        out[status] = {
+            "description": "error codes: " + ", ".join(names),
+            "content": {JSON: {"model": ErrorResponse}},
+        }
+    return out

@@ -1,0 +1,333 @@
+"""Text routes: /embed (TEI), /v1/embeddings (OpenAI), /embed_sparse, /rerank, /embed_multi,
+/tokenize. Each checks its limits, asks kettle for vectors and token counts, and answers JSON."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from handler.errors import ApiError
+from handler.models import resolve_name
+from handler.observability import count, logger, timed
+from handler.routes.common import (
+    as_list,
+    check_count,
+    json_floats,
+    json_response,
+    json_vectors,
+    model_for,
+    named,
+    quantized,
+    responses,
+)
+from handler.schemas import (
+    DecodeRequest,
+    EmbedMultiRequest,
+    EmbedRequest,
+    OpenAIEmbeddingRequest,
+    OpenAIEmbeddingResponse,
+    RankedText,
+    RerankRequest,
+    SimilarityRequest,
+    SparseRequest,
+    SparseVector,
+    Token,
+    TokenizeRequest,
+)
+from handler.settings import Settings
+
+router = Router()
+_TEXT_ERRORS = ("too_many_texts", "invalid_text", "model_not_configured", "model_not_baked")
+
+
+def _right_only(direction: str, truncate: bool) -> None:
+    """TEI's truncation_direction: kettle's tokenizers cut on the right, so Left is refused."""
+    if truncate and direction.lower() == "left":
+        raise ApiError(
+            "validation_error",
+            "truncation_direction Left is not supported: kettle cuts texts on the right (send "
+            "Right, or truncate=false to refuse texts that are too long)",
+            "truncation_direction",
+        )
+
+
+def _kind(kind: str | None, prompt_name: str | None) -> str | None:
+    """kettle's kind from ``kind`` or TEI's ``prompt_name`` (the same prefixes)."""
+    if kind and prompt_name and kind != prompt_name:
+        raise ApiError(
+            "validation_error", f"kind is {kind} but prompt_name is {prompt_name}", "prompt_name"
+        )
+    return kind or prompt_name
+
+
+def _cut(vectors: np.ndarray, dimensions: int | None, normalize: bool, name: str) -> np.ndarray:
+    """The first ``dimensions`` of each vector (Matryoshka), unit length again when asked."""
+    dim = vectors.shape[1]
+    if dimensions is None or dimensions == dim:
+        return vectors
+    if dimensions > dim:
+        raise ApiError(
+            "invalid_dimensions",
+            f"dimensions is {dimensions}; {name} makes {dim}-dimensional vectors",
+            "dimensions",
+        )
+    vectors = vectors[:, :dimensions]
+    if normalize:
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = (vectors / np.where(norms == 0, 1, norms)).astype(np.float32)
+    return vectors
+
+
+def _log(operation: str, texts: int, tokens: int) -> None:
+    count(Texts=texts, Tokens=tokens)
+    logger.info(operation, extra={"texts": texts, "tokens": tokens})
+
+
+@router.post(
+    "/embed",
+    operation_id="embed",
+    summary="Dense embeddings (text-embeddings-inference shape)",
+    responses=responses(list[list[float]], *_TEXT_ERRORS, "text_too_long", "response_too_large"),
+)
+def embed(request: EmbedRequest):
+    settings = Settings.from_env()
+    texts = as_list(request.inputs)
+    check_count(texts, "inputs", settings)
+    _right_only(request.truncation_direction, request.truncate)
+    kind = _kind(request.kind, request.prompt_name)
+    model = model_for("dense", settings)
+    with timed("InferenceLatency"), named("inputs", model):
+        embedded = model.embed_with_usage(
+            texts, kind=kind, normalize=request.normalize, truncate=request.truncate
+        )
+    vectors = _cut(embedded.vectors, request.dimensions, request.normalize, model.model_name)
+    _log("embed", len(texts), sum(embedded.token_counts))
+    return json_response(json_vectors(vectors, request.precision))
+
+
+@router.post(
+    "/v1/embeddings",
+    operation_id="createEmbedding",
+    summary="OpenAI-compatible embeddings",
+    responses=responses(
+        OpenAIEmbeddingResponse, *_TEXT_ERRORS, "model_not_found", "invalid_dimensions"
+    ),
+)
+def openai_embeddings(request: OpenAIEmbeddingRequest):
+    settings = Settings.from_env()
+    texts = as_list(request.input)
+    check_count(texts, "input", settings)
+    name = resolve_name(request.model, "dense", settings)
+    model = model_for("dense", settings, name)
+    dim = model.embedding_size
+    if request.dimensions is not None and request.dimensions > dim:
+        raise ApiError(
+            "invalid_dimensions",
+            f"dimensions is {request.dimensions}; {name} makes {dim}-dimensional vectors",
+            "dimensions",
+        )
+    with timed("InferenceLatency"), named("input", model):
+        embedded = model.embed_with_usage(texts, normalize=True)
+    vectors = embedded.vectors
+    if request.dimensions is not None and request.dimensions < dim:
+        vectors = vectors[:, : request.dimensions]  # Matryoshka-style: cut, then unit length
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = (vectors / np.where(norms == 0, 1, norms)).astype(np.float32)
+    tokens = sum(embedded.token_counts)
+    _log("openai_embeddings", len(texts), tokens)
+    if request.encoding_format == "base64":
+        rows = quantized(vectors, request.precision)
+        if rows.dtype == np.float32:
+            rows = rows.astype("<f4")
+        encoded: list = [base64.b64encode(row.tobytes()).decode("ascii") for row in rows]
+    else:
+        encoded = json_vectors(vectors, request.precision)
+    return json_response(
+        {
+            "object": "list",
+            "data": [
+                {"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(encoded)
+            ],
+            "model": name,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
+
+
+@router.post(
+    "/embed_sparse",
+    operation_id="embedSparse",
+    summary="Sparse (SPLADE) embeddings",
+    responses=responses(list[SparseVector], *_TEXT_ERRORS, "text_too_long"),
+)
+def embed_sparse(request: SparseRequest):
+    settings = Settings.from_env()
+    texts = as_list(request.inputs)
+    check_count(texts, "inputs", settings)
+    _right_only(request.truncation_direction, request.truncate)
+    model = model_for("sparse", settings)
+    with timed("InferenceLatency"), named("inputs", model):
+        embedded = model.embed_with_usage(
+            texts, kind=request.prompt_name, truncate=request.truncate
+        )
+    result = [
+        {
+            "indices": np.asarray(e.indices).tolist(),
+            "values": np.round(np.asarray(e.values, np.float64), 6).tolist(),
+        }
+        for e in embedded.vectors
+    ]
+    _log("embed_sparse", len(texts), sum(embedded.token_counts))
+    return json_response(result)
+
+
+@router.post(
+    "/rerank",
+    operation_id="rerank",
+    summary="Rerank texts against a query, best first",
+    responses=responses(list[RankedText], *_TEXT_ERRORS, "text_too_long"),
+)
+def rerank(request: RerankRequest):
+    settings = Settings.from_env()
+    texts = request.texts
+    check_count(texts, "texts", settings)
+    _right_only(request.truncation_direction, request.truncate)
+    model = model_for("rerank", settings)
+    if not request.truncate:
+        limit = model.max_length
+        query_tokens = model.token_counts([request.query], truncate=False)[0]
+        for index, tokens in enumerate(model.token_counts(texts, truncate=False)):
+            # [CLS] query [SEP] text [SEP]: the two per-text counts share one [CLS].
+            if query_tokens + tokens - 1 > limit:
+                raise ApiError(
+                    "text_too_long",
+                    f"query + texts[{index}] is {query_tokens + tokens - 1} tokens; "
+                    f"{model.model_name} takes at most {limit} (send truncate=true to cut it)",
+                    f"texts[{index}]",
+                )
+    with timed("InferenceLatency"), named("texts", model):
+        ranked = model.rank(
+            request.query,
+            texts,
+            top_n=request.top_n,
+            sigmoid=not request.raw_scores,
+            return_documents=request.return_text,
+        )
+    tokens = model.token_count([request.query]) * len(texts) + model.token_count(texts)
+    _log("rerank", len(texts), tokens)
+    out = []
+    for result in ranked:
+        item: dict[str, Any] = {"index": result.index, "score": round(float(result.score), 6)}
+        if request.return_text:
+            item["text"] = result.document
+        out.append(item)
+    return json_response(out)
+
+
+@router.post(
+    "/embed_multi",
+    operation_id="embedMulti",
+    summary="Late-interaction (ColBERT) token vectors: per text, one vector per token",
+    responses=responses(list[list[list[float]]], *_TEXT_ERRORS, "text_too_long"),
+)
+def embed_multi(request: EmbedMultiRequest):
+    settings = Settings.from_env()
+    texts = as_list(request.inputs)
+    check_count(texts, "inputs", settings)
+    model = model_for("late_interaction", settings)
+    kind = "query" if request.kind == "query" else None
+    with timed("InferenceLatency"), named("inputs", model):
+        embedded = model.embed_with_usage(texts, kind=kind, truncate=request.truncate)
+    _log("embed_multi", len(texts), sum(embedded.token_counts))
+    return json_response([json_floats(r) for r in embedded.vectors])
+
+
+@router.post(
+    "/similarity",
+    operation_id="similarity",
+    summary="TEI's /similarity: cosine similarity of source_sentence to each of sentences",
+    responses=responses(list[float], *_TEXT_ERRORS, "text_too_long"),
+)
+def similarity(request: SimilarityRequest):
+    settings = Settings.from_env()
+    source, sentences = request.inputs.source_sentence, request.inputs.sentences
+    check_count(sentences, "inputs.sentences", settings)
+    _right_only(request.truncation_direction, request.truncate)
+    model = model_for("dense", settings)
+    texts = [source, *sentences]
+    with timed("InferenceLatency"):
+        try:
+            with named("texts", model):
+                embedded = model.embed_with_usage(
+                    texts, kind=request.prompt_name, normalize=True, truncate=request.truncate
+                )
+        except ApiError as exc:  # texts[0] is the source sentence, texts[i] sentences[i - 1]
+            raise _similarity_error(exc) from None
+    vectors = embedded.vectors
+    scores = vectors[1:] @ vectors[0]
+    _log("similarity", len(texts), sum(embedded.token_counts))
+    return json_response(np.round(scores.astype(np.float64), 6).tolist())
+
+
+def _similarity_error(exc: ApiError) -> ApiError:
+    index = int(exc.param.split("[", 1)[1].rstrip("]")) if exc.param and "[" in exc.param else None
+    if index is None:
+        return exc
+    where = "inputs.source_sentence" if index == 0 else f"inputs.sentences[{index - 1}]"
+    message = exc.message.replace(exc.param, where, 1)
+    return ApiError(exc.code, message, where, exc.details)
+
+
+@router.post(
+    "/decode",
+    operation_id="decode",
+    summary="TEI's /decode: token ids -> text, with the dense model's tokenizer",
+    responses=responses(list[str], "model_not_configured", "model_not_baked"),
+)
+def decode(request: DecodeRequest):
+    settings = Settings.from_env()
+    rows = request.ids if request.ids and isinstance(request.ids[0], list) else [request.ids]
+    check_count(rows, "ids", settings, "id lists")
+    model = model_for("dense", settings)
+    tokenizer = model.tokenizer.tokenizer
+    vocab = tokenizer.get_vocab_size()
+    wrapped = rows is not request.ids  # a flat list of ids: one text
+    for i, row in enumerate(rows):
+        for j, token in enumerate(row):
+            if not 0 <= token < vocab:
+                where = f"ids[{j}]" if wrapped else f"ids[{i}][{j}]"
+                raise ApiError(
+                    "validation_error",
+                    f"{where} is {token}; {model.model_name}'s ids are 0..{vocab - 1}",
+                    where,
+                )
+    texts = tokenizer.decode_batch(rows, skip_special_tokens=request.skip_special_tokens)
+    return json_response(list(texts))
+
+
+@router.post(
+    "/tokenize",
+    operation_id="tokenize",
+    summary="Tokens of each input",
+    responses=responses(list[list[Token]], *_TEXT_ERRORS),
+)
+def tokenize(request: TokenizeRequest):
+    settings = Settings.from_env()
+    texts = as_list(request.inputs)
+    check_count(texts, "inputs", settings)
+    model = model_for("dense", settings)
+    tokenizer = model.tokenizer.tokenizer
+    encodings = tokenizer.encode_batch(texts, add_special_tokens=request.add_special_tokens)
+    result = [
+        [
+            {"id": i, "text": t, "special": bool(s), "start": a, "stop": b}
+            for i, t, s, (a, b) in zip(
+                e.ids, e.tokens, e.special_tokens_mask, e.offsets, strict=True
+            )
+        ]
+        for e in encodings
+    ]
+    return json_response(result)

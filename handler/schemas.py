@@ -1,0 +1,339 @@
+"""Every request and response model of the HTTP API, in one place (as TEI keeps its types in one
+file), and the text checks they share.
+
+A text field takes a string or a non-empty list of non-empty strings; a lone surrogate (JSON lets
+"\\ud800" through, the tokenizer does not) is refused by item and character. Each check's error
+carries the item's index (ctx "index"), which the error handler turns into ``inputs[3]``; the JSON
+schema says the same constraints (minLength, minItems), so the OpenAPI document matches what the
+API enforces.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class HugeNumber:
+    """An integer literal past Python's 4,300-digit limit, kept as this marker by the body parser
+    so validation names the field it is in (a number where a string, bool or small int belongs)."""
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a parsed value, for messages (never a Python repr)."""
+    names = {bool: "a boolean", int: "a number", float: "a number", dict: "an object"}
+    names.update({list: "a list", type(None): "null", str: "a string", HugeNumber: "a number"})
+    return names.get(type(value), "a value of another type")
+
+
+def surrogate_problem(text: str) -> str | None:
+    """ "lone surrogate U+D800 at character 5", or None for text the tokenizer can take."""
+    found = _SURROGATE.search(text)
+    if found is None:
+        return None
+    return f"lone surrogate U+{ord(found.group()):04X} at character {found.start()}"
+
+
+def _check_one(value: Any, field: str, index: int | None) -> None:
+    where = field if index is None else f"{field}[{index}]"
+    ctx: dict[str, Any] = {"field": where} if index is None else {"field": where, "index": index}
+    if not isinstance(value, str):
+        raise PydanticCustomError(
+            "text_type", "{field} is {type}, not a string", {**ctx, "type": json_type(value)}
+        )
+    if not value:
+        raise PydanticCustomError("empty_text", "{field} is an empty string", ctx)
+    problem = surrogate_problem(value)
+    if problem:
+        raise PydanticCustomError("invalid_text", "{field}: {problem}", {**ctx, "problem": problem})
+
+
+def _check_texts(value: Any, info: Any) -> Any:
+    """str or a non-empty list of non-empty str; the error names the item."""
+    field = info.field_name
+    if isinstance(value, str):
+        _check_one(value, field, None)
+        return value
+    if not isinstance(value, list):
+        raise PydanticCustomError(
+            "texts_type",
+            "{field} must be a string or a list of strings, not {type}",
+            {"field": field, "type": json_type(value)},
+        )
+    if not value:
+        raise PydanticCustomError("empty_list", "{field} is an empty list", {"field": field})
+    for index, item in enumerate(value):
+        _check_one(item, field, index)
+    return value
+
+
+def _check_text(value: Any, info: Any) -> Any:
+    _check_one(value, info.field_name, None)
+    return value
+
+
+_TEXT_SCHEMA = {"type": "string", "minLength": 1}
+_TEXT_LIST_SCHEMA = {"type": "array", "items": _TEXT_SCHEMA, "minItems": 1}
+
+Text = Annotated[str, BeforeValidator(_check_text), WithJsonSchema(_TEXT_SCHEMA)]
+Texts = Annotated[
+    str | list[str],
+    BeforeValidator(_check_texts),
+    WithJsonSchema({"anyOf": [_TEXT_SCHEMA, _TEXT_LIST_SCHEMA]}),
+]
+TextList = Annotated[list[str], BeforeValidator(_check_texts), WithJsonSchema(_TEXT_LIST_SCHEMA)]
+PositiveInt = Annotated[int, Field(ge=1)]
+Precision = Literal["float32", "int8", "uint8", "binary", "ubinary"]
+_PRECISION = (
+    "Output quantization, sentence-transformers' quantize_embeddings: int8/uint8 scale each "
+    "dimension by the request's own min and max (256 steps), binary/ubinary pack the signs into "
+    "bits (dim/8 bytes; binary as int8, offset by -128)."
+)
+
+
+# ---- requests ------------------------------------------------------------------------------------
+# TEI's truncation side: kettle cuts texts on the right only, so "Left" is refused by name.
+TruncationDirection = Literal["Right", "right", "Left", "left"]
+_DIRECTION = "TEI's: which side truncate=true cuts. kettle cuts on the right; Left is a 422."
+_PROMPT = "TEI's prompt_name: the model's prompt to apply, query or passage (same as kind)."
+
+
+class _Request(BaseModel):
+    # defer_build: a model's validator is built on its first use, not at import (cold start).
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
+
+
+class EmbedRequest(_Request):
+    """text-embeddings-inference's /embed."""
+
+    inputs: Texts = Field(description="A text or a list of texts.")
+    normalize: bool = Field(True, description="Scale each vector to unit length.")
+    truncate: bool = Field(True, description="Cut texts past the model's max_length; else 413.")
+    kind: Literal["query", "passage"] | None = Field(
+        None, description="Apply the model's query or passage prefix."
+    )
+    precision: Precision = Field("float32", description=_PRECISION)
+    dimensions: PositiveInt | None = Field(
+        None, description="TEI's: keep the first N dimensions (re-normalized when normalize)."
+    )
+    prompt_name: Literal["query", "passage"] | None = Field(None, description=_PROMPT)
+    truncation_direction: TruncationDirection = Field("Right", description=_DIRECTION)
+
+
+class OpenAIEmbeddingRequest(BaseModel):
+    """OpenAI's POST /v1/embeddings (unknown fields are ignored, as clients add their own)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, defer_build=True)
+
+    input: Texts = Field(description="A text or a list of texts (token arrays are not accepted).")
+    model: Text = Field(description="A baked dense model, e.g. all-MiniLM-L6-v2.")
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: PositiveInt | None = Field(
+        None, description="Keep the first N dimensions and re-normalize."
+    )
+    user: str | None = None
+    precision: Precision = Field(
+        "float32", description=_PRECISION + " With base64, the quantized bytes."
+    )
+
+
+class SparseRequest(_Request):
+    """SPLADE: one sparse vector (token ids and weights) per text."""
+
+    inputs: Texts = Field(description="A text or a list of texts.")
+    truncate: bool = Field(True, description="Cut texts past the model's max_length; else 413.")
+    prompt_name: Literal["query", "passage"] | None = Field(None, description=_PROMPT)
+    truncation_direction: TruncationDirection = Field("Right", description=_DIRECTION)
+
+
+class RerankRequest(_Request):
+    """text-embeddings-inference's /rerank."""
+
+    query: Text
+    texts: TextList
+    top_n: PositiveInt | None = None
+    return_text: bool = False
+    raw_scores: bool = Field(False, description="Logits instead of their sigmoid (0..1).")
+    truncate: bool = Field(True, description="Cut pairs past the model's max_length; else 413.")
+    truncation_direction: TruncationDirection = Field("Right", description=_DIRECTION)
+
+
+class EmbedImageRequest(_Request):
+    """Images -> one normalised vector each."""
+
+    images: Texts = Field(
+        description=(
+            "An image or a list of images: each base64 of the image file's bytes (a data: URL "
+            "works) or an s3://bucket/key URI in a bucket listed in IMAGE_BUCKETS."
+        )
+    )
+    model: Text | None = Field(
+        None, description="A baked image model (default: KETTLE_IMAGE_MODEL)."
+    )
+
+
+class EmbedMultiRequest(_Request):
+    """Late interaction (ColBERT): per-token vectors."""
+
+    inputs: Texts = Field(description="A text or a list of texts.")
+    kind: Literal["query", "document"] = Field(
+        "document",
+        description=(
+            "document: [D] marker, punctuation dropped; query: [Q] marker, [MASK]-padded to "
+            "the model's query length."
+        ),
+    )
+    truncate: bool = Field(True, description="Cut texts past the model's max_length; else 413.")
+
+
+class DecodeRequest(_Request):
+    """TEI's /decode: token ids -> text."""
+
+    ids: list[int] | list[list[int]] = Field(description="Token ids, or a list of them.")
+    skip_special_tokens: bool = True
+
+
+class SimilarityInputs(_Request):
+    source_sentence: Text
+    sentences: TextList
+
+
+class SimilarityRequest(_Request):
+    """TEI's /similarity: cosine similarity of a sentence to each of several."""
+
+    inputs: SimilarityInputs
+    prompt_name: Literal["query", "passage"] | None = Field(None, description=_PROMPT)
+    truncate: bool = Field(True, description="Cut texts past the model's max_length; else 413.")
+    truncation_direction: TruncationDirection = Field("Right", description=_DIRECTION)
+
+
+class TokenizeRequest(_Request):
+    inputs: Texts
+    add_special_tokens: bool = True
+
+
+# ---- responses -----------------------------------------------------------------------------------
+class _Response(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # only the OpenAPI document builds these
+
+
+class Embedding(_Response):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | list[int] | str
+
+
+class Usage(_Response):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class OpenAIEmbeddingResponse(_Response):
+    object: Literal["list"] = "list"
+    data: list[Embedding]
+    model: str
+    usage: Usage
+
+
+class SparseVector(_Response):
+    indices: list[int]
+    values: list[float]
+
+
+class RankedText(_Response):
+    index: int
+    score: float
+    text: str | None = None
+
+
+class Token(_Response):
+    id: int
+    text: str
+    special: bool
+    start: int
+    stop: int
+
+
+class ModelCard(_Response):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+    kind: str
+    dim: int
+    max_length: int
+    fingerprint: str
+    quantization: str
+    loaded: bool
+    serves: bool
+
+
+class ModelList(_Response):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+    configured: dict[str, str | None]
+
+
+class Health(_Response):
+    status: Literal["ok", "unavailable"]
+    model: str
+    baked: bool
+    files_ok: bool | None = Field(
+        None, description="The model's files match its manifest (null when it is not baked)."
+    )
+    problem: str | None = None
+    loaded: list[dict[str, Any]]
+
+
+class ErrorDetail(_Response):
+    field: str
+    message: str
+    type: str | None = None
+
+
+class ErrorInfo(_Response):
+    message: str = Field(description="What is wrong, naming the field and item.")
+    type: str
+    param: str | None = Field(None, description='The field at fault, e.g. "inputs[3]".')
+    code: str
+    details: list[ErrorDetail] | None = None
+
+
+class ErrorResponse(_Response):
+    error: ErrorInfo
+    request_id: str | None = None
+
+
+__all__ = [
+    "DecodeRequest",
+    "EmbedImageRequest",
+    "EmbedMultiRequest",
+    "EmbedRequest",
+    "Embedding",
+    "ErrorResponse",
+    "Health",
+    "HugeNumber",
+    "ModelList",
+    "OpenAIEmbeddingRequest",
+    "OpenAIEmbeddingResponse",
+    "RankedText",
+    "RerankRequest",
+    "SimilarityRequest",
+    "SparseRequest",
+    "SparseVector",
+    "Text",
+    "TextList",
+    "Texts",
+    "Token",
+    "TokenizeRequest",
+    "json_type",
+    "surrogate_problem",
+]

@@ -1,0 +1,65 @@
+"""What a cold start of the API imports: not the X-Ray SDK (tracing off), not botocore or boto3,
+not the ingestion modules, not Powertools' OpenAPI models; and with tracing on, the Tracer wraps
+the entry points. Each check is a fresh process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from _handler_helpers import REPO
+
+NOT_ON_THE_COLD_PATH = [
+    "aws_xray_sdk",
+    "botocore.session",  # Powertools' user_agent imports the (light) botocore package itself
+    "botocore.client",
+    "boto3",
+    "handler.ingest",
+    "handler.batch",
+    "aws_lambda_powertools.event_handler.openapi.models",
+    "aws_lambda_powertools.utilities.batch",
+]
+
+FIRST_EMBED = """
+import json, sys
+from handler.app import api_handler
+from handler.local import LocalContext, http_api_event
+event = http_api_event("POST", "/embed", {"content-type": "application/json"}, b'{"inputs": "tea"}')
+status = api_handler(event, LocalContext())["statusCode"]
+print(json.dumps({"status": status, "modules": sorted(sys.modules)}))
+"""
+
+
+def _fresh(code: str, **env: str) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(REPO), "POWERTOOLS_LOG_LEVEL": "WARNING", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_import_and_first_embed_import_only_the_api_path():
+    env = {"POWERTOOLS_TRACE_DISABLED": "true", "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand"}
+    found = _fresh(FIRST_EMBED, **env)
+    assert found["status"] == 200
+    loaded = [m for m in NOT_ON_THE_COLD_PATH if m in found["modules"]]
+    assert loaded == [], loaded
+
+
+def test_with_tracing_on_the_entry_points_are_traced():
+    code = (
+        "import json, sys, handler.app as a; "
+        "print(json.dumps({'xray': 'aws_xray_sdk' in sys.modules, "
+        "'wrapped': hasattr(a.api_handler, '__wrapped__')}))"
+    )
+    on = _fresh(code, POWERTOOLS_TRACE_DISABLED="false", LAMBDA_TASK_ROOT="/var/task")
+    assert on == {"xray": True, "wrapped": True}
+    off = _fresh(code, POWERTOOLS_TRACE_DISABLED="true")
+    assert off["xray"] is False
