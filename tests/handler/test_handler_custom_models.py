@@ -21,11 +21,11 @@ RERANKER = "xlm-roberta-reranker-tiny"
 
 @pytest.fixture(scope="module")
 def custom_models(tmp_path_factory):
-    """Each tiny model baked int8 (the default scheme) through the gate, described by its files."""
+    """Each tiny model baked int8 (--quantize auto) through the gate, described by its files."""
     out = tmp_path_factory.mktemp("custom-api")
     for arch in [*ARCHS, RERANKER]:
         source = Source("local", str(FIXTURES / arch))
-        bake(f"custom/{arch}", out=out, source=source,
+        bake(f"custom/{arch}", out=out, source=source, quantize="auto",
              description=describe(f"custom/{arch}", FIXTURES / arch, source))  # fmt: skip
     return out
 
