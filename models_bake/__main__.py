@@ -14,6 +14,7 @@ import json
 import logging
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 from kettle.registry import MODELS, Source, UnknownModelError, get_model
@@ -89,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
             gates[key] = float(value)
         except ValueError:
             parser.error(f"--gate {item!r}: expected KEY=NUMBER")
+    problem = _unwritable(args.out)
+    if problem:
+        print(f"models_bake: error: --out {args.out}: {problem}", file=sys.stderr)
+        return 1
     try:
         source = _source(args.source) if args.source else None
         description = _description(args, source)
@@ -157,6 +162,17 @@ def _description(args: argparse.Namespace, source: Source | None):
         fetched = fetch(source, args.cache)
         return describe(args.model, fetched.path, source, **overrides)
     return dataclasses.replace(known, **overrides) if overrides else None
+
+
+def _unwritable(out: Path) -> str:
+    """Why the bake could not write under ``out`` ("" when it can): checked before any work."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        return f"cannot write there ({exc.strerror or exc}); pick a writable folder with --out DIR"
+    return ""
 
 
 if __name__ == "__main__":
