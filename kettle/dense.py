@@ -97,6 +97,7 @@ class TextEmbedding(TextEncoder):
         *,
         normalize: bool | None = None,
         truncate: bool = True,
+        prompt_name: str | None = None,
         **kwargs: Any,
     ) -> Iterator[np.ndarray]:
         """float32 vectors in input order, from any iterable, in bounded memory.
@@ -106,7 +107,11 @@ class TextEmbedding(TextEncoder):
         ``normalize``: unit vectors (True), raw pooled ones (False), or as the model is baked
         (None). ``truncate=False``: a text past max_length raises TextTooLongError instead of
         being cut (texts are checked one window of 2,048 at a time, before that window runs).
+        ``prompt_name``: prepend one of the model's named prompts (sentence-transformers'
+        ``prompt_name``, e.g. "query"); an unknown name is a ValueError listing the known ones.
         """
+        if prompt_name is not None:
+            documents = _prompted(self.prompt(prompt_name), documents)
         return self._stream(
             documents,
             batch_size,
@@ -141,6 +146,21 @@ class TextEmbedding(TextEncoder):
         matrix = np.stack(vectors) if vectors else np.zeros((0, dim), dtype=np.float32)
         return Embedded(matrix.astype(np.float32, copy=False), counts)
 
+    @property
+    def prompts(self) -> dict[str, str]:
+        """sentence-transformers' named prompts of this model (name -> prefix)."""
+        return dict(self.manifest.prompts)
+
+    def prompt(self, name: str) -> str:
+        """The text of the named prompt ``name``."""
+        prompts = self.manifest.prompts
+        if name not in prompts:
+            known = ", ".join(sorted(prompts)) or "none"
+            raise ValueError(
+                f"prompt_name: {self.model_name} has no prompt {name!r}; known: {known}"
+            )
+        return prompts[name]
+
     def query_embed(
         self, query: str | Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, **kwargs: Any
     ) -> Iterator[np.ndarray]:
@@ -153,3 +173,10 @@ class TextEmbedding(TextEncoder):
         """Embed documents to be searched (the model's passage prefix applied)."""
         parallel = kwargs.pop("parallel", None)
         return self.embed(texts, batch_size, parallel, kind="passage", **kwargs)
+
+
+def _prompted(prompt: str, texts: str | Iterable[Any]) -> Iterable[Any]:
+    """``prompt`` before every text; non-str items pass through so embed() names them."""
+    if isinstance(texts, str):
+        texts = [texts]
+    return (prompt + t if isinstance(t, str) else t for t in texts)

@@ -42,6 +42,8 @@ class Manifest:
     model_file: str = "model.onnx"
     query_prefix: str = ""
     passage_prefix: str = ""
+    # sentence-transformers' named prompts (config_sentence_transformers.json): name -> prefix
+    prompts: dict[str, str] = field(default_factory=dict)
     quantization: dict[str, Any] | None = None  # None: fp32
     fidelity: dict[str, Any] | None = None
     onnx: dict[str, Any] = field(default_factory=dict)  # {"inputs": [...], "output": "..."}

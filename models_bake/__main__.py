@@ -1,17 +1,27 @@
-"""python -m models_bake MODEL [--out DIR] [--quantize int8|auto|...|none] [--min-cosine X] [--gate K=V]"""
+"""python -m models_bake MODEL [--out DIR] [--quantize int8|auto|...|none] [--min-cosine X]
+[--gate K=V] [--source DIR_OR_HF_REPO]
+
+A MODEL that is not in the registry is a custom model: ``--source DIR_OR_HF_REPO`` is required,
+and what --kind, --pooling, --normalize, --max-length and the prefixes leave out is read from the
+model's own files (models_bake.describe).
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
+import re
 import sys
 import tempfile
 from pathlib import Path
 
-from kettle.registry import MODELS, Source, UnknownModelError
+from kettle.registry import MODELS, Source, UnknownModelError, get_model
 from models_bake.bake import BakeError, bake
-from models_bake.sources import SourceError
+from models_bake.convert import UnsupportedArchitectureError
+from models_bake.describe import DescribeError, describe
+from models_bake.sources import SourceError, fetch
 from models_bake.verify import FidelityError
 
 
@@ -43,8 +53,20 @@ def main(argv: list[str] | None = None) -> int:
         "--min-cosine", type=float, default=0.99, help="fidelity gate: lowest mean cosine (0.99)"
     )
     parser.add_argument(
-        "--source", type=Path, help="bake from this local directory instead of the registry's"
+        "--source",
+        metavar="DIR_OR_HF_REPO",
+        help="bake from this local directory or Hugging Face repo instead of the registry's "
+        "sources (required for a model that is not in the registry)",
     )
+    custom = parser.add_argument_group(
+        "custom models", "override what the model's files say (config.json, modules.json, ...)"
+    )
+    custom.add_argument("--kind", choices=["dense", "sparse", "rerank"])
+    custom.add_argument("--pooling", choices=["mean", "cls", "last"])
+    custom.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None)
+    custom.add_argument("--max-length", type=int)
+    custom.add_argument("--query-prefix")
+    custom.add_argument("--passage-prefix")
     parser.add_argument("--cache", type=Path, default=Path(".cache"), help="download cache")
     parser.add_argument("--force", action="store_true", help="bake even when up to date")
     parser.add_argument("--list", action="store_true", help="list the models kettle knows")
@@ -61,7 +83,6 @@ def main(argv: list[str] | None = None) -> int:
         for m in MODELS:
             print(f"{m.name:45} {m.kind:16} dim={m.dim:<6} {m.sources[0].type}:{m.sources[0].ref}")
         return 0 if args.list else 2
-    source = Source("local", str(args.source.resolve())) if args.source else None
     gates = {}
     for item in args.gate:
         key, _, value = item.partition("=")
@@ -74,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"models_bake: error: --out {args.out}: {problem}", file=sys.stderr)
         return 1
     try:
+        source = _source(args.source) if args.source else None
+        description = _description(args, source)
         result = bake(
             args.model,
             out=args.out,
@@ -82,9 +105,17 @@ def main(argv: list[str] | None = None) -> int:
             cache=args.cache,
             source=source,
             force=args.force,
+            description=description,
             gates=gates,
         )
-    except (BakeError, FidelityError, SourceError, UnknownModelError) as exc:
+    except (
+        BakeError,
+        DescribeError,
+        FidelityError,
+        SourceError,
+        UnknownModelError,
+        UnsupportedArchitectureError,
+    ) as exc:
         print(f"models_bake: error: {exc}", file=sys.stderr)
         return 1
     m = result.manifest
@@ -93,6 +124,44 @@ def main(argv: list[str] | None = None) -> int:
     if m.fidelity:
         print("fidelity: " + json.dumps(m.fidelity, sort_keys=True))
     return 0
+
+
+_HF_REPO = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+_OVERRIDES = {
+    "kind": "kind",
+    "pooling": "pooling",
+    "normalize": "normalize",
+    "max_length": "max_length",
+    "query_prefix": "query_prefix",
+    "passage_prefix": "passage_prefix",
+}
+
+
+def _source(ref: str) -> Source:
+    """A local folder when the path exists, else a Hugging Face repo id."""
+    path = Path(ref).expanduser()
+    if path.exists():
+        return Source("local", str(path.resolve()))
+    if _HF_REPO.fullmatch(ref):
+        return Source("hf", ref)
+    raise SourceError(f"--source {ref!r}: no such directory, and not a Hugging Face repo id")
+
+
+def _description(args: argparse.Namespace, source: Source | None):
+    """None for a registry model baked as described; else the description to bake."""
+    overrides = {
+        field: getattr(args, arg)
+        for arg, field in _OVERRIDES.items()
+        if getattr(args, arg) is not None
+    }
+    try:
+        known = get_model(args.model)
+    except UnknownModelError:
+        if source is None:
+            raise
+        fetched = fetch(source, args.cache)
+        return describe(args.model, fetched.path, source, **overrides)
+    return dataclasses.replace(known, **overrides) if overrides else None
 
 
 def _unwritable(out: Path) -> str:

@@ -28,13 +28,6 @@ log = logging.getLogger("models_bake")
 BAKE_FORMAT = 2  # bump when the bake's output changes for the same inputs
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 SIDE_FILES = ("config.json", "preprocessor_config.json")
-HEADS = {
-    "dense": "BertModel",
-    "late_interaction": "BertModel",
-    "sparse": "BertForMaskedLM",
-    "rerank": "BertForSequenceClassification",
-}
-BERT_FAMILY = {"bert"}
 
 
 class BakeError(RuntimeError):
@@ -111,7 +104,9 @@ def _write_model_dir(
     extra: dict,
 ) -> Manifest:
     directory.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(model_file, directory / "model.onnx")
+    from models_bake.convert.common import copy_onnx
+
+    copy_onnx(model_file, directory / "model.onnx")  # with model.onnx.data past 2 GB
     for name in TOKENIZER_FILES + SIDE_FILES:
         if (fetched.path / name).is_file():
             shutil.copyfile(fetched.path / name, directory / name)
@@ -135,6 +130,7 @@ def _write_model_dir(
         files=files,
         query_prefix=description.query_prefix,
         passage_prefix=description.passage_prefix,
+        prompts=dict(description.prompts),
         quantization=quantization,
         onnx=onnx_io,
         extra=extra,
@@ -153,17 +149,15 @@ def _fp32_graph(
         if not path.is_file():
             raise BakeError(f"{fetched.source.ref}: no {fetched.source.onnx_file}")
         return path, {}
-    if description.architecture != "bert":
-        raise BakeError(
-            f"{description.name}: no ONNX file and no converter for {description.architecture}"
-        )
-    if description.kind == "late_interaction":  # BertModel + ColBERT's linear projection
-        from models_bake.convert.colbert import convert
-    else:
-        from models_bake.convert import convert
+    if description.architecture == "onnx":
+        raise BakeError(f"{description.name}: its source has no ONNX file")
+    from models_bake.convert import UnsupportedArchitectureError, convert_checkpoint
 
     out = work / "converted.onnx"
-    info = convert(fetched.path, out, head=HEADS.get(description.kind))
+    try:  # the family comes from config.json; late_interaction adds ColBERT's projection
+        info = convert_checkpoint(fetched.path, out, description.kind)
+    except UnsupportedArchitectureError as exc:
+        raise BakeError(f"{description.name}: {exc}") from None
     return out, info
 
 
@@ -177,12 +171,19 @@ def _fuse(
     config_path = fetched.path / "config.json"
     if description.kind == "image" or not config_path.is_file():
         return src, {}
+    from models_bake.convert import FUSED_FAMILIES
+
     config = json.loads(config_path.read_text())
-    if config.get("model_type") not in BERT_FAMILY:
+    if config.get("model_type") not in FUSED_FAMILIES:
         return src, {}
     out = work / ("fused-mha.onnx" if multi_head_attention else "fused.onnx")
+    # Every converted family keeps the export layout ORT's BERT optimizer matches; what fuses
+    # differs (rotary attention stays unfused), so the counts go into the manifest.
+    heads = config.get("num_attention_heads", config.get("n_head"))
+    hidden = config.get("hidden_size", config.get("n_embd"))
+    bert_embeddings = config["model_type"] == "bert"
     stats = q.fuse_transformer(
-        src, out, config["num_attention_heads"], config["hidden_size"], multi_head_attention
+        src, out, heads, hidden, multi_head_attention, embed_layer_norm=bert_embeddings
     )
     log.info("fused: %s", stats)
     return out, stats
@@ -226,6 +227,7 @@ def bake(
     source: Source | None = None,
     scheme: q.QuantScheme | None = None,
     force: bool = False,
+    description: ModelDescription | None = None,
     gates: dict | None = None,
 ) -> BakeResult:
     """Bake ``name`` into ``out/<name>/``. Raises BakeError or verify.FidelityError.
@@ -234,7 +236,8 @@ def bake(
     "int8-dynamic", "int8-blockwise"); ``scheme`` overrides the named scheme's settings. "auto"
     tries quantize.AUTO_ORDER (fastest first) and keeps the first scheme that passes the gate,
     else bakes fp32 and logs why; the manifest records the search. ``gates`` overrides
-    verify.GATES (``min_cosine`` gates the mean cosine).
+    verify.GATES (``min_cosine`` gates the mean cosine). ``description`` bakes a model that is
+    not in the registry (models_bake.describe builds one from the model's files).
     """
     if quantize not in ("none", "auto") and quantize not in q.SCHEMES:
         choices = ", ".join(["none", "auto", *q.SCHEMES])
@@ -242,7 +245,7 @@ def bake(
     if scheme is None:
         scheme = q.SCHEMES.get(quantize, q.DEFAULT_SCHEME)
     started = time.perf_counter()
-    description = get_model(name)
+    description = description or get_model(name)
     out, cache = Path(out).resolve(), Path(cache).resolve()
     final = out / description.dir_name
     fetched = _fetch_first(description, (source,) if source else description.sources, cache)

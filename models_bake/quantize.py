@@ -78,19 +78,30 @@ AUTO_ORDER = ("int8", "int8-blockwise")
 
 
 def fuse_transformer(
-    src: Path, dst: Path, num_heads: int, hidden_size: int, multi_head_attention: bool = False
+    src: Path,
+    dst: Path,
+    num_heads: int,
+    hidden_size: int,
+    multi_head_attention: bool = False,
+    embed_layer_norm: bool = True,
 ) -> dict[str, int]:
     """ONNX Runtime's BERT fusion (Attention, SkipLayerNormalization, BiasGelu, ...) into ``dst``.
 
     ``multi_head_attention``: fuse attention as MultiHeadAttention after separate Q, K, V MatMuls
     (the per-row scheme quantizes those) instead of Attention with one packed QKV weight.
+    ``embed_layer_norm=False`` keeps the embeddings unfused: EmbedLayerNormalization assumes
+    BERT's word + position + segment tables and would take another family's tables for them.
     Returns the fused-operator counts so the bake can log what happened.
     """
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
+    external = _external(src)
     options = FusionOptions("bert")
     options.use_multi_head_attention = multi_head_attention
+    options.enable_embed_layer_norm = embed_layer_norm
+    # In-memory ONNX shape inference refuses models past 2 GB; the fusions run without it.
+    options.enable_shape_inference = not external
 
     model = optimize_model(
         str(src),
@@ -102,7 +113,7 @@ def fuse_transformer(
         optimization_options=options,
     )
     stats = {k: int(v) for k, v in model.get_fused_operator_statistics().items() if v}
-    model.save_model_to_file(str(dst))
+    model.save_model_to_file(str(dst), use_external_data_format=external)
     return stats
 
 
@@ -133,7 +144,15 @@ def _quantize_dynamic(src: Path, dst: Path, scheme: QuantScheme, op_types) -> No
         reduce_range=scheme.reduce_range,
         op_types_to_quantize=list(op_types),
         extra_options=extra,
+        use_external_data_format=_external(src),
     )
+
+
+def _external(path: Path) -> bool:
+    """Whether an ONNX file keeps its weights outside (past protobuf's 2 GB)."""
+    from models_bake.convert.common import external_data_files
+
+    return bool(external_data_files(path))
 
 
 def _quantize_blockwise(src: Path, dst: Path, scheme: QuantScheme) -> None:

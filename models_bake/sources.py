@@ -26,9 +26,12 @@ HF_PATTERNS = [
     "vocab.txt",
     "preprocessor_config.json",
     "model.safetensors",
+    "model.safetensors.index.json",  # sharded checkpoints: the index and its shards
+    "model-*-of-*.safetensors",
     "1_Pooling/config.json",
     "sentence_bert_config.json",
     "modules.json",
+    "config_sentence_transformers.json",  # named prompts
 ]
 
 

@@ -1,5 +1,124 @@
-"""Checkpoint -> ONNX converters (no PyTorch needed). See :mod:`models_bake.convert.bert`."""
+"""Checkpoint -> ONNX converters (no PyTorch needed), one module per architecture family.
+
+``convert_checkpoint(model_dir, out, kind)`` reads config.json, picks the family by its
+``model_type`` and the head the model kind needs (a dense model takes the encoder of any
+checkpoint; a reranker needs a sequence-classification head). An architecture kettle does not
+convert is an :class:`UnsupportedArchitectureError` naming it and the ones it does.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
 
 from models_bake.convert.bert import HEADS, INPUTS, convert
 
-__all__ = ["HEADS", "INPUTS", "convert"]
+# model_type -> (module, {kind: head}); the module has convert(model_dir, out, head=...) -> info
+FAMILIES: dict[str, tuple[str, dict[str, str]]] = {
+    "bert": (
+        "bert",
+        {
+            "dense": "BertModel",
+            "sparse": "BertForMaskedLM",
+            "rerank": "BertForSequenceClassification",
+            "late_interaction": "BertModel",
+        },
+    ),
+    "xlm-roberta": (
+        "xlm_roberta",
+        {"dense": "XLMRobertaModel", "rerank": "XLMRobertaForSequenceClassification"},
+    ),
+    "roberta": (
+        "xlm_roberta",
+        {"dense": "RobertaModel", "rerank": "RobertaForSequenceClassification"},
+    ),
+    "mpnet": ("mpnet", {"dense": "MPNetModel"}),
+    "modernbert": ("modernbert", {"dense": "ModernBertModel"}),
+    "nomic_bert": ("nomic_bert", {"dense": "NomicBertModel"}),
+    "qwen3": ("qwen3", {"dense": "Qwen3Model"}),
+}
+# Checkpoint architectures (config.json "architectures") each family reads.
+ARCHITECTURES: dict[str, tuple[str, ...]] = {
+    "bert": (*HEADS, "HF_ColBERT"),  # ColBERT's own save: a BertModel and its projection
+    "xlm-roberta": (
+        "XLMRobertaModel",
+        "XLMRobertaForSequenceClassification",
+        "XLMRobertaForMaskedLM",
+    ),
+    "roberta": ("RobertaModel", "RobertaForSequenceClassification", "RobertaForMaskedLM"),
+    "mpnet": ("MPNetModel", "MPNetForMaskedLM"),
+    "modernbert": ("ModernBertModel", "ModernBertForMaskedLM"),
+    "nomic_bert": ("NomicBertModel", "NomicBertForMaskedLM"),
+    "qwen3": ("Qwen3Model", "Qwen3ForCausalLM"),
+}
+# Families whose graph goes through ORT's BERT optimizer at bake time. Qwen3's RMSNorm pattern
+# crashes its SimplifiedLayerNormalization fusion (onnxruntime 1.32): Qwen3 bakes unfused.
+FUSED_FAMILIES = frozenset(FAMILIES) - {"qwen3"}
+SUPPORTED_ARCHITECTURES: tuple[str, ...] = tuple(a for v in ARCHITECTURES.values() for a in v)
+
+
+class UnsupportedArchitectureError(ValueError):
+    """A checkpoint whose architecture (or head, for the kind asked) kettle cannot convert."""
+
+
+def family_of(config: dict) -> str:
+    """The converter family of a config.json, or UnsupportedArchitectureError naming it.
+
+    ``model_type`` decides: a checkpoint of a known family with another head (BertForPreTraining,
+    MPNetForQuestionAnswering, ...) still gives its encoder; the converter reads the weights it
+    needs and names any that are missing."""
+    model_type = config.get("model_type")
+    if model_type in FAMILIES:
+        return model_type
+    archs = config.get("architectures") or []
+    what = (
+        f"architecture {archs[0]!r} (model_type {model_type!r})"
+        if archs
+        else f"model_type {model_type!r}"
+    )
+    raise UnsupportedArchitectureError(
+        f"unsupported {what}; kettle converts: {', '.join(SUPPORTED_ARCHITECTURES)}"
+    )
+
+
+def head_for(config: dict, kind: str) -> str:
+    family = family_of(config)
+    heads = FAMILIES[family][1]
+    if kind not in heads:
+        raise UnsupportedArchitectureError(
+            f"a {kind} model cannot be built from a {family} checkpoint; "
+            f"{family} converts to: {', '.join(sorted(heads))}"
+        )
+    return heads[kind]
+
+
+def convert_checkpoint(model_dir: Path, out_path: Path, kind: str = "dense") -> dict:
+    """Convert ``model_dir`` (config.json + safetensors) for a model of ``kind``; the info dict."""
+    from importlib import import_module
+
+    cfg_path = Path(model_dir) / "config.json"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{model_dir}: no config.json")
+    config = json.loads(cfg_path.read_text())
+    head = head_for(config, kind)
+    if kind == "late_interaction":
+        module = import_module("models_bake.convert.colbert")
+    else:
+        module = import_module(f"models_bake.convert.{FAMILIES[family_of(config)][0]}")
+    info = module.convert(Path(model_dir), Path(out_path), head=head)
+    return {"family": family_of(config), **info}
+
+
+__all__ = [
+    "ARCHITECTURES",
+    "FAMILIES",
+    "FUSED_FAMILIES",
+    "HEADS",
+    "INPUTS",
+    "SUPPORTED_ARCHITECTURES",
+    "UnsupportedArchitectureError",
+    "convert",
+    "convert_checkpoint",
+    "family_of",
+    "head_for",
+]
