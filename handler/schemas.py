@@ -124,7 +124,13 @@ class EmbedRequest(_Request):
     dimensions: PositiveInt | None = Field(
         None, description="TEI's: keep the first N dimensions (re-normalized when normalize)."
     )
-    prompt_name: Literal["query", "passage"] | None = Field(None, description=_PROMPT)
+    prompt_name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="TEI's prompt_name: one of the model's named prompts (sentence-transformers' "
+        "prompts, in its manifest), or query / passage for its prefixes (same as kind).",
+    )
     truncation_direction: TruncationDirection = Field("Right", description=_DIRECTION)
 
 

@@ -129,12 +129,16 @@ class TextEmbedding(TextEncoder):
         normalize: bool | None = None,
         truncate: bool = True,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        prompt_name: str | None = None,
     ) -> Embedded[np.ndarray]:
         """Vectors ``[n, dim]`` float32 and tokens per text, from one tokenization.
 
-        ``kind`` applies the model's query or passage prefix. Every text is checked (and, with
-        ``truncate=False``, measured) before any is embedded.
+        ``kind`` applies the model's query or passage prefix, ``prompt_name`` one of its named
+        prompts (as ``embed``; the counts include the prompt's tokens, as the model sees them).
+        Every text is checked (and, with ``truncate=False``, measured) before any is embedded.
         """
+        if prompt_name is not None:
+            texts = list(_prompted(self.prompt(prompt_name), texts))
         vectors, counts = self._usage(
             texts,
             batch_size,

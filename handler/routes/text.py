@@ -63,6 +63,23 @@ def _kind(kind: str | None, prompt_name: str | None) -> str | None:
     return kind or prompt_name
 
 
+def _prompt(model: Any, kind: str | None, prompt_name: str | None) -> tuple[str | None, str | None]:
+    """(kind, named prompt) for /embed: a named prompt of the model's manifest wins; else
+    query / passage mean its prefixes, as ``kind`` does; any other name is a 422 listing the
+    model's prompts."""
+    if prompt_name is None or prompt_name in model.prompts:
+        return kind, prompt_name
+    if prompt_name in ("query", "passage"):
+        return _kind(kind, prompt_name), None
+    known = ", ".join(sorted(model.prompts)) or "none"
+    raise ApiError(
+        "validation_error",
+        f"{model.model_name} has no prompt named {prompt_name!r}; its prompts: {known} "
+        "(or query / passage for its prefixes)",
+        "prompt_name",
+    )
+
+
 def _cut(vectors: np.ndarray, dimensions: int | None, normalize: bool, name: str) -> np.ndarray:
     """The first ``dimensions`` of each vector (Matryoshka), unit length again when asked."""
     dim = vectors.shape[1]
@@ -97,11 +114,15 @@ def embed(request: EmbedRequest):
     texts = as_list(request.inputs)
     check_count(texts, "inputs", settings)
     _right_only(request.truncation_direction, request.truncate)
-    kind = _kind(request.kind, request.prompt_name)
     model = model_for("dense", settings)
+    kind, prompt = _prompt(model, request.kind, request.prompt_name)
     with timed("InferenceLatency"), named("inputs", model):
         embedded = model.embed_with_usage(
-            texts, kind=kind, normalize=request.normalize, truncate=request.truncate
+            texts,
+            kind=kind,
+            prompt_name=prompt,
+            normalize=request.normalize,
+            truncate=request.truncate,
         )
     vectors = _cut(embedded.vectors, request.dimensions, request.normalize, model.model_name)
     _log("embed", len(texts), sum(embedded.token_counts))

@@ -54,3 +54,27 @@ def test_rerank_serves_a_custom_xlm_roberta_reranker(call_api, monkeypatch, cust
     want = 1 / (1 + np.exp(-logits))  # /rerank answers sigmoid scores, as TEI does
     got = {r["index"]: r["score"] for r in result.json()}
     np.testing.assert_allclose([got[i] for i in range(3)], want, atol=1e-5)
+
+
+def test_embed_applies_a_named_prompt_and_refuses_an_unknown_one(
+    call_api, monkeypatch, custom_models
+):
+    """TEI's prompt_name: the manifest's named prompt (sentence-transformers' prompts), as the
+    library's embed(prompt_name=) applies it; a name the model lacks is a 422 naming the field."""
+    arch = "mpnet-tiny"
+    monkeypatch.setenv("KETTLE_MODELS_DIR", str(custom_models))
+    monkeypatch.setenv("KETTLE_MODEL", f"custom/{arch}")
+    model = TextEmbedding(f"custom/{arch}", models_dir=custom_models)
+    [name, *_] = sorted(model.prompts)
+    texts = ["a kettle boils water", "tea"]
+    result = call_api("POST", "/embed", {"inputs": texts, "prompt_name": name})
+    assert result.status == 200, result
+    want = np.stack(list(model.embed(texts, prompt_name=name)))
+    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(result.json(), np.float32), want, atol=1e-6)
+    plain = np.asarray(call_api("POST", "/embed", {"inputs": texts}).json(), np.float32)
+    assert not np.allclose(plain, want, atol=1e-4)  # the prompt changed the vectors
+    refused = call_api("POST", "/embed", {"inputs": texts, "prompt_name": "no-such-prompt"})
+    assert refused.status == 422, refused
+    assert refused.json()["error"]["param"] == "prompt_name"
+    assert name in refused.json()["error"]["message"]
