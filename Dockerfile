@@ -12,7 +12,9 @@
 # (the pinned, --no-deps closure) pruned by layers/prune.py, and models baked by models_bake into
 # /opt/models, where the model layer would mount them.
 
-ARG BASE_IMAGE=public.ecr.aws/lambda/python:3.12
+# The same Python as the zip route's default (template.yaml PythonRuntime, layers/Makefile
+# PYTHON_VERSION); python:3.12 works too.
+ARG BASE_IMAGE=public.ecr.aws/lambda/python:3.13
 
 # ---- bake: fetch, convert, quantize and check the models (needs kettle's bake extra) ----------
 FROM ${BASE_IMAGE} AS bake

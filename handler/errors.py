@@ -25,6 +25,8 @@ ERRORS: dict[str, tuple[int, str]] = {
     "invalid_dimensions": (422, "invalid_request_error"),
     "invalid_image": (422, "invalid_request_error"),
     "image_not_found": (422, "invalid_request_error"),
+    "mode_not_available": (422, "invalid_request_error"),  # POST /search: the sink cannot
+    "rerank_not_available": (422, "invalid_request_error"),  # ... or no cross-encoder
     # limits
     "request_too_large": (413, "request_too_large"),
     "too_many_texts": (413, "request_too_large"),
@@ -40,6 +42,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "internal_error": (500, "server_error"),
     "model_not_configured": (501, "not_implemented_error"),
     "s3_error": (502, "server_error"),
+    "search_backend_error": (502, "server_error"),
     "model_not_baked": (503, "service_unavailable_error"),
     "model_files_mismatch": (503, "service_unavailable_error"),
 }

@@ -77,6 +77,15 @@ class Settings:
     output_bucket: str
     output_prefix: str
     dlq_url: str
+    # ---- vector sinks and search (handler/sinks/, handler/search.py) --------------------------
+    vector_sinks: tuple[str, ...] = ("files",)  # VECTOR_SINK: files, s3vectors, qdrant (a list)
+    vector_bucket: str = ""  # VECTOR_BUCKET: the S3 Vectors bucket
+    vector_index: str = ""  # VECTOR_INDEX: the S3 Vectors index
+    qdrant_url: str = ""  # QDRANT_URL: a Qdrant server
+    qdrant_path: str = ""  # QDRANT_PATH: qdrant-client's embedded local mode (a folder)
+    qdrant_api_key: str = ""  # QDRANT_API_KEY: a Secrets Manager ARN / SSM name, not the key
+    qdrant_collection: str = "kettle"  # QDRANT_COLLECTION
+    sparse_vectors: str = ""  # SPARSE_VECTORS: "" (none), "model" (KETTLE_SPARSE_MODEL), "bm25"
 
     @property
     def model(self) -> str:
@@ -117,4 +126,31 @@ class Settings:
             output_bucket=_str("OUTPUT_BUCKET"),
             output_prefix=_str("OUTPUT_PREFIX", "embeddings/"),
             dlq_url=_str("DLQ_URL"),
+            **_vector_settings(),
         )
+
+
+SINK_NAMES = ("files", "s3vectors", "qdrant")
+
+
+def _vector_settings() -> dict[str, object]:
+    """The sink and search block of Settings (one place for their variables)."""
+    sinks = tuple(dict.fromkeys(n.lower() for n in _names("VECTOR_SINK"))) or ("files",)
+    for name in sinks:
+        if name not in SINK_NAMES:
+            raise SettingsError(f"$VECTOR_SINK: {name!r} is not one of {', '.join(SINK_NAMES)}")
+    sparse = _str("SPARSE_VECTORS").lower()
+    if sparse not in ("", "model", "bm25"):
+        raise SettingsError(f'$SPARSE_VECTORS must be "model", "bm25" or empty, not {sparse!r}')
+    if not sparse and _str("KETTLE_SPARSE_MODEL"):
+        sparse = "model"
+    return {
+        "vector_sinks": sinks,
+        "vector_bucket": _str("VECTOR_BUCKET"),
+        "vector_index": _str("VECTOR_INDEX"),
+        "qdrant_url": _str("QDRANT_URL"),
+        "qdrant_path": _str("QDRANT_PATH"),
+        "qdrant_api_key": _str("QDRANT_API_KEY"),
+        "qdrant_collection": _str("QDRANT_COLLECTION", "kettle"),
+        "sparse_vectors": sparse,
+    }

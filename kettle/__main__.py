@@ -10,8 +10,9 @@ import time
 import numpy as np
 
 from kettle.dense import TextEmbedding
+from kettle.manifest import ManifestError
 from kettle.registry import DEFAULT_MODEL
-from kettle.store import list_baked
+from kettle.store import ModelNotBakedError, find_model, list_baked
 
 DEMO_SENTENCES = [
     "How do I make a cup of tea?",
@@ -53,12 +54,30 @@ def main(argv: list[str] | None = None) -> int:
         "command", nargs="?", default="demo", choices=["demo", "embed", "models", "count"]
     )
     parser.add_argument("texts", nargs="*", help="texts for embed/count (default: stdin lines)")
-    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="a baked dense model")
     parser.add_argument("--models-dir", default=None)
-    args = parser.parse_args(argv)
+    # intermixed: `embed --model M "tea"` and `embed "tea" --model M` both work
+    args = parser.parse_intermixed_args(argv)
     if args.command == "models":
         print("\n".join(list_baked(args.models_dir)) or "no baked models")
         return 0
+    try:
+        return _run(args)
+    except (LookupError, ValueError, ManifestError) as exc:  # unbaked, wrong kind, bad text
+        print(f"python -m kettle: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        kind = find_model(args.model, args.models_dir, verify=False).manifest.kind
+    except ModelNotBakedError:
+        kind = "dense"  # TextEmbedding below says what is baked and how to bake it
+    if kind != "dense":
+        raise ValueError(
+            f"{args.command} needs a dense model; {args.model} is a {kind} model "
+            "(use it from Python, e.g. SparseTextEmbedding for sparse)"
+        )
     model = TextEmbedding(args.model, models_dir=args.models_dir)
     if args.command == "demo":
         demo(model)

@@ -8,6 +8,7 @@ weights come from (sources, tried in order by the bake).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -223,6 +224,28 @@ def register_model(description: ModelDescription) -> None:
     """
     _registered[:] = [m for m in _registered if m.name != description.name]
     _registered.insert(0, description)
+
+
+class PoolingType(StrEnum):
+    """FastEmbed's pooling names, for ``add_custom_model`` (``from kettle import PoolingType``)."""
+
+    CLS = "CLS"
+    MEAN = "MEAN"
+    LAST_TOKEN = "LAST_TOKEN"
+    DISABLED = "DISABLED"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """FastEmbed's ``ModelSource``: where a custom model's files are (``hf`` repo id; ``url``
+    archives are refused by kettle, see ``custom_source``)."""
+
+    hf: str | None = None
+    url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.hf is None and self.url is None:
+            raise ValueError("ModelSource needs hf or url")
 
 
 POOLING_FROM_FASTEMBED = {"cls": "cls", "mean": "mean", "last_token": "last", "disabled": "none"}

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import tempfile
 from pathlib import Path
 
 from kettle.registry import MODELS, Source, UnknownModelError
@@ -68,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
             gates[key] = float(value)
         except ValueError:
             parser.error(f"--gate {item!r}: expected KEY=NUMBER")
+    problem = _unwritable(args.out)
+    if problem:
+        print(f"models_bake: error: --out {args.out}: {problem}", file=sys.stderr)
+        return 1
     try:
         result = bake(
             args.model,
@@ -88,6 +93,17 @@ def main(argv: list[str] | None = None) -> int:
     if m.fidelity:
         print("fidelity: " + json.dumps(m.fidelity, sort_keys=True))
     return 0
+
+
+def _unwritable(out: Path) -> str:
+    """Why the bake could not write under ``out`` ("" when it can): checked before any work."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        return f"cannot write there ({exc.strerror or exc}); pick a writable folder with --out DIR"
+    return ""
 
 
 if __name__ == "__main__":

@@ -122,3 +122,11 @@ def dlq_messages(sqs: Any, url: str) -> list[dict[str, Any]]:
         for m in messages:
             found.append(json.loads(m["Body"]))
             sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def output_file(s3: Any, bucket: str, base: str, what: str) -> bytes:
+    """One of the files sink's outputs of ``<base>`` (an output prefix + source key), read as a
+    reader must: the manifest first, then the file it names for ``what`` (vectors, chunks,
+    sparse, multi)."""
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=f"{base}.manifest.json")["Body"].read())
+    return s3.get_object(Bucket=bucket, Key=manifest["files"][what])["Body"].read()

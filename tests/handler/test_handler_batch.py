@@ -90,7 +90,7 @@ def test_a_batch_of_objects(aws, dense_model):
     vectors = np.load(
         io.BytesIO(
             aws["s3"]
-            .get_object(Bucket=OUTPUT_BUCKET, Key="vectors/corpus/a one.txt.npy")["Body"]
+            .get_object(Bucket=OUTPUT_BUCKET, Key=manifest["files"]["vectors"])["Body"]
             .read()
         )
     )
@@ -134,15 +134,11 @@ def test_inline_items_make_one_output_per_batch(aws, dense_model):
     assert summary["processed"] == 2 and summary["failed"] == []
     [manifest_key] = summary["outputs"]
     assert manifest_key == f"vectors/batches/{inline_batch_id(items)}.manifest.json"
-    rows = [
-        json.loads(x)
-        for x in aws["s3"]
-        .get_object(Bucket=OUTPUT_BUCKET, Key=manifest_key.replace(".manifest.json", ".jsonl"))[
-            "Body"
-        ]
-        .read()
-        .splitlines()
-    ]
+    manifest = json.loads(
+        aws["s3"].get_object(Bucket=OUTPUT_BUCKET, Key=manifest_key)["Body"].read()
+    )
+    body = aws["s3"].get_object(Bucket=OUTPUT_BUCKET, Key=manifest["files"]["chunks"])["Body"]
+    rows = [json.loads(x) for x in body.read().splitlines()]
     assert [r["doc_id"] for r in rows] == ["q1", "q2"]
     again = batch({"Items": items, "BatchInput": batch_input()})
     assert again["skipped"] == 2 and again["processed"] == 0

@@ -17,6 +17,7 @@ from _handler_helpers import (
     OUTPUT_BUCKET,
     dlq_messages,
     lambda_context,
+    output_file,
 )
 
 VERSIONS = [pytest.param(2, id="http-api-v2"), pytest.param(1, id="rest-api-v1")]
@@ -300,6 +301,10 @@ def read(aws, key: str) -> bytes:
     return aws["s3"].get_object(Bucket=OUTPUT_BUCKET, Key=key)["Body"].read()
 
 
+def out(aws, base: str, what: str) -> bytes:
+    return output_file(aws["s3"], OUTPUT_BUCKET, base, what)
+
+
 def output_keys(aws) -> list[str]:
     listed = aws["s3"].list_objects_v2(Bucket=OUTPUT_BUCKET).get("Contents", [])
     return sorted(o["Key"] for o in listed)
@@ -320,11 +325,14 @@ def test_an_image_object_is_embedded(aws, with_image_model, kettle_image, pictur
     else:
         assert [r["status"] for r in response["results"]] == ["embedded"]
     base = f"embeddings/{key}"
-    assert output_keys(aws) == sorted(f"{base}{s}" for s in (".npy", ".jsonl", ".manifest.json"))
-    vectors = np.load(io.BytesIO(read(aws, f"{base}.npy")), allow_pickle=False)
+    manifest = json.loads(read(aws, f"{base}.manifest.json"))
+    files = [manifest["files"]["vectors"], manifest["files"]["chunks"]]
+    ledger = f"embeddings/_sync/{key}.json"
+    assert output_keys(aws) == sorted([*files, f"{base}.manifest.json", ledger])
+    vectors = np.load(io.BytesIO(out(aws, base, "vectors")), allow_pickle=False)
     assert vectors.dtype == np.float32 and vectors.shape == (1, kettle_image.embedding_size)
     np.testing.assert_allclose(vectors, np.stack(list(kettle_image.embed([raw]))), atol=1e-6)
-    [row] = [json.loads(x) for x in read(aws, f"{base}.jsonl").decode().splitlines()]
+    [row] = [json.loads(x) for x in out(aws, base, "chunks").decode().splitlines()]
     assert row == {
         "id": key,
         "source_key": key,
@@ -350,7 +358,7 @@ def test_an_image_by_content_type_without_an_extension(
     raw = pictures["portrait.jpg"]
     record = put(aws, "incoming/camera/IMG_0001", raw, ContentType="image/jpeg")
     assert [r["status"] for r in run({"Records": [record]})["results"]] == ["embedded"]
-    vectors = np.load(io.BytesIO(read(aws, "embeddings/incoming/camera/IMG_0001.npy")))
+    vectors = np.load(io.BytesIO(out(aws, "embeddings/incoming/camera/IMG_0001", "vectors")))
     np.testing.assert_allclose(vectors, np.stack(list(kettle_image.embed([raw]))), atol=1e-6)
     # Neither a known extension nor an image Content-Type: unsupported, with both in the reason.
     other = put(aws, "incoming/camera/IMG_0002", b"%PDF-1.7", ContentType="application/pdf")
@@ -366,13 +374,13 @@ def test_image_redelivery_writes_nothing_new(aws, with_image_model, pictures):
     record = put(aws, "incoming/p.webp", pictures["rgba.webp"])
     assert [r["status"] for r in run({"Records": [record]})["results"]] == ["embedded"]
     written = output_versions(aws)
-    assert written == 3
+    assert written == 4  # .npy, .jsonl, manifest, the ledger's entry
     assert [r["status"] for r in run({"Records": [record]})["results"]] == ["skipped"]
     assert run(sqs_event({"Records": [record]})) == {"batchItemFailures": []}
     assert output_versions(aws) == written
     changed = put(aws, "incoming/p.webp", pictures["palette.gif"])
     assert [r["status"] for r in run({"Records": [changed]})["results"]] == ["embedded"]
-    assert output_versions(aws) == written + 3
+    assert output_versions(aws) == written + 4
 
 
 BAD_IMAGE_OBJECTS = [
@@ -448,5 +456,5 @@ def test_a_batch_embeds_image_objects_too(aws, with_image_model, kettle_image, p
     }
     summary = batch_handler(event, lambda_context())
     assert summary["processed"] == 1 and summary["failed"] == [], summary
-    vectors = np.load(io.BytesIO(read(aws, "v/corpus/g.bmp.npy")))
+    vectors = np.load(io.BytesIO(out(aws, "v/corpus/g.bmp", "vectors")))
     np.testing.assert_allclose(vectors, np.stack(list(kettle_image.embed([raw]))), atol=1e-6)

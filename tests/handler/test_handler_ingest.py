@@ -90,10 +90,12 @@ def read(aws, key: str) -> bytes:
 
 
 def outputs(aws, source_key: str) -> tuple[np.ndarray, list[dict], dict]:
-    base = f"embeddings/{source_key}"
-    vectors = np.load(io.BytesIO(read(aws, f"{base}.npy")), allow_pickle=False)
-    rows = [json.loads(x) for x in read(aws, f"{base}.jsonl").decode().splitlines()]
-    manifest = json.loads(read(aws, f"{base}.manifest.json"))
+    """The files sink's outputs of a source, read as a reader must: the manifest first, then the
+    files it names."""
+    manifest = json.loads(read(aws, f"embeddings/{source_key}.manifest.json"))
+    files = manifest["files"]
+    vectors = np.load(io.BytesIO(read(aws, files["vectors"])), allow_pickle=False)
+    rows = [json.loads(x) for x in read(aws, files["chunks"]).decode().splitlines()]
     return vectors, rows, manifest
 
 
@@ -137,7 +139,7 @@ def test_redelivery_writes_nothing_new(aws):
     record = put(aws, "incoming/notes.md", DOC)
     run({"Records": [record]})
     written = output_versions(aws)
-    assert written == 3  # .npy, .jsonl, .manifest.json
+    assert written == 4  # .npy, .jsonl, .manifest.json and the sync ledger's entry
     again = run({"Records": [record]})
     assert [r["status"] for r in again["results"]] == ["skipped"]
     assert run(sqs_event({"Records": [record]})) == {"batchItemFailures": []}
@@ -145,7 +147,9 @@ def test_redelivery_writes_nothing_new(aws):
     # A new version of the object is embedded again.
     changed = put(aws, "incoming/notes.md", DOC + " One more sentence.")
     assert [r["status"] for r in run({"Records": [changed]})["results"]] == ["embedded"]
-    assert output_versions(aws) == written + 3
+    assert output_versions(aws) == written + 4  # new files, ledger and manifest
+    listed = aws["s3"].list_objects_v2(Bucket=OUTPUT_BUCKET)["Contents"]
+    assert len(listed) == 4  # only the new version's files (and the ledger) remain
 
 
 def test_sqs_wrapped_jsonl_and_json(aws, dense_model):
@@ -208,7 +212,11 @@ def test_bad_objects_end_in_the_dlq_with_the_reason(
     assert message["bucket"] == INPUT_BUCKET and message["key"] == key
     assert message["etag"] == record["s3"]["object"]["eTag"]
     assert "version_id" in message and message["source"] == ("sqs" if wrapped else "s3")
-    assert not aws["s3"].list_objects_v2(Bucket=OUTPUT_BUCKET).get("Contents")
+    assert not [
+        o["Key"]
+        for o in aws["s3"].list_objects_v2(Bucket=OUTPUT_BUCKET).get("Contents", [])
+        if "/_sync/" not in o["Key"]
+    ]
 
 
 def test_a_model_error_ends_in_the_dlq(aws, monkeypatch):
@@ -245,12 +253,13 @@ class _FlakyS3:
 
 def test_transient_errors_are_retried_not_dead_lettered(aws, monkeypatch):
     from handler import clients, ingest
+    from handler.ingest import pipeline
 
     good = put(aws, "incoming/good.txt", DOC)
     slow = put(aws, "incoming/slow.txt", DOC)
     real = clients.client("s3")
     monkeypatch.setattr(
-        ingest,
+        pipeline,
         "client",
         lambda s: _FlakyS3(real, "incoming/slow.txt") if s == "s3" else clients.client(s),
     )
@@ -307,9 +316,7 @@ def test_sparse_vectors_are_written_when_configured(aws, monkeypatch, sparse_bak
     record = put(aws, "incoming/sparse.txt", DOC)
     run({"Records": [record]})
     _, rows, manifest = outputs(aws, "incoming/sparse.txt")
-    sparse_rows = [
-        json.loads(x) for x in read(aws, "embeddings/incoming/sparse.txt.sparse.jsonl").splitlines()
-    ]
+    sparse_rows = [json.loads(x) for x in read(aws, manifest["files"]["sparse"]).splitlines()]
     assert [s["id"] for s in sparse_rows] == [r["id"] for r in rows]
     want = list(
         SparseTextEmbedding(SPARSE, models_dir=models_dir).embed(
@@ -323,7 +330,10 @@ def test_sparse_vectors_are_written_when_configured(aws, monkeypatch, sparse_bak
     assert manifest["files"]["sparse"].endswith(".sparse.jsonl")
 
 
-@pytest.mark.parametrize("name", ["s3_put.json", "sqs_s3_put.json"])
+@pytest.mark.parametrize(
+    "name",
+    ["s3_put.json", "sqs_s3_put.json", "sqs_sns_s3_put.json", "sqs_eventbridge_s3_put.json"],
+)
 def test_sample_events(aws, monkeypatch, name):
     """events/ samples run as they are, against objects at the keys they name."""
     from urllib.parse import unquote_plus
@@ -331,9 +341,25 @@ def test_sample_events(aws, monkeypatch, name):
     from handler.app import dispatch_handler
 
     event = json.loads((EVENTS / name).read_text())
-    s3_events = (
+    from handler.ingest import object_events
+
+    bodies = (
         [json.loads(r["body"]) for r in event["Records"]] if name.startswith("sqs") else [event]
     )
+    s3_events = [
+        {
+            "Records": [
+                {
+                    "s3": {
+                        "bucket": {"name": e.ref.bucket},
+                        "object": {"key": quote_plus(e.ref.key, safe="/")},
+                    }
+                }
+            ]
+        }
+        for body in bodies
+        for e in object_events(body)
+    ]
     bucket = s3_events[0]["Records"][0]["s3"]["bucket"]["name"]
     aws["s3"].create_bucket(Bucket=bucket)
     keys = [unquote_plus(r["s3"]["object"]["key"]) for e in s3_events for r in e["Records"]]
@@ -348,3 +374,10 @@ def test_sample_events(aws, monkeypatch, name):
     for key in keys:
         assert read(aws, f"embeddings/{key}.manifest.json")
     assert dlq_messages(aws["sqs"], aws["dlq"]) == []
+    if name == "s3_put.json":  # and the sample delete removes what the put wrote
+        delete = json.loads((EVENTS / "s3_delete.json").read_text())
+        assert [r["status"] for r in dispatch_handler(delete, lambda_context())["results"]] == [
+            "deleted"
+        ]
+        listed = aws["s3"].list_objects_v2(Bucket=OUTPUT_BUCKET, Prefix="embeddings/incoming/")
+        assert listed["KeyCount"] == 0

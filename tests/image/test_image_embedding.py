@@ -10,6 +10,7 @@ import pytest
 from _image_model import CLIP_LIKE, DIM, make_test_images, numpy_forward, write_model_dir
 from PIL import Image
 
+from kettle.errors import ImageInputError
 from kettle.image import ImageEmbedding
 from kettle.preprocess import ImagePreprocessor
 from models_bake.bake import BakeError
@@ -112,3 +113,15 @@ def test_image_model_needs_a_fixed_size_config(tmp_path, bake_local):
     assert len(list(model.embed([square, wide], batch_size=1))) == 2  # alone: fine
     with pytest.raises(ValueError, match=r"images\[1\] preprocesses to"):
         list(model.embed([square, wide], batch_size=2))
+
+
+def test_parallel_workers_give_the_same_vectors_and_indices(tiny_image_model, images):
+    model = ImageEmbedding("test/tiny-image", models_dir=tiny_image_model.path.parents[1])
+    many = images * 3
+    single = np.stack(list(model.embed(many, batch_size=2)))
+    both = np.stack(list(model.embed(iter(many), batch_size=2, parallel=2)))
+    np.testing.assert_array_equal(both, single)
+    bad = len(images)
+    with pytest.raises(ImageInputError, match=rf"images\[{bad}\]: cannot read 7 bytes") as caught:
+        list(model.embed([*images, b"garbage", *images], batch_size=2, parallel=2))
+    assert caught.value.index == bad and " at 0x" not in str(caught.value)

@@ -176,6 +176,16 @@ DEPLOYMENTS = {
     "x86_64": {"Architecture": "x86_64"},
     "image": {"PackageType": "Image", "ImageUri": IMAGE_URI},
     "no-snapstart-dispatch": {"EnableSnapStart": "false", "EnableDispatchFunction": "true"},
+    # Every optional input-bucket setting on, other prefixes, the other Lambda Python.
+    "bucket-options-py312": {
+        "InputBucketVersioning": "true",
+        "InputBucketAccessLogs": "true",
+        "ImagePrefix": "pictures/",
+        "BatchPrefix": "corpus/2026/",
+        "InputPrefix": "inbox/",
+        "PythonRuntime": "python3.12",
+        "EnableDispatchFunction": "true",
+    },
     "image-dispatch-x86": {
         "PackageType": "Image",
         "ImageUri": IMAGE_URI,

@@ -109,6 +109,9 @@ def test_embed_prefix_is_a_distributed_map_over_an_s3_prefix():
         throttles["ErrorEquals"]
     )
     assert throttles["BackoffRate"] > 1 and throttles["MaxAttempts"] >= 3
+    # Items that met only transient failures (throttled sinks) make the batch run again.
+    [transient] = [r for r in task["Retry"] if r["ErrorEquals"] == ["TransientBatchError"]]
+    assert transient["BackoffRate"] > 1 and transient["MaxAttempts"] >= 3
     # Run results go to the output bucket.
     assert state["ResultWriter"]["Resource"] == "arn:aws:states:::s3:putObject"
     assert state["ResultWriter"]["Parameters"] == {

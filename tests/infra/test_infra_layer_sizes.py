@@ -18,12 +18,16 @@ from pathlib import Path
 
 import pytest
 from _infra_sam import REPO, load_template
+from _layers import layer_python_version
 
 ARCHES = ("arm64", "x86_64")
 LIMIT = 262_144_000
 BUILD = REPO / "build"
 # ELF e_machine values: what the compiled extensions must be built for.
 ELF_MACHINE = {"arm64": 0xB7, "x86_64": 0x3E}
+# The aim for runtime layer + default int8 model layer + code, unzipped (issue 13): a smaller
+# package is a faster cold start.
+AIM = {"arm64": 120e6, "x86_64": 125e6}
 
 
 def _sizes_module():
@@ -65,10 +69,11 @@ def test_code_and_layers_fit_lambda(arch, built):
     assert result["total"] <= LIMIT, f"{arch}: {result['total']:,} bytes > {LIMIT:,}: {report}"
     # The model layer holds the default int8 model (~23 MB), not an fp32 one (~90 MB).
     assert result["parts"][str(built["model"])] < 40e6, report
+    assert result["total"] <= AIM[arch], f"{arch}: {result['total']:,} bytes > {AIM[arch]:,.0f}"
 
 
 @pytest.mark.parametrize("arch", ARCHES)
-def test_runtime_layer_is_for_lambda_python_312_on_arch(arch, built):
+def test_runtime_layer_is_for_the_lambda_python_on_arch(arch, built):
     python = built[f"runtime-{arch}"] / "python"
     for package in (
         "onnxruntime",
@@ -84,7 +89,8 @@ def test_runtime_layer_is_for_lambda_python_312_on_arch(arch, built):
     assert len(extensions) == 1, extensions
     [ext] = extensions
     wheel_arch = "aarch64" if arch == "arm64" else "x86_64"
-    assert f"cpython-312-{wheel_arch}-linux-gnu" in ext.name, ext.name
+    version = layer_python_version(arch).replace(".", "")
+    assert f"cpython-{version}-{wheel_arch}-linux-gnu" in ext.name, ext.name
     for so in [ext, *python.glob("pydantic_core/*.so"), *python.glob("tokenizers/*.so")]:
         header = so.read_bytes()[:20]
         assert header[:4] == b"\x7fELF", so
@@ -92,6 +98,9 @@ def test_runtime_layer_is_for_lambda_python_312_on_arch(arch, built):
     # What runtime-side code never imports was pruned, and boto3/botocore come from Lambda.
     for gone in ("onnxruntime/transformers", "onnxruntime/quantization", "numpy/_core/tests"):
         assert not (python / gone).exists(), gone
+    # onnxruntime's C API library: the Python extension does not link it (layers/prune.py).
+    assert not list(python.glob("onnxruntime/capi/libonnxruntime.so*"))
+    assert not list(python.rglob("*.pyi")) and not list(python.glob("*-stubs"))
     for provided in ("boto3", "botocore", "huggingface_hub"):
         assert not (python / provided).exists(), provided
 
@@ -113,7 +122,7 @@ def test_function_code_is_the_handler_and_kettle(built):
 
 
 # ---- the closure: what the handler imports is in the layer -----------------------------------
-# Lambda's python3.12 runtime provides boto3 and its dependencies (/var/runtime, after the layer on
+# Lambda's Python runtimes provide boto3 and its dependencies (/var/runtime, after the layer on
 # sys.path); anything else the handler imports must come from the runtime layer or the code.
 LAMBDA_RUNTIME_PROVIDES = {
     "boto3",

@@ -4,7 +4,10 @@ permissions and wiring the design promises (evaluated per parameter set, conditi
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +18,7 @@ from _infra_sam import (
     STATEMACHINES,
     TEMPLATE,
     effective,
+    load_template,
 )
 
 HANDLERS = {
@@ -31,6 +35,7 @@ ROUTES = {
     "POST /embed_image",
     "POST /embed_multi",
     "POST /tokenize",
+    "POST /search",
     "GET /models",
     "GET /health",
     "GET /openapi.json",
@@ -79,15 +84,6 @@ NO_RESOURCE_LEVEL_ACTIONS = {
     "logs:DescribeResourcePolicies",
     "logs:DescribeLogGroups",
 }
-# Wildcards allowed inside a resource ARN: objects under a bucket prefix, the state machine's own
-# executions (Distributed Map children).
-ALLOWED_WILDCARD_RESOURCES = (
-    re.compile(r"^\$\{InputBucket\.Arn\}/(incoming/)?\*$"),
-    re.compile(r"^\$\{OutputBucket\.Arn\}/(embeddings|stepfunctions)/\*$"),
-    re.compile(
-        r"^arn:aws:states:us-east-1:123456789012:execution:\$\{AWS::StackName\}-embed-prefix/\*$"
-    ),
-)
 
 
 def render(node: Any, params: dict[str, Any]) -> str:
@@ -143,6 +139,40 @@ def test_cfn_lint_source_template_is_clean():
     assert lint_matches(TEMPLATE.read_text()) == []
 
 
+SAM = REPO / ".venv-sam" / "bin" / "sam"
+
+
+def sam_validate(template: Path, cwd: Path) -> subprocess.CompletedProcess:
+    """`sam validate --lint` by the SAM CLI from PyPI (its own venv: `make sam`). No AWS account:
+    the region is set, the credentials are absent, telemetry is off."""
+    if not SAM.is_file():
+        pytest.fail(f"{SAM} missing: run `make sam`")
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(cwd),
+        "AWS_DEFAULT_REGION": REGION,
+        "SAM_CLI_TELEMETRY": "0",
+    }
+    args = [str(SAM), "validate", "--lint", "--template-file", str(template)]
+    return subprocess.run(args, capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+
+
+def test_sam_validate_accepts_the_template(tmp_path):
+    done = sam_validate(TEMPLATE, REPO)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "is a valid SAM Template" in done.stdout + done.stderr
+
+
+def test_sam_validate_refuses_a_broken_template(tmp_path):
+    """The check can fail: a Runtime Lambda does not offer."""
+    broken = tmp_path / "template.yaml"
+    text = TEMPLATE.read_text()
+    assert "Runtime: !Ref PythonRuntime" in text
+    broken.write_text(text.replace("Runtime: !Ref PythonRuntime", "Runtime: python2.7", 1))
+    done = sam_validate(broken, tmp_path)
+    assert done.returncode != 0, done.stdout + done.stderr
+
+
 @pytest.mark.parametrize("name", sorted(DEPLOYMENTS))
 def test_cfn_lint_translated_template_is_clean(name, translated_cache):
     """cfn-lint on the SAM translator's CloudFormation, per parameter set. No accepted findings:
@@ -186,7 +216,7 @@ def test_functions_follow_package_type_and_architecture(deployment):
             assert props["ImageConfig"]["Command"] == [HANDLERS[role]]
             assert props["Code"] == {"ImageUri": params["ImageUri"]}
         else:
-            assert props["Runtime"] == "python3.12", name
+            assert props["Runtime"] == params["PythonRuntime"], name
             assert props["Handler"] == HANDLERS[role], name
             layer_ids = [layer["Ref"] for layer in props["Layers"]]
             assert [lid.rstrip("0123456789abcdef") for lid in layer_ids] == [
@@ -214,7 +244,7 @@ def test_layers_match_the_architecture(deployment):
     runtime = next(v for k, v in layers.items() if k.startswith("RuntimeLayer"))
     model = next(v for k, v in layers.items() if k.startswith("ModelLayer"))
     assert runtime["Properties"]["CompatibleArchitectures"] == [params["Architecture"]]
-    assert runtime["Properties"]["CompatibleRuntimes"] == ["python3.12"]
+    assert runtime["Properties"]["CompatibleRuntimes"] == [params["PythonRuntime"]]
     assert sorted(model["Properties"]["CompatibleArchitectures"]) == ["arm64", "x86_64"]
 
 
@@ -286,13 +316,8 @@ def test_roles_are_least_privilege(deployment):
                 for action in actions:
                     assert "*" not in action, f"{name}: wildcard action {action}"
                 for res in as_list(st["Resource"]):
-                    text = render(res, params)
-                    if text == "*":
+                    if render(res, params) == "*":
                         assert set(actions) <= NO_RESOURCE_LEVEL_ACTIONS, (name, actions)
-                    elif "*" in text:
-                        assert any(p.match(text) for p in ALLOWED_WILDCARD_RESOURCES), (
-                            f"{name}: wildcard resource {text}"
-                        )
 
 
 def statements(cfn: dict[str, Any], role: str) -> list[dict[str, Any]]:
@@ -316,9 +341,12 @@ def grants(cfn: dict[str, Any], role: str, action: str) -> set[str]:
 def test_function_permissions_follow_their_job(deployment):
     suffix = "ImageFunction" if deployment["_params"]["PackageType"] == "Image" else "Function"
     api, ingest, batch = (f"{r}{suffix}Role" for r in ("Api", "Ingest", "Batch"))
-    # The API reads the input bucket's objects (s3:// images for /embed_image), nothing else,
-    # and names that bucket as the only one it reads images from.
-    assert grants(deployment, api, "s3:GetObject") == {"${InputBucket.Arn}/*"}
+    params = deployment["_params"]
+    images, inbox, batches = (params[k] for k in ("ImagePrefix", "InputPrefix", "BatchPrefix"))
+    outputs = params["OutputPrefix"]
+    # The API reads the image prefix of the input bucket (s3:// images for /embed_image), nothing
+    # else, and names that bucket as the only one it reads images from.
+    assert grants(deployment, api, "s3:GetObject") == {f"${{InputBucket.Arn}}/{images}*"}
     assert {a for st in statements(deployment, api) for a in as_list(st["Action"])} == {
         "s3:GetObject"
     }
@@ -327,19 +355,187 @@ def test_function_permissions_follow_their_job(deployment):
     # Ingest: read the input prefix, read (the idempotency manifest) and write the output prefix
     # only, feed the DLQ, poll the queue.
     assert grants(deployment, ingest, "s3:GetObject") == {
-        "${InputBucket.Arn}/incoming/*",
-        "${OutputBucket.Arn}/embeddings/*",
+        f"${{InputBucket.Arn}}/{inbox}*",
+        f"${{OutputBucket.Arn}}/{outputs}*",
     }
-    assert grants(deployment, ingest, "s3:PutObject") == {"${OutputBucket.Arn}/embeddings/*"}
+    assert grants(deployment, ingest, "s3:PutObject") == {f"${{OutputBucket.Arn}}/{outputs}*"}
     assert grants(deployment, ingest, "sqs:SendMessage") == {"${DeadLetterQueue.Arn}"}
     assert grants(deployment, ingest, "sqs:ReceiveMessage") == {"${IngestQueue.Arn}"}
-    # Batch: any key of the input bucket (the prefix is per execution), the output prefix.
+    # Batch: the prefix runs may name (BatchPrefix), the output prefix.
     assert grants(deployment, batch, "s3:GetObject") == {
-        "${InputBucket.Arn}/*",
-        "${OutputBucket.Arn}/embeddings/*",
+        f"${{InputBucket.Arn}}/{batches}*",
+        f"${{OutputBucket.Arn}}/{outputs}*",
     }
-    assert grants(deployment, batch, "s3:PutObject") == {"${OutputBucket.Arn}/embeddings/*"}
+    assert grants(deployment, batch, "s3:PutObject") == {f"${{OutputBucket.Arn}}/{outputs}*"}
     assert grants(deployment, batch, "sqs:SendMessage") == set()
+
+
+def _rendered(node: Any, params: dict[str, Any]) -> Any:
+    if (
+        isinstance(node, dict)
+        and len(node) == 1
+        and next(iter(node)) in {"Ref", "Fn::GetAtt", "Fn::Sub"}
+    ):
+        return render(node, params)
+    if isinstance(node, dict):
+        return {k: _rendered(v, params) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_rendered(v, params) for v in node]
+    return node
+
+
+def statement_table(cfn: dict[str, Any]) -> dict[str, set[tuple]]:
+    """Every inline statement of every role: (Sid, actions, resources, condition), rendered."""
+    params = cfn["_params"]
+    return {
+        name: {
+            (
+                st.get("Sid"),
+                frozenset(as_list(st["Action"])),
+                frozenset(render(r, params) for r in as_list(st["Resource"])),
+                json.dumps(_rendered(st.get("Condition"), params), sort_keys=True),
+            )
+            for policy in role["Properties"].get("Policies", [])
+            for st in policy["PolicyDocument"]["Statement"]
+        }
+        for name, role in resources(cfn, "AWS::IAM::Role").items()
+    }
+
+
+def expected_statement_table(params: dict[str, Any]) -> dict[str, set[tuple]]:
+    """What README's security bullet promises, statement by statement, for one deployment."""
+    inp, out = "${InputBucket.Arn}", "${OutputBucket.Arn}"
+    images, inbox, batches = (params[k] for k in ("ImagePrefix", "InputPrefix", "BatchPrefix"))
+    outputs = params["OutputPrefix"]
+    suffix = "ImageFunction" if params["PackageType"] == "Image" else "Function"
+    none = json.dumps(None)
+
+    def st(sid, actions, res, condition=None):
+        return (sid, frozenset(actions), frozenset(res), json.dumps(condition, sort_keys=True))
+
+    read_write_output = st(
+        "ReadWriteOutputPrefix", ["s3:GetObject", "s3:PutObject"], [f"{out}/{outputs}*"]
+    )
+    dead_letters = st("SendToDeadLetterQueue", ["sqs:SendMessage"], ["${DeadLetterQueue.Arn}"])
+    # The sinks replace a version's files and the sync ledger, under the output prefix only.
+    delete_old = st("DeleteOldOutputs", ["s3:DeleteObject"], [f"{out}/{outputs}*"])
+    account = f"aws:states:{params['AWS::Region']}:{params['AWS::AccountId']}"
+    table = {
+        f"Api{suffix}Role": {st("ReadImagePrefix", ["s3:GetObject"], [f"{inp}/{images}*"])},
+        f"Ingest{suffix}Role": {
+            st("ReadInputPrefix", ["s3:GetObject", "s3:GetObjectVersion"], [f"{inp}/{inbox}*"]),
+            read_write_output,
+            delete_old,
+            dead_letters,
+            st(
+                "PollIngestQueue",
+                [
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:ChangeMessageVisibility",
+                    "sqs:GetQueueAttributes",
+                ],
+                ["${IngestQueue.Arn}"],
+            ),
+        },
+        f"Batch{suffix}Role": {
+            st("ReadBatchPrefix", ["s3:GetObject"], [f"{inp}/{batches}*"]),
+            read_write_output,
+            delete_old,
+        },
+        "EmbedPrefixStateMachineRole": {
+            st("InvokeBatchFunction", ["lambda:InvokeFunction"], [f"${{Batch{suffix}.Arn}}"]),
+            st(
+                "ListBatchPrefix",
+                ["s3:ListBucket"],
+                ["${InputBucket.Arn}"],
+                {"StringLike": {"s3:prefix": f"{batches}*"}},
+            ),
+            st(
+                "WriteMapRunResults",
+                [
+                    "s3:PutObject",
+                    "s3:GetObject",
+                    "s3:ListMultipartUploadParts",
+                    "s3:AbortMultipartUpload",
+                ],
+                [f"{out}/stepfunctions/*"],
+            ),
+            st(
+                "RunDistributedMapChildren",
+                ["states:StartExecution"],
+                [f"arn:{account}:stateMachine:${{AWS::StackName}}-embed-prefix"],
+            ),
+            st(
+                "ManageDistributedMapChildren",
+                ["states:DescribeExecution", "states:StopExecution", "states:RedriveExecution"],
+                [f"arn:{account}:execution:${{AWS::StackName}}-embed-prefix/*"],
+            ),
+            st("LogDelivery", NO_RESOURCE_LEVEL_ACTIONS, ["*"]),
+        },
+    }
+    if params["EnableDispatchFunction"] == "true":
+        table[f"Dispatch{suffix}Role"] = {
+            st(
+                "ReadImageIngestAndBatchPrefixes",
+                ["s3:GetObject", "s3:GetObjectVersion"],
+                [f"{inp}/{images}*", f"{inp}/{inbox}*", f"{inp}/{batches}*"],
+            ),
+            read_write_output,
+            delete_old,
+            dead_letters,
+        }
+    assert none == "null"
+    return table
+
+
+def test_every_statement_names_exactly_its_resources(deployment):
+    """The whole of every role, statement by statement: a widened resource, an added action or
+    an extra statement fails here (README's security bullet, as deployed)."""
+    assert statement_table(deployment) == expected_statement_table(deployment["_params"])
+
+
+def test_the_statement_table_catches_a_widening(sam_template):
+    """The table check can fail: the API reading the whole input bucket is caught."""
+    from _infra_sam import translate
+
+    widened = json.loads(json.dumps(sam_template))
+    policy = widened["Resources"]["ApiFunction"]["Properties"]["Policies"][0]
+    policy["Statement"][0]["Resource"] = {"Fn::Sub": "${InputBucket.Arn}/*"}
+    cfn = effective(translate(widened, {}), {})
+    got, want = statement_table(cfn), expected_statement_table(cfn["_params"])
+    assert got["ApiFunctionRole"] != want["ApiFunctionRole"]
+    assert {k: v for k, v in got.items() if k != "ApiFunctionRole"} == {
+        k: v for k, v in want.items() if k != "ApiFunctionRole"
+    }
+
+
+def test_input_bucket_versioning_and_access_logs_are_optional(deployment):
+    params = deployment["_params"]
+    bucket = deployment["Resources"]["InputBucket"]["Properties"]
+    if params["InputBucketVersioning"] == "true":
+        assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    else:
+        assert "VersioningConfiguration" not in bucket
+    if params["InputBucketAccessLogs"] != "true":
+        assert "LoggingConfiguration" not in bucket
+        assert "AccessLogBucket" not in deployment["Resources"]
+        return
+    assert bucket["LoggingConfiguration"] == {
+        "DestinationBucketName": {"Ref": "AccessLogBucket"},
+        "LogFilePrefix": "input-bucket/",
+    }
+    logs = deployment["Resources"]["AccessLogBucket"]["Properties"]
+    [rule] = logs["LifecycleConfiguration"]["Rules"]
+    assert rule["ExpirationInDays"] == params["LogRetentionDays"]
+    policy = deployment["Resources"]["AccessLogBucketPolicy"]["Properties"]["PolicyDocument"]
+    [allow] = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert allow["Action"] == "s3:PutObject"
+    assert render(allow["Resource"], params) == "${AccessLogBucket.Arn}/input-bucket/*"
+    assert allow["Condition"]["ArnLike"] == {
+        "aws:SourceArn": {"Fn::GetAtt": ["InputBucket", "Arn"]}
+    }
 
 
 # ---- storage, queues, dead letters ---------------------------------------------------------------
@@ -347,7 +543,10 @@ def test_function_permissions_follow_their_job(deployment):
 
 def test_buckets_are_private_encrypted_and_tls_only(deployment):
     buckets = resources(deployment, "AWS::S3::Bucket")
-    assert set(buckets) == {"InputBucket", "OutputBucket"}
+    logs = deployment["_params"]["InputBucketAccessLogs"] == "true"
+    assert set(buckets) == {"InputBucket", "OutputBucket"} | (
+        {"AccessLogBucket"} if logs else set()
+    )
     policies = resources(deployment, "AWS::S3::BucketPolicy")
     for name, bucket in buckets.items():
         props = bucket["Properties"]
@@ -373,12 +572,16 @@ def test_s3_ingest_path_ends_in_the_dead_letter_queue(deployment):
     res = deployment["Resources"]
     ingest = "IngestImageFunction" if params["PackageType"] == "Image" else "IngestFunction"
     # S3 ObjectCreated under the input prefix -> IngestQueue.
-    [notification] = res["InputBucket"]["Properties"]["NotificationConfiguration"][
+    # S3 ObjectRemoved too: a deleted object's vectors are deleted (the sync lifecycle).
+    notifications = res["InputBucket"]["Properties"]["NotificationConfiguration"][
         "QueueConfigurations"
     ]
-    assert notification["Event"] == "s3:ObjectCreated:*"
-    assert notification["Queue"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
-    assert notification["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "incoming/"}]
+    assert [n["Event"] for n in notifications] == ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+    for notification in notifications:
+        assert notification["Queue"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+        assert notification["Filter"]["S3Key"]["Rules"] == [
+            {"Name": "prefix", "Value": deployment["_params"]["InputPrefix"]}
+        ]
     assert "IngestQueuePolicy" in as_list(res["InputBucket"]["DependsOn"])
     # The queue accepts the input bucket's notifications only, by the name the bucket gets.
     allow = next(
@@ -483,9 +686,11 @@ def test_sam_build_targets_exist_in_layers_makefile(sam_template):
 
 def test_dockerfile_copies_what_exists_and_defaults_to_the_api():
     dockerfile = (REPO / "Dockerfile").read_text()
-    assert "FROM public.ecr.aws/lambda/python:3.12" in dockerfile or (
-        "BASE_IMAGE=public.ecr.aws/lambda/python:3.12" in dockerfile
-    )
+    # The image runs the zip route's default Python (template PythonRuntime, layers/Makefile).
+    default = load_template()["Parameters"]["PythonRuntime"]["Default"].removeprefix("python")
+    assert f"BASE_IMAGE=public.ecr.aws/lambda/python:{default}" in dockerfile
+    layers_makefile = (REPO / "layers" / "Makefile").read_text()
+    assert f"PYTHON_VERSION ?= {default}\n" in layers_makefile
     assert 'CMD ["handler.app.api_handler"]' in dockerfile
     allowed = (REPO / ".dockerignore").read_text().split()
     for line in dockerfile.splitlines():

@@ -173,13 +173,23 @@ def test_int8_bake_reports_token_fidelity(checkpoint, tmp_path):
     name = NAME + "-int8"
     register_model(describe(checkpoint[0], name))
     try:
-        result = bake(name, out=tmp_path / "m", quantize="int8", min_cosine=0.5, cache=tmp_path)
+        # Random weights: retrieval is near chance, so its nDCG ratio is noise; gate it loosely.
+        result = bake(
+            name,
+            out=tmp_path / "m",
+            quantize="int8",
+            min_cosine=0.5,
+            cache=tmp_path,
+            gates={"ndcg_ratio": 0.5, "min_cosine": 0.0, "top10_agreement": 0.0},
+        )
     finally:
         unregister_model(name)
     figures = result.manifest.fidelity
     assert 0.5 <= figures["mean_cosine"] <= 1.0
     assert figures["n_queries"] == 32 and figures["n_tokens"] > figures["n_texts"]
     assert 0.0 <= figures["maxsim_top10_agreement"] <= 1.0
+    assert figures["batch_invariance_min_cosine"] >= 0.9999  # per-row int8: batch-invariant
+    assert 0.0 < figures["ndcg10_reference"] <= 1.0 and "ndcg_ratio" in figures
 
 
 def test_checkpoint_without_projection_is_refused(tmp_path):

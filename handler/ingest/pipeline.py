@@ -1,0 +1,679 @@
+"""One object through ingestion, text and images alike: skip, fetch, size check, embed, write.
+
+:func:`sync` takes one :class:`ObjectEvent` (created or removed) to the sinks and the ledger:
+
+1. ordering: an event older than the ledger's for its key (S3's sequencer) changes nothing;
+2. skip: the ledger already holds this version, model fingerprints, chunking and sinks;
+3. fetch the object (the version the event names), checking its size before reading it;
+4. embed: text objects as token-aware chunks (dense, and sparse when configured), images as one row;
+5. write every sink, then commit the ledger (conditionally: a race is written again, newest wins).
+
+A failure is an IngestError with a code (the caller dead-letters it) or a TransientError (the
+caller has the message delivered again). A sink that refuses a write for good leaves nothing
+half-synced: this object's rows are removed from every sink, the ledger records ``failed``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from handler.clients import client
+from handler.images import (
+    IMAGE_EXTENSIONS,
+    ImageDecodeError,
+    ImageTooLargeError,
+    decode_image,
+    is_image_type,
+)
+from handler.ingest.documents import SUPPORTED, documents, extension
+from handler.ingest.errors import IngestError, TransientError
+from handler.ingest.events import ObjectEvent, ObjectRef
+from handler.ingest.ledger import Entry, Ledger, LedgerConflict, is_older
+from handler.models import MODELS, ModelNotConfiguredError
+from handler.observability import count, logger, timed
+from handler.settings import Settings, model_variable
+from handler.sinks import files as files_sink
+from handler.sinks.base import (
+    ChunkRecord,
+    EmbeddedSource,
+    ImageRecord,
+    Previous,
+    SinkThrottled,
+    SinkWriteError,
+)
+
+Status = Literal["embedded", "skipped", "stale", "deleted", "ignored", "failed"]
+TRANSIENT_S3_CODES = {
+    "InternalError",
+    "ServiceUnavailable",
+    "SlowDown",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "500",
+    "503",
+}
+RACE_RETRIES = 2  # a lost ledger commit is written again this many times, then retried later
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status
+    key: str
+    count: int = 0
+    manifest_key: str | None = None
+    reason: str | None = None
+
+
+# ---- models --------------------------------------------------------------------------------------
+_CHUNKERS: dict[tuple[str, int, int], Any] = {}
+
+
+def chunker_for(model: Any, settings: Settings) -> Any:
+    from kettle.chunking import TextChunker
+
+    key = (model.model_name, settings.chunk_tokens, settings.chunk_overlap)
+    if key not in _CHUNKERS:
+        _CHUNKERS[key] = TextChunker.for_encoder(
+            model, settings.chunk_tokens, settings.chunk_overlap, prefix=model.passage_prefix
+        )
+    return _CHUNKERS[key]
+
+
+def _not_configured(kind: str, settings: Settings, exc: Exception) -> IngestError:
+    """The reason for the dead-letter queue: "no image model configured (KETTLE_IMAGE_MODEL)",
+    or why this kettle cannot serve the configured one."""
+    if settings.models[kind]:
+        return IngestError("model_not_configured", str(exc))
+    what = kind.replace("_", "-")
+    return IngestError(
+        "model_not_configured", f"no {what} model configured ({model_variable(kind)})"
+    )
+
+
+def _model_summary(model: Any, with_dim: bool = True) -> dict[str, Any]:
+    m = model.manifest
+    summary = {"name": m.name, "kind": m.kind, "fingerprint": m.fingerprint}
+    return {**summary, "dim": m.dim} if with_dim else summary
+
+
+_BM25: list[Any] = []
+
+
+def bm25() -> Any:
+    """kettle's BM25 (Qdrant's tokenizer and hashing; the IDF is Qdrant's modifier)."""
+    if not _BM25:
+        from kettle.bm25 import Bm25
+
+        _BM25.append(Bm25())
+    return _BM25[0]
+
+
+BM25_SUMMARY = {"name": "bm25", "kind": "sparse", "fingerprint": "bm25:english:k1.2:b0.75"}
+
+
+def sparse_encoder(settings: Settings) -> tuple[Any | None, dict[str, Any] | None]:
+    """(the sparse encoder, its summary) SPARSE_VECTORS asks for, or (None, None)."""
+    if settings.sparse_vectors == "bm25":
+        return bm25(), BM25_SUMMARY
+    if settings.sparse_vectors == "model" and settings.models["sparse"]:
+        model = MODELS.get("sparse", settings)
+        return model, _model_summary(model, with_dim=False)
+    return None, None
+
+
+def sparse_pairs(
+    encoder: Any, texts: list[str], query: bool = False
+) -> list[tuple[list[int], list[float]]]:
+    if not texts:
+        return []
+    embed = getattr(encoder, "query_embed" if query else "passage_embed", encoder.embed)
+    return [(np.asarray(e.indices).tolist(), np.asarray(e.values).tolist()) for e in embed(texts)]
+
+
+@dataclass
+class Embedders:
+    """The models an ingestion uses and what identifies their output."""
+
+    dense: Any
+    sparse: Any | None
+    chunker: Any
+    late: Any | None = None  # late interaction: per-chunk token vectors (.multi.npz)
+    sparse_summary: dict[str, Any] | None = None
+
+    @classmethod
+    def load(
+        cls,
+        settings: Settings,
+        model_name: str | None = None,
+        multi: bool = False,
+        multi_model: str | None = None,
+    ) -> Embedders:
+        """The dense model (``model_name`` or the configured one), the sparse encoder when
+        configured and, with ``multi``, the late-interaction model."""
+        late = None
+        if multi:
+            try:
+                late = MODELS.get("late_interaction", settings, multi_model)
+            except ModelNotConfiguredError as exc:
+                raise _not_configured("late_interaction", settings, exc) from None
+            except Exception as exc:
+                raise IngestError(
+                    "model_error", f"late-interaction model unavailable: {exc}"
+                ) from None
+        try:
+            dense = MODELS.get("dense", settings, model_name)
+            sparse, summary = sparse_encoder(settings)
+            return cls(dense, sparse, chunker_for(dense, settings), late, summary)
+        except Exception as exc:
+            raise IngestError("model_error", f"model unavailable: {exc}") from None
+
+    @property
+    def model(self) -> dict[str, Any]:
+        return _model_summary(self.dense)
+
+    @property
+    def multi_model(self) -> dict[str, Any] | None:
+        return None if self.late is None else _model_summary(self.late)
+
+    @property
+    def chunking(self) -> dict[str, Any]:
+        return {"chunk_tokens": self.chunker.chunk_tokens, "overlap": self.chunker.overlap}
+
+    def identity(self, source: dict[str, Any]) -> dict[str, Any]:
+        return files_sink.identity(
+            source, self.model, self.chunking, self.sparse_summary, self.multi_model
+        )
+
+    def embed(
+        self, docs: Iterable[tuple[str, str]], source_key: str, source: dict[str, Any]
+    ) -> EmbeddedSource:
+        """Chunk every document, embed the chunks (dense, and sparse when configured)."""
+        records: list[ChunkRecord] = []
+        texts: list[str] = []
+        doc_count = 0
+        for doc_id, text in docs:
+            doc_count += 1
+            for chunk in self.chunker.chunks(text):
+                records.append(ChunkRecord.of(doc_id, chunk.index, source_key, chunk))
+                texts.append(chunk.text)
+        try:
+            with timed("InferenceLatency"):
+                dim = self.dense.embedding_size
+                rows = list(self.dense.passage_embed(texts)) if texts else []
+                vectors = np.stack(rows) if rows else np.zeros((0, dim), np.float32)
+                sparse = sparse_pairs(self.sparse, texts) if self.sparse is not None else None
+                multi = None
+                if self.late is not None:
+                    multi = list(self.late.embed(texts)) if texts else []
+        except Exception as exc:
+            raise IngestError("model_error", f"model error: {type(exc).__name__}: {exc}") from exc
+        count(Texts=len(texts), Tokens=sum(r.tokens for r in records))
+        return EmbeddedSource(
+            source=source,
+            model=self.model,
+            chunking=self.chunking,
+            vectors=vectors.astype(np.float32, copy=False),
+            records=records,
+            documents=doc_count,
+            sparse_model=self.sparse_summary,
+            sparse=sparse,
+            multi_model=self.multi_model,
+            multi=multi,
+            texts=texts,
+        )
+
+
+IMAGE_CHUNKING = {"unit": "image"}  # an image is one row: no chunking
+
+
+@dataclass
+class ImageEmbedder:
+    """The image model an image object goes through, and what identifies its output."""
+
+    image: Any
+
+    @classmethod
+    def load(cls, settings: Settings) -> ImageEmbedder:
+        try:
+            return cls(MODELS.get("image", settings))
+        except ModelNotConfiguredError as exc:
+            raise _not_configured("image", settings, exc) from None
+        except Exception as exc:
+            raise IngestError("model_error", f"image model unavailable: {exc}") from None
+
+    @property
+    def model(self) -> dict[str, Any]:
+        return _model_summary(self.image)
+
+    def identity(self, source: dict[str, Any]) -> dict[str, Any]:
+        return files_sink.identity(source, self.model, IMAGE_CHUNKING, None)
+
+    def embed(
+        self, raw: bytes, source_key: str, source: dict[str, Any], settings: Settings
+    ) -> EmbeddedSource:
+        """Decode the bytes (undecodable / too_large) and embed them: one unit row."""
+        from kettle.pooling import normalize
+
+        try:
+            image = decode_image(raw, source_key, settings.max_image_pixels)
+        except ImageTooLargeError as exc:
+            raise IngestError("too_large", str(exc)) from None
+        except ImageDecodeError as exc:
+            raise IngestError("undecodable", str(exc)) from None
+        record = ImageRecord(
+            id=source_key,
+            source_key=source_key,
+            sha256=hashlib.sha256(raw).hexdigest(),
+            width=image.width,
+            height=image.height,
+            format=image.format,
+        )
+        try:
+            with timed("InferenceLatency"):
+                vectors = np.stack(list(self.image.embed([image]))).astype(np.float32, copy=False)
+        except Exception as exc:
+            raise IngestError("model_error", f"model error: {type(exc).__name__}: {exc}") from exc
+        if not self.image.manifest.normalize:
+            vectors = normalize(vectors)
+        count(Images=1)
+        return EmbeddedSource(
+            source=source,
+            model=self.model,
+            chunking=IMAGE_CHUNKING,
+            vectors=vectors,
+            records=[record],
+            documents=1,
+        )
+
+
+# ---- S3 ------------------------------------------------------------------------------------------
+def transient_or_permanent(exc: Exception, ref: ObjectRef) -> Exception:
+    """An S3/network failure reading ``ref`` as TransientError or the IngestError it really is."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in TRANSIENT_S3_CODES or status >= 500:
+            return TransientError(f"s3://{ref.bucket}/{ref.key}: {code or status}")
+        if code in {"NoSuchKey", "NoSuchVersion", "404", "NoSuchBucket"}:
+            return IngestError(
+                "object_unavailable", f"s3://{ref.bucket}/{ref.key} is gone ({code})"
+            )
+        return IngestError(
+            "object_unavailable", f"s3://{ref.bucket}/{ref.key}: cannot read it ({code})"
+        )
+    if isinstance(exc, (BotoCoreError, OSError)):
+        return TransientError(f"s3://{ref.bucket}/{ref.key}: {type(exc).__name__}: {exc}")
+    return exc
+
+
+def _version_args(ref: ObjectRef) -> dict[str, str]:
+    args = {"Bucket": ref.bucket, "Key": ref.key}
+    if ref.version_id:
+        args["VersionId"] = ref.version_id
+    return args
+
+
+def _content_type(ref: ObjectRef) -> str:
+    """The object's Content-Type (HEAD), for keys whose extension says nothing."""
+    try:
+        return str(client("s3").head_object(**_version_args(ref)).get("ContentType") or "")
+    except Exception as exc:
+        raise transient_or_permanent(exc, ref) from exc
+
+
+def is_image(ref: ObjectRef) -> bool:
+    """Images by extension, else (an unknown extension) by Content-Type; unsupported_type when
+    neither says text nor image."""
+    kind = extension(ref.key)
+    if kind in IMAGE_EXTENSIONS:
+        return True
+    if kind in SUPPORTED:
+        return False
+    content_type = _content_type(ref)
+    if is_image_type(content_type):
+        return True
+    raise IngestError(
+        "unsupported_type",
+        f"{ref.key}: {kind or 'no extension'} is not one of "
+        f"{', '.join(SUPPORTED + IMAGE_EXTENSIONS)}, and its Content-Type "
+        f"({content_type or 'none'}) is not image/*",
+    )
+
+
+def _too_large(key: str, size: int | None, limit: int, variable: str) -> None:
+    if size is not None and size > limit:
+        raise IngestError("too_large", f"{key} is {size} bytes; at most {limit} ({variable})")
+
+
+# ---- the sync ------------------------------------------------------------------------------------
+@dataclass
+class Target:
+    """Where a sync writes: the sinks and the ledger beside the files outputs."""
+
+    settings: Settings
+    sinks: list[Any]
+    ledger: Ledger
+    model_name: str | None = None
+    multi: bool = False
+    multi_model: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        settings: Settings,
+        output_bucket: str,
+        output_prefix: str,
+        model_name: str | None = None,
+        multi: bool = False,
+        multi_model: str | None = None,
+    ) -> Target:
+        from handler.sinks import open_sinks
+
+        return cls(
+            settings,
+            open_sinks(settings, output_bucket, output_prefix),
+            Ledger(client("s3"), output_bucket, output_prefix),
+            model_name,
+            multi,
+            multi_model,
+        )
+
+    @property
+    def sink_names(self) -> list[str]:
+        return [s.name for s in self.sinks]
+
+    def wanted(self, identity: dict[str, Any]) -> dict[str, Any]:
+        return {**identity, "sinks": self.sink_names}
+
+
+def _fetch(ref: ObjectRef, limit: int, variable: str) -> tuple[Any, dict[str, Any]]:
+    """GetObject of the version the event names, size-checked: (response, source description)."""
+    _too_large(ref.key, ref.size, limit, variable)
+    try:
+        response = client("s3").get_object(**_version_args(ref))
+    except Exception as exc:
+        raise transient_or_permanent(exc, ref) from exc
+    size = response.get("ContentLength")
+    if size is not None and size > limit:
+        response["Body"].close()
+    _too_large(ref.key, size, limit, variable)
+    version = response.get("VersionId")
+    source = ObjectRef(
+        ref.bucket,
+        ref.key,
+        version if version and version != "null" else ref.version_id,
+        response.get("ETag") or ref.etag,
+        size,
+    ).describe()
+    return response, source
+
+
+def _embed(
+    ref: ObjectRef, target: Target, entry: Entry | None, force: bool
+) -> EmbeddedSource | Outcome:
+    """Fetch and embed the object; an Outcome("skipped") when the ledger already holds it."""
+    settings = target.settings
+    image = is_image(ref)
+    embedder: Any = (
+        ImageEmbedder.load(settings)
+        if image
+        else Embedders.load(settings, target.model_name, target.multi, target.multi_model)
+    )
+
+    def current(source: dict[str, Any]) -> bool:
+        return (
+            not force
+            and entry is not None
+            and entry.state == "synced"
+            and entry.identity == target.wanted(embedder.identity(source))
+        )
+
+    # The event names the version: when it is the one synced, the object need not be read.
+    if ref.etag and current(ref.describe()):
+        return Outcome("skipped", ref.key, entry.count if entry else 0)
+    limit, variable = (
+        (settings.max_image_bytes, "MAX_IMAGE_BYTES")
+        if image
+        else (settings.max_object_bytes, "MAX_OBJECT_BYTES")
+    )
+    response, source = _fetch(ref, limit, variable)
+    if current(source):
+        response["Body"].close()
+        return Outcome("skipped", ref.key, entry.count if entry else 0)
+    if image:
+        try:
+            raw = response["Body"].read(limit + 1)
+        except Exception as exc:
+            raise transient_or_permanent(exc, ref) from exc
+        if len(raw) > limit:
+            raise IngestError("too_large", f"{ref.key} is over {limit} bytes ({variable})")
+        return embedder.embed(raw, ref.key, source, settings)
+    try:
+        return embedder.embed(documents(response["Body"], ref.key), ref.key, source)
+    except IngestError:
+        raise
+    except Exception as exc:
+        raise transient_or_permanent(exc, ref) from exc
+
+
+def _write(done: EmbeddedSource, target: Target, previous: Previous) -> dict[str, Any]:
+    """Every sink, or none: a permanent refusal removes this object's rows from all of them."""
+    results: dict[str, Any] = {}
+    try:
+        for sink in target.sinks:
+            results[sink.name] = sink.write(done, previous)
+    except SinkThrottled as exc:
+        raise TransientError(f"write throttled: {exc}") from exc
+    except SinkWriteError as exc:
+        everything = Previous(
+            count=max(previous.count, len(done.records)),
+            files={**(previous.files or {}), **(results.get("files", {}).get("files") or {})},
+        )
+        for sink in target.sinks:
+            try:
+                sink.delete(done.key, everything)
+            except Exception as cleanup:  # the DLQ message says the write failed either way
+                logger.warning(
+                    "could not remove a failed write",
+                    extra={"sink": sink.name, "error": str(cleanup)},
+                )
+        raise _WriteFailed(str(exc), everything) from exc
+    return results
+
+
+class _WriteFailed(Exception):
+    def __init__(self, reason: str, left: Previous) -> None:
+        super().__init__(reason)
+        self.left = left
+
+
+def _commit(target: Target, entry: Entry, etag: str | None) -> None:
+    try:
+        target.ledger.commit(entry, etag)
+    except LedgerConflict:
+        raise
+    except Exception as exc:
+        raise TransientError(f"ledger for {entry.key}: {type(exc).__name__}: {exc}") from exc
+
+
+class _Raced(Exception):
+    """Our ledger commit lost to another function's; what we had written (to be cleaned)."""
+
+    def __init__(self, written: Previous) -> None:
+        super().__init__("raced")
+        self.written = written
+
+
+def _widen(previous: Previous, also: Previous | None) -> Previous:
+    """What to clean: the ledger's previous version and whatever a lost race wrote."""
+    if also is None:
+        return previous
+    files = {**(previous.files or {})}
+    files.update({f"raced.{k}": v for k, v in (also.files or {}).items() if v})
+    return Previous(count=max(previous.count, also.count), files=files)
+
+
+def sync(
+    event: ObjectEvent,
+    target: Target,
+    force: bool = False,
+    _depth: int = 0,
+    _raced: Previous | None = None,
+) -> Outcome:
+    """Take one object event to the sinks; IngestError / TransientError when it cannot."""
+    ref = event.ref
+    try:
+        entry, etag = target.ledger.read(ref.key)
+    except Exception as exc:
+        raise TransientError(f"ledger for {ref.key}: {type(exc).__name__}: {exc}") from exc
+    if entry is not None and not force and is_older(event.sequencer, entry.sequencer):
+        return Outcome("stale", ref.key, reason=f"older than the synced event {entry.sequencer}")
+    previous = _widen(entry.previous() if entry is not None else Previous(), _raced)
+    try:
+        if event.action == "removed":
+            outcome = _remove(event, target, entry, etag, previous)
+        else:
+            outcome = _create(event, target, entry, etag, previous, force)
+    except (LedgerConflict, _Raced) as exc:
+        # Another function committed this key while we wrote: our rows may be mixed with its.
+        # Write the newer of the two events again, over the ledger as it is now.
+        if _depth >= RACE_RETRIES:
+            raise TransientError(
+                f"{ref.key}: raced with another sync {RACE_RETRIES} times"
+            ) from None
+        now, _ = target.ledger.read(ref.key)
+        newer = event
+        if now is not None and is_older(event.sequencer, now.sequencer):
+            newer = _event_of(now, event)
+        logger.info("ledger race: writing the newer version again", extra={"key": ref.key})
+        # Our rows may outnumber the winner's: clean up to what we wrote, too.
+        written = _widen(previous, exc.written if isinstance(exc, _Raced) else None)
+        return sync(newer, target, force=True, _depth=_depth + 1, _raced=written)
+    return outcome
+
+
+def _event_of(entry: Entry, like: ObjectEvent) -> ObjectEvent:
+    source = entry.source or {}
+    ref = ObjectRef(
+        source.get("bucket") or like.ref.bucket,
+        entry.key,
+        source.get("version_id"),
+        source.get("etag"),
+        source.get("size"),
+    )
+    action = "removed" if entry.state == "deleted" else "created"
+    return ObjectEvent(action, ref, entry.sequencer, like.envelope)  # type: ignore[arg-type]
+
+
+def _remove(
+    event: ObjectEvent, target: Target, entry: Entry | None, etag: str | None, previous: Previous
+) -> Outcome:
+    if entry is not None and entry.state == "deleted" and entry.sequencer == event.sequencer:
+        return Outcome("skipped", event.ref.key, reason="deleted already")
+    try:
+        for sink in target.sinks:
+            sink.delete(event.ref.key, previous)
+    except SinkThrottled as exc:
+        raise TransientError(f"delete throttled: {exc}") from exc
+    except SinkWriteError as exc:
+        raise IngestError("write_failed", f"delete of {event.ref.key}: {exc}") from exc
+    _commit(
+        target,
+        Entry(event.ref.key, "deleted", event.sequencer, None, 0, {}, event.ref.describe()),
+        etag,
+    )
+    count(ObjectsDeleted=1)
+    return Outcome("deleted", event.ref.key, previous.count)
+
+
+def _create(
+    event: ObjectEvent,
+    target: Target,
+    entry: Entry | None,
+    etag: str | None,
+    previous: Previous,
+    force: bool,
+) -> Outcome:
+    ref = event.ref
+    done = _embed(ref, target, entry, force)
+    if isinstance(done, Outcome):
+        return done
+    wanted = target.wanted(
+        files_sink.identity(
+            done.source, done.model, done.chunking, done.sparse_model, done.multi_model
+        )
+    )
+    try:
+        results = _write(done, target, previous)
+    except _WriteFailed as exc:
+        failed = Entry(
+            ref.key,
+            "failed",
+            event.sequencer,
+            None,
+            exc.left.count,
+            {"files": {"files": exc.left.files}},
+            done.source,
+            str(exc),
+        )
+        try:
+            target.ledger.commit(failed, etag)
+        except Exception:  # the next sync reads the old entry: it deletes at least as much
+            logger.warning("could not record the failed write", extra={"key": ref.key})
+        raise IngestError("write_failed", str(exc)) from None
+    try:
+        _commit(
+            target,
+            Entry(
+                ref.key, "synced", event.sequencer, wanted, len(done.records), results, done.source
+            ),
+            etag,
+        )
+    except LedgerConflict:
+        files = (results.get("files") or {}).get("files")
+        raise _Raced(Previous(count=len(done.records), files=files)) from None
+    manifest = (results.get("files") or {}).get("manifest")
+    return Outcome("embedded", ref.key, len(done.records), manifest)
+
+
+def sync_source(done: EmbeddedSource, target: Target) -> Outcome:
+    """Inline items (a Step Functions batch of texts): written like an object, keyed by the
+    batch's hash (the same items are skipped)."""
+    key = done.key
+    try:
+        entry, etag = target.ledger.read(key)
+    except Exception as exc:
+        raise TransientError(f"ledger for {key}: {exc}") from exc
+    wanted = target.wanted(
+        files_sink.identity(
+            done.source, done.model, done.chunking, done.sparse_model, done.multi_model
+        )
+    )
+    if entry is not None and entry.state == "synced" and entry.identity == wanted:
+        manifest = (entry.sinks.get("files") or {}).get("manifest")
+        return Outcome("skipped", key, entry.count, manifest)
+    previous = entry.previous() if entry is not None else Previous()
+    try:
+        results = _write(done, target, previous)
+    except _WriteFailed as exc:
+        raise IngestError("write_failed", str(exc)) from None
+    try:
+        _commit(
+            target,
+            Entry(key, "synced", None, wanted, len(done.records), results, done.source),
+            etag,
+        )
+    except LedgerConflict:
+        raise TransientError(f"{key}: raced with another sync") from None
+    return Outcome("embedded", key, len(done.records), (results.get("files") or {}).get("manifest"))
