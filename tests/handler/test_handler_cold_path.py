@@ -95,3 +95,24 @@ def test_lazily_registered_packages_still_export_every_name():
     assert found["total"] > 40 and found["same"] == found["total"]
     assert found["response"] is True
     assert found["appsync"] == "aws_lambda_powertools.event_handler.appsync"
+
+
+PLUGIN_SCAN = """
+import json, os, sys
+from handler.app import api_handler
+from handler.local import LocalContext, http_api_event
+event = http_api_event("POST", "/embed", {"content-type": "application/json"}, b'{"inputs": "tea"}')
+status = api_handler(event, LocalContext())["statusCode"]
+from pydantic.plugin import _loader
+print(json.dumps({"status": status, "scanned": _loader._plugins is not None,
+                  "setting": os.environ.get("PYDANTIC_DISABLE_PLUGINS")}))
+"""
+
+
+def test_pydantic_plugins_are_not_scanned_unless_the_operator_asks(monkeypatch):
+    monkeypatch.delenv("PYDANTIC_DISABLE_PLUGINS", raising=False)  # set here by an earlier import
+    found = _fresh(PLUGIN_SCAN, POWERTOOLS_TRACE_DISABLED="true")
+    assert found == {"status": 200, "scanned": False, "setting": "__all__"}
+    # An operator's own setting is kept: "" lets pydantic look for plugins again.
+    found = _fresh(PLUGIN_SCAN, POWERTOOLS_TRACE_DISABLED="true", PYDANTIC_DISABLE_PLUGINS="")
+    assert found == {"status": 200, "scanned": True, "setting": ""}
