@@ -3,7 +3,7 @@ library's own import + first vector, each from a fresh Python process, runs inte
 median of several runs of each. Also what manifest verification (sha256 of the model's files,
 on in the handler) adds to a cold start.
 
-    .venv/bin/python bench/cold_start.py [--models models] [--runs 9] [--quick]
+    .venv/bin/python bench/cold_start.py [--models models] [--runs 15] [--quick]
 
 Byte code is compiled first, as deployed. Run by `make bench` (in the project's venv: the
 handler needs Powertools). Writes bench/results/cold_start.{json,md}. Tracing is off (POWERTOOLS_TRACE_DISABLED), as on `make serve`
@@ -154,14 +154,16 @@ def markdown(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=str(REPO / "models"))
-    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--quick", action="store_true", help="3 runs (development)")
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
     args = parser.parse_args(argv)
     runs = 3 if args.quick else args.runs
     models = str(Path(args.models).resolve())
     result = {
-        "command": "python bench/cold_start.py" + (" --quick" if args.quick else ""),
+        "command": "python bench/cold_start.py"
+        + (" --quick" if args.quick else "")
+        + (f" --runs {args.runs}" if args.runs != 15 and not args.quick else ""),
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
         "machine": {
             "cpu": cpu_name(),
