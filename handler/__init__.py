@@ -2,10 +2,6 @@
 
 import os
 
-from handler import lazy_packages
-
-# Before any Powertools event_handler import: the cold path skips the resolvers it never uses.
-lazy_packages.register()
 # pydantic looks for plugins in every installed distribution's entry points on its first
 # validator (Powertools builds one at import); the function's layer ships none. An operator who
 # does use one sets PYDANTIC_DISABLE_PLUGINS to "" (or a list of the plugins to skip).

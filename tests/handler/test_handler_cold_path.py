@@ -20,12 +20,6 @@ NOT_ON_THE_COLD_PATH = [
     "handler.batch",
     "aws_lambda_powertools.event_handler.openapi.models",
     "aws_lambda_powertools.utilities.batch",
-    # Resolvers the API never uses (handler.lazy_packages): AppSync's pulls in asyncio.
-    "aws_lambda_powertools.event_handler.appsync",
-    "aws_lambda_powertools.event_handler.bedrock_agent",
-    "aws_lambda_powertools.event_handler.http_resolver",
-    "asyncio",
-    "aws_lambda_powertools.utilities.data_classes.sqs_event",
 ]
 
 FIRST_EMBED = """
@@ -69,32 +63,6 @@ def test_with_tracing_on_the_entry_points_are_traced():
     assert on == {"xray": True, "wrapped": True}
     off = _fresh(code, POWERTOOLS_TRACE_DISABLED="true")
     assert off["xray"] is False
-
-
-LAZY_NAMES = """
-import json, sys
-import handler.app  # registers the lazy packages, imports the API's path
-from handler import lazy_packages
-same, total = [], 0
-for name in lazy_packages.PACKAGES:
-    package = sys.modules[name]
-    source = open(package.__spec__.origin, encoding="utf-8").read()
-    lazily = {a: getattr(package, a) for a in lazy_packages._exports(source, name)}
-    names = package.__all__  # runs the real __init__, which binds its own imports
-    total += len(names)
-    same += [a for a in names if a in lazily and getattr(package, a) is lazily[a]]
-from aws_lambda_powertools.event_handler import AppSyncResolver, Response
-from aws_lambda_powertools.event_handler.api_gateway import Response as direct
-print(json.dumps({"total": total, "same": len(same), "response": Response is direct,
-                  "appsync": AppSyncResolver.__module__}))
-"""
-
-
-def test_lazily_registered_packages_still_export_every_name():
-    found = _fresh(LAZY_NAMES, POWERTOOLS_TRACE_DISABLED="true")
-    assert found["total"] > 40 and found["same"] == found["total"]
-    assert found["response"] is True
-    assert found["appsync"] == "aws_lambda_powertools.event_handler.appsync"
 
 
 PLUGIN_SCAN = """
