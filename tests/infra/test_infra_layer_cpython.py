@@ -30,16 +30,19 @@ RUNTIME = BUILD / "layers" / "x86_64" / "runtime" / "python"
 
 
 def cpython(version: str) -> str:
-    """$PYTHON<major><minor> (e.g. PYTHON313), else python<version> on PATH, else a pyenv build."""
+    """$PYTHON<major><minor> (e.g. PYTHON313), else python<version> on PATH, else a pyenv build:
+    the first that runs (a pyenv shim on PATH may name a version pyenv has not selected)."""
     pyenv = os.path.expanduser(f"~/.pyenv/versions/{version}*/bin/python{version}")
-    found = (
-        os.environ.get("PYTHON" + version.replace(".", ""))
-        or shutil.which(f"python{version}")
-        or next(iter(sorted(glob.glob(pyenv))), None)
-    )
-    if not found:
-        pytest.fail(f"no CPython {version} (set PYTHON{version.replace('.', '')}): the layer's")
-    return found
+    candidates = [
+        os.environ.get("PYTHON" + version.replace(".", "")),
+        shutil.which(f"python{version}"),
+        *sorted(glob.glob(pyenv)),
+    ]
+    for found in filter(None, candidates):
+        probe = subprocess.run([found, "-c", "import sys"], capture_output=True, timeout=60)
+        if probe.returncode == 0:
+            return found
+    pytest.fail(f"no CPython {version} (set PYTHON{version.replace('.', '')}): the layer's")
 
 
 def test_layers_serve_embed_on_the_layers_cpython(tmp_path):
