@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -183,6 +184,49 @@ def finish(
         producer_name="kettle.models_bake.convert",
         ir_version=helper.find_min_ir_version_for(opsets),
     )
+
+
+def encoder_model(
+    g: Graph,
+    output: str,
+    *,
+    head: str,
+    family: str,
+    inputs: list[str],
+    sizes: dict[str, int],
+    opset: int = 17,
+    out_name: str = "last_hidden_state",
+    out_dims: list | None = None,
+    **extra,
+) -> tuple[onnx.ModelProto, dict]:
+    """``finish`` plus the info dict every family's converter returns (head, family, its sizes,
+    output and inputs, and whatever ``extra`` the family records)."""
+    dims = out_dims or ["batch", "sequence", sizes["hidden_size"]]
+    model = finish(
+        g, output=output, out_name=out_name, out_dims=dims, inputs=inputs,
+        graph_name=f"kettle_{head}", opset=opset,
+    )  # fmt: skip
+    info = {"head": head, "family": family, **sizes, "output": out_name, "inputs": list(inputs)}
+    return model, info | extra
+
+
+def convert_family(
+    model_dir: Path,
+    out_path: Path,
+    *,
+    head: str | None,
+    default_head: str,
+    check: Callable[[dict, str], None],
+    build: Callable[[dict, dict[str, np.ndarray], str, int], tuple[onnx.ModelProto, dict]],
+    opset: int = 17,
+) -> dict:
+    """A family module's ``convert``: read the config, check it, build the graph, save it."""
+    cfg = read_config(model_dir)
+    head = head or (cfg.get("architectures") or [default_head])[0]
+    check(cfg, head)
+    model, info = build(cfg, load_weights(Path(model_dir)), head, opset)
+    save(model, out_path)
+    return info
 
 
 def read_config(model_dir: Path) -> dict:

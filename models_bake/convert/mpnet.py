@@ -116,32 +116,30 @@ def build_model(cfg: dict, tensors: dict[str, np.ndarray], head: str, opset: int
         h = g.op("Add", [dense(h, p + "output.dense"), x], f"{n}/out/Add_residual")
         x = ln(h, p + "output.LayerNorm")
 
-    model = common.finish(
-        g,
-        output=x,
-        out_name="last_hidden_state",
-        out_dims=["batch", "sequence", hidden],
-        inputs=INPUTS,
-        graph_name=f"kettle_{head}",
-        opset=opset,
-    )
-    info = {
-        "head": head,
-        "family": "mpnet",
+    sizes = {
         "hidden_size": hidden,
         "num_layers": n_layers,
         "num_heads": n_heads,
         "vocab_size": int(word.shape[0]),
-        "output": "last_hidden_state",
-        "inputs": list(INPUTS),
     }
-    return model, info
+    return common.encoder_model(
+        g,
+        x,
+        head=head,
+        family="mpnet",
+        inputs=INPUTS,
+        sizes=sizes,
+        opset=opset,
+    )
 
 
 def convert(model_dir: Path, out_path: Path, *, head: str | None = None, opset: int = 17) -> dict:
-    cfg = common.read_config(model_dir)
-    head = head or (cfg.get("architectures") or ["MPNetModel"])[0]
-    _check(cfg, head)
-    model, info = build_model(cfg, common.load_weights(Path(model_dir)), head, opset)
-    common.save(model, out_path)
-    return info
+    return common.convert_family(
+        model_dir,
+        out_path,
+        head=head,
+        default_head="MPNetModel",
+        check=_check,
+        build=build_model,
+        opset=opset,
+    )

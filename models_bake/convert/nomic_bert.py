@@ -132,33 +132,31 @@ def build_model(cfg: dict, tensors: dict[str, np.ndarray], head: str, opset: int
         h = g.op("Mul", [gated, dense(x, p + up)], f"{n}/mlp/Mul_up")
         x = ln(g.op("Add", [x, dense(h, p + down)], f"{n}/mlp/Add_residual"), p + norm2)
 
-    model = common.finish(
-        g,
-        output=x,
-        out_name="last_hidden_state",
-        out_dims=["batch", "sequence", hidden],
-        inputs=INPUTS,
-        graph_name=f"kettle_{head}",
-        opset=opset,
-    )
-    info = {
-        "head": head,
-        "family": "nomic_bert",
+    sizes = {
         "hidden_size": hidden,
         "num_layers": n_layers,
         "num_heads": n_heads,
         "vocab_size": int(word.shape[0]),
-        "output": "last_hidden_state",
-        "inputs": list(INPUTS),
-        "weight_layout": "nomic" if names.original else "transformers",
     }
-    return model, info
+    return common.encoder_model(
+        g,
+        x,
+        head=head,
+        family="nomic_bert",
+        inputs=INPUTS,
+        sizes=sizes,
+        opset=opset,
+        weight_layout="nomic" if names.original else "transformers",
+    )
 
 
 def convert(model_dir: Path, out_path: Path, *, head: str | None = None, opset: int = 17) -> dict:
-    cfg = common.read_config(model_dir)
-    head = head or (cfg.get("architectures") or ["NomicBertModel"])[0]
-    _check(cfg, head)
-    model, info = build_model(cfg, common.load_weights(Path(model_dir)), head, opset)
-    common.save(model, out_path)
-    return info
+    return common.convert_family(
+        model_dir,
+        out_path,
+        head=head,
+        default_head="NomicBertModel",
+        check=_check,
+        build=build_model,
+        opset=opset,
+    )

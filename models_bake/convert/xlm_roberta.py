@@ -111,27 +111,32 @@ def build_model(cfg: dict, tensors: dict[str, np.ndarray], head: str, opset: int
         out = dense(y, "classifier.out_proj", base=False)
         n_labels = int(w.get("classifier.out_proj.weight", base=False).shape[0])
         out_name, dims = "logits", ["batch", n_labels]
-    model = common.finish(
-        g, output=out, out_name=out_name, out_dims=dims, inputs=INPUTS,
-        graph_name=f"kettle_{head}", opset=opset,
-    )  # fmt: skip
-    info = {
-        "head": head,
-        "family": "xlm-roberta",
+    sizes = {
         "hidden_size": hidden,
         "num_layers": n_layers,
         "num_heads": n_heads,
         "vocab_size": int(word.shape[0]),
-        "output": out_name,
-        "inputs": list(INPUTS),
     }
-    return model, info
+    return common.encoder_model(
+        g,
+        out,
+        head=head,
+        family="xlm-roberta",
+        inputs=INPUTS,
+        sizes=sizes,
+        opset=opset,
+        out_name=out_name,
+        out_dims=dims,
+    )
 
 
 def convert(model_dir: Path, out_path: Path, *, head: str | None = None, opset: int = 17) -> dict:
-    cfg = common.read_config(model_dir)
-    head = head or (cfg.get("architectures") or ["XLMRobertaModel"])[0]
-    _check(cfg, head)
-    model, info = build_model(cfg, common.load_weights(Path(model_dir)), head, opset)
-    common.save(model, out_path)
-    return info
+    return common.convert_family(
+        model_dir,
+        out_path,
+        head=head,
+        default_head="XLMRobertaModel",
+        check=_check,
+        build=build_model,
+        opset=opset,
+    )
