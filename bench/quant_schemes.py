@@ -1,6 +1,6 @@
 """Choose the int8 scheme: fidelity and speed of each scheme, side by side, on this CPU.
 
-python bench/quant_schemes.py [MODEL] [--rounds N] [--threads 2] [--json OUT]
+python bench/quant_schemes.py [MODEL] [--rounds N] [--threads 2] [--json OUT] [--md OUT] [--quick]
 
 Bakes MODEL's fp32 graph once, quantizes it with every scheme of models_bake.quantize.SCHEMES,
 measures each against fp32 with the bake's own gate figures (models_bake.verify: broad set, batch
@@ -44,7 +44,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--texts", type=int, default=256, help="bench corpus passages per round")
     parser.add_argument("--json", type=Path, help="write the table here as JSON")
+    parser.add_argument("--md", type=Path, help="write the table here as Markdown")
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 128 passages")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.texts = min(args.rounds, 2), min(args.texts, 128)
     logging.getLogger().setLevel(logging.ERROR)
     name = args.model
     description = get_model(name)
@@ -108,15 +112,30 @@ def main() -> None:
     }
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
+    table = markdown(result)
+    print(table)
+    if args.md:
+        args.md.write_text(
+            f"# int8 schemes: {name}\n\n`python bench/quant_schemes.py {name}` (run by `make bench`)"
+            f" on {result['cpu']}.\n\n{table}\n"
+        )
+
+
+def markdown(result: dict) -> str:
     cols = ["mean_cosine", "min_cosine", "top10_agreement", "batch_invariance_min_cosine"]
     cols += ["ndcg_ratio", "texts_per_s", "vs_fp32", "MB"]
     heads = ["mean cos", "min cos", "top10", "alone/batch", "nDCG", "texts/s", "x fp32", "MB"]
-    print(f"{name} on {result['cpu']}, {args.threads} threads, best of {args.rounds} rounds")
-    print(f"| scheme | {' | '.join(heads)} | gate |")
-    print("|---" * (len(heads) + 2) + "|")
-    for label, row in rows.items():
+    lines = [
+        f"{result['model']} on {result['cpu']}, {result['threads']} threads, best of "
+        f"{result['rounds']} rounds of {result['bench_texts']} passages",
+        "",
+        f"| scheme | {' | '.join(heads)} | gate |",
+        "|---" * (len(heads) + 2) + "|",
+    ]
+    for label, row in result["rows"].items():
         cells = ["" if row.get(c) is None else str(row[c]) for c in cols]
-        print(f"| {label} | {' | '.join(cells)} | {row.get('gate', '')} |")
+        lines.append(f"| {label} | {' | '.join(cells)} | {row.get('gate', '')} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -4,25 +4,28 @@ Three schemes, chosen by measurement on CPU (README, "Choosing the int8 scheme";
 from ``python bench/quant_schemes.py``); every bake records the one it used in its manifest:
 
 - ``int8`` (default): per-row dynamic int8. Each MatMul's activation rows are scaled by their own
-  max |x| (ReduceMax over the hidden axis, in the graph) and quantized to uint8 around 128; the
-  weights are per-column symmetric uint8; the int32 product is rescaled by row scale x column scale.
-  A row's scale depends on that row alone, so a text's vector does not depend on what is batched
-  beside it. Attention is fused as MultiHeadAttention so that Q, K and V stay separate MatMuls.
-- ``int8-dynamic``: ``quantize_dynamic`` of the fused graph (QAttention, DynamicQuantizeMatMul):
-  one activation scale per tensor, computed over the whole batch at run time, so a text's vector
-  moves with its batch. The default before issue 10.
+  max |x| (ReduceMax/ReduceMin over the hidden axis, in the graph) and quantized by one per-axis
+  QuantizeLinear to uint8 around 128; the weights are per-column symmetric int8; one
+  MatMulIntegerToFloat per MatMul applies the column scales and a Mul the row scales. A row's scale
+  depends on that row alone, so a text's vector does not depend on what is batched beside it.
+  Attention is fused as MultiHeadAttention so that Q, K and V stay separate MatMuls.
+- ``int8-dynamic``: ``quantize_dynamic`` of the fused graph (QAttention, DynamicQuantizeMatMul),
+  int8 weights: one activation scale per tensor, computed over the whole batch at run time, so a
+  text's vector moves with its batch. The default before issue 10.
 - ``int8-blockwise``: weight-only blockwise int8 (``MatMulNBits``, blocks of 32, int8 compute with
-  activations quantized per row and block). Closest to fp32 and batch-independent; slow on AVX2.
+  activations quantized per row and block). Closest to fp32 and batch-independent; slow on CPU.
 
-uint8 weights everywhere (U8U8 kernels): on AVX2 CPUs without VNNI, MLAS's U8S8 kernel sums pairs
-of u8 x s8 products in int16 (vpmaddubsw) and saturates (the tiny SPLADE's mean cosine fell to 0.987
-with QInt8 weights); U8U8 widens to int16 first.
+int8 weights (U8S8 kernels) are the fast path on VNNI CPUs and arm64. On AVX2 without VNNI, MLAS's
+U8S8 kernel adds two adjacent u8 x s8 products in int16 (``vpmaddubsw``) and saturates past 32767;
+the default scheme's weights are scaled so that no two adjacent ones pass 128 in magnitude
+(``pair_safe``), which cannot saturate: a bake gives the same vectors on every x86 CPU (tested by
+running one under ``qemu-x86_64 -cpu Haswell``).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 log = logging.getLogger("models_bake")
@@ -35,8 +38,11 @@ class QuantScheme:
     # "rowwise" (per-row dynamic, this module's rewrite) | "dynamic" (quantize_dynamic) |
     # "blockwise" (MatMulNBits)
     method: str = "rowwise"
-    weight_type: str = "QUInt8"
+    weight_type: str = "QInt8"
     per_channel: bool = True
+    # rowwise, QInt8: column scales that keep two adjacent int8 weights within 128 (no AVX2
+    # saturation; see rowwise_matmuls)
+    pair_safe: bool = True
     reduce_range: bool = False
     # The embedding table (EmbedLayerNormalization once fused, else Gather) is most of a small
     # model's bytes: int8 there takes all-MiniLM-L6-v2 from 58 MB to 23 MB at the same fidelity.
@@ -57,6 +63,8 @@ class QuantScheme:
         if self.method != "blockwise":
             for key in ("block_size", "accuracy_level"):
                 record.pop(key)
+        if self.method != "rowwise":
+            record.pop("pair_safe")
         return record
 
 
@@ -183,34 +191,64 @@ def _quantize_rowwise(src: Path, dst: Path, scheme: QuantScheme) -> None:
     tables = [t for t in scheme.op_types if t in _TABLE_OPS]
     if tables:
         staged = dst.with_suffix(".tables.onnx")
-        _quantize_dynamic(src, staged, scheme, tables)
+        # Lookups dequantize their rows: no integer kernel, so the asymmetric uint8 form, which
+        # keeps more of the table than symmetric int8 (MiniLM's nDCG ratio 1.004 against 0.994).
+        _quantize_dynamic(src, staged, replace(scheme, weight_type="QUInt8"), tables)
         model = onnx.load(str(staged))
         staged.unlink()
     else:
         model = onnx.load(str(src))
     if "MatMul" in scheme.op_types:
-        rowwise_matmuls(model, scheme.weight_type, scheme.reduce_range, set(scheme.keep_fp32))
+        rowwise_matmuls(
+            model, scheme.weight_type, scheme.reduce_range, set(scheme.keep_fp32), scheme.pair_safe
+        )
     onnx.save(model, str(dst))
 
 
+def _limit_pairs(wq, limit: int) -> None:
+    """Rounding can take a pair of quantized weights one past ``limit`` (64.5 + 63.5 -> 65 + 64):
+    step the larger magnitude of each such pair back by one, in place."""
+    import numpy as np
+
+    k = wq.shape[0] - wq.shape[0] % 2
+    first, second = wq[0:k:2], wq[1:k:2]  # views into wq
+    over = np.abs(first) + np.abs(second) > limit
+    bigger = np.abs(first) >= np.abs(second)
+    first -= np.sign(first) * (over & bigger)
+    second -= np.sign(second) * (over & ~bigger)
+
+
 def rowwise_matmuls(
-    model, weight_type: str = "QUInt8", reduce_range: bool = False, keep: set[str] = frozenset()
+    model,
+    weight_type: str = "QInt8",
+    reduce_range: bool = False,
+    keep: set[str] = frozenset(),
+    pair_safe: bool = True,
 ) -> int:
-    """Rewrite ``model`` in place: each ``Y = X @ W`` (W a 2-D initializer) becomes
+    """Rewrite ``model`` in place: each ``Y = X @ W`` (W a 2-D initializer of K x N) becomes
 
-        s  = max(ReduceMax(|X|, last axis), eps) / 127          one scale per row
-        Xq = Cast(Round(X * (127 / max(...))) + 128, uint8)      symmetric, zero point 128
-        Y  = Cast(MatMulInteger(Xq, Wq, 128, zp_w), float) * w_scale * s
+        X2 = Reshape(X, [-1, K])                                  rows of the activation
+        s  = max(ReduceMax(X2), -ReduceMin(X2), eps) / 127        one scale per row
+        Xq = QuantizeLinear(X2, s, 128, axis=0)                   uint8, symmetric around 128
+        Y  = Reshape(MatMulIntegerToFloat(Xq, Wq, 1, w_scale, 128, zp_w) * s, [..., N])
 
-    with ``Wq`` per-column symmetric int8 (stored as uint8 around 128 for QUInt8). Returns the
-    number of MatMuls rewritten. ONNX Runtime merges the row-scale nodes of MatMuls that share an
-    input (Q, K, V), so the activation is quantized once.
+    ``Wq`` is per-column symmetric int8 (QInt8) or uint8 around 128 (QUInt8). One quantization per
+    activation tensor: MatMuls that share an input (Q, K, V) share its ``Xq``. ``pair_safe`` (QInt8):
+    each column's scale also keeps ``|q[2j]| + |q[2j+1]| <= 128``, so that AVX2 without VNNI, whose
+    U8S8 kernel adds two u8 x s8 products in int16 (``vpmaddubsw``), cannot saturate: 255 x 128 <
+    32767. Returns the number of MatMuls rewritten.
     """
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 
     graph = model.graph
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
+    if opset < 13:
+        raise ValueError(
+            f"the per-row int8 rewrite needs opset >= 13 (per-axis QuantizeLinear), not {opset}"
+        )
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     inits = {i.name: i for i in graph.initializer}
     consts: list = []
 
@@ -219,46 +257,78 @@ def rowwise_matmuls(
         return name
 
     eps = const("rowq_eps", np.array(1e-12, np.float32))
-    q127 = const("rowq_127", np.array(127.0, np.float32))
     inv127 = const("rowq_inv127", np.array(1 / 127, np.float32))
+    zero = const("rowq_zero", np.array(0.0, np.float32))
     f128 = const("rowq_128", np.array(128.0, np.float32))
+    one = const("rowq_one", np.array(1.0, np.float32))
     a_zp = const("rowq_a_zp", np.array(128, np.uint8))
-    reduce_inputs = [const("rowq_axes", np.array([-1], np.int64))] if opset >= 18 else []
+    last = const("rowq_last", np.array([-1], np.int64))
+    first = const("rowq_first", np.array([0], np.int64))
+    reduce_inputs = [last] if opset >= 18 else []
     reduce_attrs = {} if opset >= 18 else {"axes": [-1]}
     qmax = 63 if reduce_range else 127
-    nodes, done = [], 0
+    make = helper.make_node
+    nodes, done, rows = [], 0, {}
     for node in graph.node:
         w = inits.get(node.input[1]) if node.op_type == "MatMul" else None
         if w is None or len(w.dims) != 2 or w.name in keep or w.data_type != TensorProto.FLOAT:
             nodes.append(node)
             continue
         weights = numpy_helper.to_array(w).astype(np.float32)
-        w_scale = (np.maximum(np.abs(weights).max(axis=0), 1e-12) / qmax).astype(np.float32)
+        k, n = weights.shape
+        w_scale = np.maximum(np.abs(weights).max(axis=0), 1e-12) / qmax
+        if pair_safe and weight_type == "QInt8":
+            magnitude = np.abs(np.concatenate([weights, np.zeros((k % 2, n), np.float32)]))
+            w_scale = np.maximum(w_scale, (magnitude[0::2] + magnitude[1::2]).max(axis=0) / 128)
+        w_scale = w_scale.astype(np.float32)
         wq = np.clip(np.round(weights / w_scale), -qmax, qmax)
+        if pair_safe and weight_type == "QInt8":
+            _limit_pairs(wq, 128)
         if weight_type == "QUInt8":
-            wq, w_zp = (wq + 128).astype(np.uint8), np.full(wq.shape[1], 128, np.uint8)
+            wq, w_zp = (wq + 128).astype(np.uint8), np.full(n, 128, np.uint8)
         else:
-            wq, w_zp = wq.astype(np.int8), np.zeros(wq.shape[1], np.int8)
-        p = f"rowq{done}_"
-        const(p + "w", wq), const(p + "w_zp", w_zp), const(p + "w_scale", w_scale)
+            wq, w_zp = wq.astype(np.int8), np.zeros(n, np.int8)
         x, y = node.input[0], node.output[0]
-        make = helper.make_node
+        if x not in rows:  # quantize each activation once
+            r = f"rowq_x{len(rows)}_"
+            nodes += [
+                make("Reshape", [x, const(r + "k", np.array([-1, k], np.int64))], [r + "2d"]),
+                make(
+                    "ReduceMax", [r + "2d", *reduce_inputs], [r + "max"], keepdims=0, **reduce_attrs
+                ),
+                make(
+                    "ReduceMin", [r + "2d", *reduce_inputs], [r + "min"], keepdims=0, **reduce_attrs
+                ),
+                make("Neg", [r + "min"], [r + "neg_min"]),
+                make("Max", [r + "max", r + "neg_min", eps], [r + "amax"]),
+                make("Mul", [r + "amax", inv127], [r + "scale"]),
+                # a zero point per row (per-axis QuantizeLinear wants one of the scale's shape)
+                make("Mul", [r + "scale", zero], [r + "zeros"]),
+                make("Add", [r + "zeros", f128], [r + "zp_f"]),
+                make("Cast", [r + "zp_f"], [r + "zp"], to=TensorProto.UINT8),
+                make("QuantizeLinear", [r + "2d", r + "scale", r + "zp"], [r + "q"], axis=0),
+                make("Unsqueeze", [r + "scale", last], [r + "scale_col"]),
+                make("Shape", [x], [r + "shape"]),
+                make("Slice", [r + "shape", first, last], [r + "lead"]),
+            ]
+            rows[x] = r
+        r, p = rows[x], f"rowq{done}_"
+        const(p + "w", wq), const(p + "w_zp", w_zp), const(p + "w_scale", w_scale)
         nodes += [
-            make("Abs", [x], [p + "abs"]),
             make(
-                "ReduceMax", [p + "abs", *reduce_inputs], [p + "amax"], keepdims=1, **reduce_attrs
+                "MatMulIntegerToFloat",
+                [r + "q", p + "w", one, p + "w_scale", a_zp, p + "w_zp"],
+                [p + "y_col"],
+                domain="com.microsoft",
             ),
-            make("Max", [p + "amax", eps], [p + "amax_eps"]),
-            make("Mul", [p + "amax_eps", inv127], [p + "scale"]),
-            make("Div", [q127, p + "amax_eps"], [p + "inv_scale"]),
-            make("Mul", [x, p + "inv_scale"], [p + "x_scaled"]),
-            make("Round", [p + "x_scaled"], [p + "x_round"]),
-            make("Add", [p + "x_round", f128], [p + "x_shift"]),
-            make("Cast", [p + "x_shift"], [p + "x_q"], to=TensorProto.UINT8),
-            make("MatMulInteger", [p + "x_q", p + "w", a_zp, p + "w_zp"], [p + "y_int"]),
-            make("Cast", [p + "y_int"], [p + "y_cast"], to=TensorProto.FLOAT),
-            make("Mul", [p + "y_cast", p + "w_scale"], [p + "y_col"]),
-            make("Mul", [p + "y_col", p + "scale"], [y], name=node.name or p + "out"),
+            make("Mul", [p + "y_col", r + "scale_col"], [p + "y_2d"]),
+            make(
+                "Concat",
+                [r + "lead", const(p + "n", np.array([n], np.int64))],
+                [p + "shape"],
+                axis=0,
+            ),
+            make("Reshape", [p + "y_2d", p + "shape"], [y], name=node.name or p + "out"),
         ]
         done += 1
     del graph.node[:]

@@ -71,7 +71,7 @@ def test_int8_manifest_records_everything(models_dir):
         assert sha256_file(path / rel) == digest
     assert {"model.onnx", "tokenizer.json"} <= set(m.files)
     q = m.quantization
-    assert q["weight_type"] == "QUInt8" and q["per_channel"] is True and "MatMul" in q["op_types"]
+    assert q["weight_type"] == "QInt8" and q["per_channel"] is True and "MatMul" in q["op_types"]
     assert q["fusion"]["MultiHeadAttention"] == 6 and q["scheme"] == "int8"
     assert q["method"] == "rowwise" and q["cpu"]["name"] and "int8_flags" in q["cpu"]
     assert [s["scheme"] for s in q["auto_search"]] == ["int8"]  # make models bakes --quantize auto

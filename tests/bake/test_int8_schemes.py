@@ -27,9 +27,9 @@ def run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
     return session.run(None, {"x": x})[0]
 
 
-# QInt8 needs 7-bit weights on AVX2 without VNNI (U8S8 sums pairs in int16 and saturates: 0.9926
-# min cosine here with 8 bits); QUInt8 (U8U8) does not.
-@pytest.mark.parametrize(("weight_type", "reduce_range"), [("QUInt8", False), ("QInt8", True)])
+@pytest.mark.parametrize(
+    ("weight_type", "reduce_range"), [("QInt8", False), ("QUInt8", False), ("QInt8", True)]
+)
 def test_rowwise_matmul_is_close_and_batch_invariant(weight_type, reduce_range):
     model, w = matmul_model()
     assert rowwise_matmuls(model, weight_type, reduce_range) == 1
@@ -44,6 +44,45 @@ def test_rowwise_matmul_is_close_and_batch_invariant(weight_type, reduce_range):
     assert cos.min() > (0.998 if reduce_range else 0.999) and np.all(y[2, 3] == 0)
     for b in range(4):  # each sequence alone gives bit-identical rows
         np.testing.assert_array_equal(run(model, x[b : b + 1])[0], y[b])
+
+
+def test_rowwise_quantizes_a_shared_input_once():
+    """Q, K and V read one activation: one QuantizeLinear feeds the three integer MatMuls."""
+    model, _ = matmul_model()
+    w2 = np.ones((64, 8), np.float32)
+    model.graph.initializer.append(numpy_helper.from_array(w2, "w2"))
+    model.graph.node.append(helper.make_node("MatMul", ["x", "w2"], ["y2"]))
+    model.graph.output.append(helper.make_tensor_value_info("y2", TensorProto.FLOAT, ["b", "s", 8]))
+    assert rowwise_matmuls(model) == 2
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("QuantizeLinear") == 1 and ops.count("MatMulIntegerToFloat") == 2
+
+
+def int8_weights(model: onnx.ModelProto) -> list[np.ndarray]:
+    return [
+        numpy_helper.to_array(i)
+        for i in model.graph.initializer
+        if i.data_type == TensorProto.INT8 and len(i.dims) == 2
+    ]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pair_safe_weights_cannot_saturate_int16_pairs(seed):
+    """AVX2's U8S8 kernel adds products of adjacent K rows in int16: 255 x (|q0| + |q1|) must stay
+    under 32767, so every adjacent pair of int8 weights sums to at most 128 in magnitude."""
+    model, _ = matmul_model(k=65, seed=seed)  # odd K: the last row pairs with padding
+    model.graph.initializer[0].CopyFrom(
+        numpy_helper.from_array(numpy_helper.to_array(model.graph.initializer[0]) ** 3, "w")
+    )  # heavy tails, as trained weights have
+    rowwise_matmuls(model)
+    (wq,) = int8_weights(model)
+    q = np.abs(np.concatenate([wq, np.zeros((1, wq.shape[1]), np.int8)]).astype(np.int32))
+    assert (q[0::2] + q[1::2]).max() <= 128 and q.max() <= 127
+    unsafe, _ = matmul_model(k=65, seed=seed)
+    rowwise_matmuls(unsafe, pair_safe=False)
+    (wu,) = int8_weights(unsafe)
+    wu = np.abs(wu.astype(np.int32))
+    assert (wu[0:64:2] + wu[1:64:2]).max() > 128  # the check above is not vacuous
 
 
 def test_rowwise_leaves_activation_matmuls_alone():

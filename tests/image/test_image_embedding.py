@@ -90,7 +90,7 @@ def test_int8_bake_is_gated_on_synthetic_images(tmp_path, bake_local, images):
     fidelity = result.manifest.fidelity
     assert fidelity["eval_set"].startswith("synthetic_images:")
     assert 0.9 <= fidelity["mean_cosine"] <= 1.0 and fidelity["n_texts"] == 32
-    assert result.manifest.quantization["weight_type"] == "QUInt8"
+    assert result.manifest.quantization["weight_type"] == "QInt8"
     model = ImageEmbedding("test/tiny-image-int8", models_dir=result.path.parents[1])
     got = np.stack(list(model.embed(images)))
     cosines = (got * expected(images)).sum(axis=1)

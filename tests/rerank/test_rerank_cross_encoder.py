@@ -125,7 +125,7 @@ def test_query_too_long_for_document_first_falls_back(fp32):
 
 def test_int8_bake_fidelity(int8, fp32):
     fidelity = int8.manifest.fidelity
-    assert int8.manifest.quantization["weight_type"] == "QUInt8"
+    assert int8.manifest.quantization["weight_type"] == "QInt8"
     assert fidelity["mean_cosine"] >= fidelity["min_cosine_gate"] == 0.99
     for key in ("spearman", "top1_agreement", "top10_agreement", "min_cosine"):
         assert 0.9 <= fidelity[key] <= 1.0, key

@@ -86,7 +86,7 @@ def test_order_and_streaming(fp32):
 
 def test_int8_bake_reports_term_overlap_and_passes_the_gate(int8):
     fidelity = int8.manifest.fidelity
-    assert int8.manifest.quantization["weight_type"] == "QUInt8"
+    assert int8.manifest.quantization["weight_type"] == "QInt8"
     assert fidelity["mean_cosine"] >= fidelity["min_cosine_gate"] == 0.99
     for key in ("top10_term_overlap", "top32_term_overlap", "min_cosine"):
         assert 0.0 <= fidelity[key] <= 1.0, key
