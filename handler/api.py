@@ -7,6 +7,7 @@ names the field and the item at fault (handler.errors); a 500 says only that it 
 request id.
 
     handler/routes/text.py    /embed /v1/embeddings /embed_sparse /rerank /embed_multi /tokenize
+                              /similarity /decode /embed_all /predict (TEI)
     handler/routes/image.py   /embed_image
     handler/routes/meta.py    /models /health
 """
@@ -60,8 +61,9 @@ def _field_path(error: dict[str, Any]) -> str:
         else:
             parts.append(str(part))
     ctx = error.get("ctx") or {}
-    if "index" in ctx and parts:
-        parts[-1] += f"[{ctx['index']}]"
+    if "index" in ctx and parts:  # an index, or a list of them for nested items
+        index = ctx["index"]
+        parts[-1] += "".join(f"[{i}]" for i in (index if isinstance(index, list) else [index]))
     return ".".join(parts)
 
 

@@ -41,6 +41,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     # the deployment, not the caller
     "internal_error": (500, "server_error"),
     "model_not_configured": (501, "not_implemented_error"),
+    "model_not_supported": (501, "not_implemented_error"),  # e.g. /embed_all, a pooled graph
     "s3_error": (502, "server_error"),
     "search_backend_error": (502, "server_error"),
     "model_not_baked": (503, "service_unavailable_error"),

@@ -80,6 +80,55 @@ def _check_text(value: Any, info: Any) -> Any:
     return value
 
 
+def _check_predict(value: Any, info: Any) -> Any:
+    """TEI's /predict inputs: a text, a pair [text, text], or a non-empty list of [text] and
+    [text, text]; the error names the item (``inputs[2][1]``)."""
+    field = info.field_name
+    if isinstance(value, str):
+        _check_one(value, field, None)
+        return value
+    if not isinstance(value, list):
+        raise PydanticCustomError(
+            "predict_type",
+            "{field} must be a string, a pair [string, string] or a list of them, not {type}",
+            {"field": field, "type": json_type(value)},
+        )
+    if not value:
+        raise PydanticCustomError("empty_list", "{field} is an empty list", {"field": field})
+    if isinstance(value[0], str):  # one sequence: [text] or [text, text]
+        _check_sequence(value, field, None)
+    else:
+        for index, item in enumerate(value):
+            where = f"{field}[{index}]"
+            if not isinstance(item, list):
+                raise PydanticCustomError(
+                    "predict_type",
+                    "{field} is {type}; a batch holds lists: [text] or [text, text]",
+                    {"field": where, "index": index, "type": json_type(item)},
+                )
+            _check_sequence(item, field, index)
+    return value
+
+
+def _check_sequence(items: list, field: str, index: int | None) -> None:
+    """[text] or [text, text]; each text as _check_one, named ``field[index][j]``."""
+    where = field if index is None else f"{field}[{index}]"
+    path: list[int] = [] if index is None else [index]
+    if not 1 <= len(items) <= 2:
+        ctx: dict[str, Any] = {"field": where, "n": len(items)}
+        if path:
+            ctx["index"] = path
+        raise PydanticCustomError(
+            "predict_length", "{field} has {n} items; a sequence is [text] or [text, text]", ctx
+        )
+    for j, text in enumerate(items):
+        try:
+            _check_one(text, where, j)
+        except PydanticCustomError as exc:
+            ctx = {**(exc.context or {}), "index": [*path, j]}
+            raise PydanticCustomError(exc.type, exc.message_template, ctx) from None
+
+
 _TEXT_SCHEMA = {"type": "string", "minLength": 1}
 _TEXT_LIST_SCHEMA = {"type": "array", "items": _TEXT_SCHEMA, "minItems": 1}
 
@@ -90,6 +139,20 @@ Texts = Annotated[
     WithJsonSchema({"anyOf": [_TEXT_SCHEMA, _TEXT_LIST_SCHEMA]}),
 ]
 TextList = Annotated[list[str], BeforeValidator(_check_texts), WithJsonSchema(_TEXT_LIST_SCHEMA)]
+_SEQUENCE_SCHEMA = {"type": "array", "items": _TEXT_SCHEMA, "minItems": 1, "maxItems": 2}
+PredictInputs = Annotated[
+    str | list[str] | list[list[str]],
+    BeforeValidator(_check_predict),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                _TEXT_SCHEMA,
+                _SEQUENCE_SCHEMA,
+                {"type": "array", "items": _SEQUENCE_SCHEMA, "minItems": 1},
+            ]
+        }
+    ),
+]
 PositiveInt = Annotated[int, Field(ge=1)]
 Precision = Literal["float32", "int8", "uint8", "binary", "ubinary"]
 _PRECISION = (
@@ -221,6 +284,32 @@ class SimilarityRequest(_Request):
     truncation_direction: TruncationDirection = Field("Right", description=_DIRECTION)
 
 
+class EmbedAllRequest(_Request):
+    """TEI's /embed_all: the dense model's token vectors, no pooling."""
+
+    inputs: Texts = Field(description="A text or a list of texts.")
+    truncate: bool = Field(True, description="Cut texts past the model's max_length; else 413.")
+    prompt_name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="One of the model's named prompts, or query / passage for its prefixes.",
+    )
+    truncation_direction: TruncationDirection = Field("Right", description=_DIRECTION)
+
+
+class PredictRequest(_Request):
+    """TEI's /predict, served by the cross-encoder (a sequence-pair classifier)."""
+
+    inputs: PredictInputs = Field(
+        description="A pair [query, text], or a list of pairs [[query, text], ...]. The "
+        "reranker scores pairs: a lone text ([text] or a string) is a 422."
+    )
+    raw_scores: bool = Field(False, description="Logits instead of their sigmoid (0..1).")
+    truncate: bool = Field(True, description="Cut pairs past the model's max_length; else 413.")
+    truncation_direction: TruncationDirection = Field("Right", description=_DIRECTION)
+
+
 class TokenizeRequest(_Request):
     inputs: Texts
     add_special_tokens: bool = True
@@ -258,6 +347,11 @@ class RankedText(_Response):
     index: int
     score: float
     text: str | None = None
+
+
+class Prediction(_Response):
+    score: float
+    label: str
 
 
 class Token(_Response):
@@ -320,6 +414,7 @@ class ErrorResponse(_Response):
 
 __all__ = [
     "DecodeRequest",
+    "EmbedAllRequest",
     "EmbedImageRequest",
     "EmbedMultiRequest",
     "EmbedRequest",
@@ -330,6 +425,8 @@ __all__ = [
     "ModelList",
     "OpenAIEmbeddingRequest",
     "OpenAIEmbeddingResponse",
+    "Prediction",
+    "PredictRequest",
     "RankedText",
     "RerankRequest",
     "SimilarityRequest",

@@ -150,6 +150,53 @@ class TextEmbedding(TextEncoder):
         matrix = np.stack(vectors) if vectors else np.zeros((0, dim), dtype=np.float32)
         return Embedded(matrix.astype(np.float32, copy=False), counts)
 
+    def _token_step(self, hidden: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
+        """Each text's rows of the hidden states, padding dropped: no pooling, no normalising."""
+        if hidden.ndim != 3:
+            raise ValueError(
+                f"{self.model_name} has no token-level output: its graph pools inside it "
+                f"(output shape {list(hidden.shape)})"
+            )
+        keep = np.asarray(mask).astype(bool)
+        return [hidden[i, keep[i]].astype(np.float32, copy=False) for i in range(len(hidden))]
+
+    def embed_tokens(
+        self,
+        documents: str | Iterable[str],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        parallel: int | None = None,
+        *,
+        truncate: bool = True,
+        prompt_name: str | None = None,
+        kind: TextKind | None = None,
+    ) -> Iterator[np.ndarray]:
+        """The model's last hidden states per text, ``[tokens, hidden]`` float32, special tokens
+        included, before pooling and normalisation (sentence-transformers'
+        ``output_value="token_embeddings"``, TEI's ``/embed_all``), in input order. A model
+        whose graph pools inside it (CLIP's text tower) has none: ValueError."""
+        if prompt_name is not None:
+            documents = _prompted(self.prompt(prompt_name), documents)
+        return self._stream(
+            documents, batch_size, self._token_step, truncate=truncate, kind=kind, parallel=parallel
+        )
+
+    def embed_tokens_with_usage(
+        self,
+        texts: Sequence[str],
+        *,
+        kind: TextKind | None = None,
+        truncate: bool = True,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        prompt_name: str | None = None,
+    ) -> Embedded[list[np.ndarray]]:
+        """``embed_tokens`` for a list, with the tokens per text (the rows of each matrix)."""
+        if prompt_name is not None:
+            texts = list(_prompted(self.prompt(prompt_name), texts))
+        matrices, counts = self._usage(
+            texts, batch_size, self._token_step, kind=kind, truncate=truncate
+        )
+        return Embedded(matrices, counts)
+
     @property
     def prompts(self) -> dict[str, str]:
         """sentence-transformers' named prompts of this model (name -> prefix)."""

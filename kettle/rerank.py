@@ -79,6 +79,12 @@ class TextCrossEncoder(TextEncoder):
         self._longest_first.enable_truncation(self.max_length, strategy="longest_first")
         self._label = int(self.manifest.extra.get("score_label", 0))
 
+    @property
+    def label(self) -> str:
+        """The name of the label its score is for (TEI's /predict answers it): the manifest's
+        ``extra["label"]``, else transformers' default name for its index, ``LABEL_<n>``."""
+        return str(self.manifest.extra.get("label") or f"LABEL_{self._label}")
+
     @classmethod
     def add_custom_model(
         cls,

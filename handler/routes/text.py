@@ -1,5 +1,5 @@
 """Text routes: /embed (TEI), /v1/embeddings (OpenAI), /embed_sparse, /rerank, /embed_multi,
-/tokenize. Each checks its limits, asks kettle for vectors and token counts, and answers JSON."""
+/tokenize, and TEI's /similarity, /decode, /embed_all and /predict. Each checks its limits, asks kettle for vectors and token counts, and answers JSON."""
 
 from __future__ import annotations
 
@@ -25,10 +25,13 @@ from handler.routes.common import (
 )
 from handler.schemas import (
     DecodeRequest,
+    EmbedAllRequest,
     EmbedMultiRequest,
     EmbedRequest,
     OpenAIEmbeddingRequest,
     OpenAIEmbeddingResponse,
+    Prediction,
+    PredictRequest,
     RankedText,
     RerankRequest,
     SimilarityRequest,
@@ -264,6 +267,88 @@ def embed_multi(request: EmbedMultiRequest):
         embedded = model.embed_with_usage(texts, kind=kind, truncate=request.truncate)
     _log("embed_multi", len(texts), sum(embedded.token_counts))
     return json_response([json_floats(r) for r in embedded.vectors])
+
+
+@router.post(
+    "/embed_all",
+    operation_id="embedAll",
+    summary="TEI's /embed_all: the dense model's token vectors per text, before pooling",
+    responses=responses(
+        list[list[list[float]]],
+        *_TEXT_ERRORS,
+        "text_too_long",
+        "response_too_large",
+        "model_not_supported",
+    ),
+)
+def embed_all(request: EmbedAllRequest):
+    settings = Settings.from_env()
+    texts = as_list(request.inputs)
+    check_count(texts, "inputs", settings)
+    _right_only(request.truncation_direction, request.truncate)
+    model = model_for("dense", settings)
+    kind, prompt = _prompt(model, None, request.prompt_name)
+    with timed("InferenceLatency"):
+        try:
+            with named("inputs", model):  # kettle's input errors -> ApiErrors naming the item
+                embedded = model.embed_tokens_with_usage(
+                    texts, kind=kind, prompt_name=prompt, truncate=request.truncate
+                )
+        except ValueError as exc:  # what is left: a graph that pools inside has no tokens
+            raise ApiError("model_not_supported", str(exc)) from None
+    _log("embed_all", len(texts), sum(embedded.token_counts))
+    return json_response([json_floats(m) for m in embedded.vectors])
+
+
+def _predict_pairs(inputs: str | list, name: str) -> tuple[list[tuple[str, str]], bool]:
+    """(pairs, batched) of TEI's /predict inputs. The cross-encoder scores pairs, so a lone
+    text is refused by its place (TEI's classifiers also take one)."""
+    batched = isinstance(inputs, list) and not isinstance(inputs[0], str)
+    sequences = inputs if batched else [inputs]
+    pairs = []
+    for i, sequence in enumerate(sequences):
+        if isinstance(sequence, str) or len(sequence) != 2:
+            where = f"inputs[{i}]" if batched else "inputs"
+            raise ApiError(
+                "validation_error",
+                f"{where} is one text; {name} is a cross-encoder and scores pairs [query, text]",
+                where,
+            )
+        pairs.append((sequence[0], sequence[1]))
+    return pairs, batched
+
+
+@router.post(
+    "/predict",
+    operation_id="predict",
+    summary="TEI's /predict with the cross-encoder: a score and label per [query, text] pair",
+    responses=responses(list[Prediction] | list[list[Prediction]], *_TEXT_ERRORS, "text_too_long"),
+)
+def predict(request: PredictRequest):
+    settings = Settings.from_env()
+    _right_only(request.truncation_direction, request.truncate)
+    model = model_for("rerank", settings)
+    pairs, batched = _predict_pairs(request.inputs, model.model_name)
+    check_count(pairs, "inputs", settings, "pairs")
+    place = (lambda i: f"inputs[{i}]") if batched else (lambda i: "inputs")
+    firsts = model.token_counts([q for q, _ in pairs], truncate=False)
+    seconds = model.token_counts([t for _, t in pairs], truncate=False)
+    if not request.truncate:
+        for i, (a, b) in enumerate(zip(firsts, seconds, strict=True)):
+            # [CLS] a [SEP] b [SEP]: the two per-text counts share one [CLS].
+            if a + b - 1 > model.max_length:
+                raise ApiError(
+                    "text_too_long",
+                    f"{place(i)} is {a + b - 1} tokens; {model.model_name} takes at most "
+                    f"{model.max_length} (send truncate=true to cut it)",
+                    place(i),
+                )
+    with timed("InferenceLatency"), named("inputs", model):
+        scores = model.rerank_pairs(pairs, sigmoid=not request.raw_scores)
+    _log("predict", len(pairs), sum(firsts) + sum(seconds))
+    label = model.label
+    out = [[{"score": round(float(s), 6), "label": label}] for s in scores]
+    return json_response(out if batched else out[0])
 
 
 @router.post(

@@ -31,6 +31,8 @@ TEXT_FIELDS = [
     ("/embed_image", {"images": "ok", "model": "X"}, "model"),
     ("/embed_multi", {"inputs": ["X"]}, "inputs[0]"),
     ("/tokenize", {"inputs": ["ok", "X"]}, "inputs[1]"),
+    ("/embed_all", {"inputs": ["ok", "X"]}, "inputs[1]"),
+    ("/predict", {"inputs": [["ok", "ok"], ["ok", "X"]]}, "inputs[1][1]"),
 ]
 
 
@@ -235,6 +237,8 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "/tokenize": ("inputs", "add_special_tokens"),
     "/similarity": ("inputs", "prompt_name", "truncate", "truncation_direction"),
     "/decode": ("ids", "skip_special_tokens"),
+    "/embed_all": ("inputs", "truncate", "prompt_name", "truncation_direction"),
+    "/predict": ("inputs", "raw_scores", "truncate", "truncation_direction"),
 }
 GETS = ("/models", "/health", "/openapi.json", "/nope")
 

@@ -1,5 +1,6 @@
 """TEI's request fields and routes (issue 12, handler half): dimensions, prompt_name and
-truncation_direction on /embed, /embed_sparse and /rerank; /similarity and /decode."""
+truncation_direction on /embed, /embed_sparse and /rerank; /similarity, /decode, /embed_all and
+/predict."""
 
 from __future__ import annotations
 
@@ -82,3 +83,109 @@ def test_decode_inverts_tokenize(call_api, dense_model):
     assert flat.status == 422 and flat.json()["error"]["param"] == "ids[1]"
     text = call_api("POST", "/decode", {"ids": ["a"]})
     assert text.status == 422 and text.json()["error"]["param"].startswith("ids")
+
+
+# ---- /embed_all: token vectors, no pooling ------------------------------------------------------
+def test_embed_all_is_kettles_token_vectors_and_pools_to_embed(call_api, dense_model):
+    result = call_api("POST", "/embed_all", {"inputs": TEXTS})
+    assert result.status == 200, result
+    got = [np.asarray(m) for m in result.json()]
+    counts = dense_model.token_counts(TEXTS)
+    assert [m.shape for m in got] == [(n, dense_model.embedding_size) for n in counts]
+    want = list(dense_model.embed_tokens(TEXTS))
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, atol=1e-6)
+    # all-MiniLM-L6-v2 mean-pools: the mean of the tokens is /embed's raw vector
+    raw = np.stack(list(dense_model.embed(TEXTS, normalize=False)))
+    np.testing.assert_allclose(np.stack([g.mean(axis=0) for g in got]), raw, atol=1e-5)
+    one = call_api("POST", "/embed_all", {"inputs": "tea"}).json()
+    assert len(one) == 1 and len(one[0]) == 3  # [CLS] tea [SEP]
+
+
+def test_embed_all_prompt_and_bad_input(call_api, dense_model):
+    query = call_api("POST", "/embed_all", {"inputs": ["tea"], "prompt_name": "query"})
+    want = next(dense_model.embed_tokens(["tea"], kind="query"))
+    np.testing.assert_allclose(np.asarray(query.json()[0]), want, atol=1e-6)
+    bad = call_api("POST", "/embed_all", {"inputs": ["ok", 3]})
+    assert bad.status == 422 and bad.json()["error"]["param"] == "inputs[1]"
+    long = call_api("POST", "/embed_all", {"inputs": ["a", "word " * 400], "truncate": False})
+    assert long.status == 413 and long.json()["error"]["param"] == "inputs[1]"
+    left = call_api("POST", "/embed_all", {"inputs": "a", "truncation_direction": "Left"})
+    assert left.status == 422 and left.json()["error"]["param"] == "truncation_direction"
+    unknown = call_api("POST", "/embed_all", {"inputs": "a", "prompt_name": "summary"})
+    assert unknown.status == 422 and unknown.json()["error"]["param"] == "prompt_name"
+
+
+# ---- /predict: the cross-encoder as TEI's sequence-pair classifier ------------------------------
+@pytest.fixture
+def reranker(monkeypatch, rerank_model):
+    from kettle.rerank import TextCrossEncoder
+
+    models, name = rerank_model
+    monkeypatch.setenv("KETTLE_MODELS_DIR", str(models))
+    monkeypatch.setenv("KETTLE_RERANK_MODEL", name)
+    return TextCrossEncoder(name, models_dir=models)
+
+
+PAIRS = [["how do I boil water?", "a kettle boils water"], ["how do I boil water?", "cats sleep"]]
+
+
+def test_predict_scores_pairs_as_tei_does(call_api, reranker):
+    batch = call_api("POST", "/predict", {"inputs": PAIRS})
+    assert batch.status == 200, batch
+    want = reranker.rerank_pairs([tuple(p) for p in PAIRS], sigmoid=True)
+    got = batch.json()
+    assert [len(g) for g in got] == [1, 1]  # a list of predictions per input (one label here)
+    assert all(g[0]["label"] == "LABEL_0" for g in got)
+    np.testing.assert_allclose([g[0]["score"] for g in got], want, atol=1e-6)
+    single = call_api("POST", "/predict", {"inputs": PAIRS[0]}).json()
+    assert single == [got[0][0]]  # one pair: TEI's single answer, not wrapped in a batch
+    raw = call_api("POST", "/predict", {"inputs": PAIRS, "raw_scores": True}).json()
+    logits = reranker.rerank_pairs([tuple(p) for p in PAIRS])
+    np.testing.assert_allclose([r[0]["score"] for r in raw], logits, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "param", "words"),
+    [
+        ("just one text", "inputs", "scores pairs"),
+        (["q", "a", "b"], "inputs", "3 items"),
+        ([["q", "a"], ["only one"]], "inputs[1]", "scores pairs"),
+        ([["q", "a"], "q"], "inputs[1]", "a batch holds lists"),
+        ([["q", "a"], ["q", 3]], "inputs[1][1]", "not a string"),
+        ([["q", "a"], ["", "b"]], "inputs[1][0]", "empty string"),
+        (["q", "a\ud800"], "inputs[1]", "lone surrogate"),
+        ([], "inputs", "empty list"),
+        ({"q": "a"}, "inputs", "not an object"),
+    ],
+)
+def test_predict_bad_inputs_name_the_item(call_api, reranker, inputs, param, words):
+    result = call_api("POST", "/predict", {"inputs": inputs})
+    assert result.status == 422, result
+    error = result.json()["error"]
+    assert error["param"] == param, error
+    assert (
+        words in error["message"]
+        or words.replace("not an object", "an object") in (error["message"])
+    ), error
+
+
+def test_predict_limits(call_api, reranker):
+    long = call_api(
+        "POST", "/predict", {"inputs": [PAIRS[0], ["q", "word " * 200]], "truncate": False}
+    )
+    assert long.status == 413 and long.json()["error"]["param"] == "inputs[1]"
+    assert call_api("POST", "/predict", {"inputs": [["q", "word " * 200]]}).status == 200  # cut
+
+
+def test_predict_without_a_reranker_is_501(call_api):
+    result = call_api("POST", "/predict", {"inputs": ["q", "a"]})
+    assert result.status == 501 and "KETTLE_RERANK_MODEL" in result.json()["error"]["message"]
+
+
+def test_openapi_documents_embed_all_and_predict(call_api):
+    spec = call_api("GET", "/openapi.json").json()
+    for path in ("/embed_all", "/predict"):
+        assert {"200", "422"} <= set(spec["paths"][path]["post"]["responses"]), path
+    inputs = spec["components"]["schemas"]["PredictRequest"]["properties"]["inputs"]
+    assert len(inputs["anyOf"]) == 3 and inputs["anyOf"][1]["maxItems"] == 2

@@ -122,3 +122,23 @@ def test_list_supported_models():
     names = [m["model"] for m in TextEmbedding.list_supported_models()]
     assert DEFAULT_MODEL in names
     assert all(m["kind"] == "dense" for m in TextEmbedding.list_supported_models())
+
+
+# ---- token vectors (TEI's /embed_all) ---------------------------------------------------------
+def test_embed_tokens_are_the_rows_embed_pools(model):
+    texts = ["tea", "a kettle boils water for the tea pot", "x " * 300]
+    tokens = list(model.embed_tokens(texts, batch_size=2))
+    assert [t.shape for t in tokens] == [(n, 384) for n in model.token_counts(texts)]
+    assert all(t.dtype == np.float32 for t in tokens)
+    raw = np.stack(list(model.embed(texts, batch_size=2, normalize=False)))  # mean pooling
+    np.testing.assert_allclose(np.stack([t.mean(axis=0) for t in tokens]), raw, atol=1e-5)
+    usage = model.embed_tokens_with_usage(texts, kind="query")
+    assert usage.token_counts == [len(t) for t in usage.vectors]
+    with pytest.raises(ValueError, match="texts\\[2\\]"):
+        list(model.embed_tokens(texts, truncate=False))
+
+
+def test_embed_tokens_refuses_a_graph_that_pools_inside(model):
+    # CLIP's text tower bakes with text_embeds [batch, dim] as its output: no token rows
+    with pytest.raises(ValueError, match="no token-level output"):
+        model._token_step(np.zeros((2, 384), np.float32), np.ones((2, 5), np.int64))
