@@ -3,10 +3,11 @@ layer and the function code run by Debian's aarch64 Python of the layer's versio
 qemu-user (a Neoverse N1, Graviton2's core), and its /embed vectors compared with x86_64's.
 
 The root filesystem is made once by `make emulator` (layers/arm64-rootfs.sh) outside the clone
-and found through $KETTLE_ARM64_ROOTFS. fp32 kernels agree across CPUs to rounding; int8 kernels
-do not (different integer dot products and requantisation), so the int8 figure is reported and
-held to the bake's own gate: its mean cosine against fp32 must clear the manifest's
-min_cosine_gate, as on the machine that baked it."""
+and found through $KETTLE_ARM64_ROOTFS. fp32 kernels agree across CPUs to rounding. The default
+int8 scheme's integer MatMuls are exact on both (per-row scales computed in the graph, pair-safe
+int8 weights: no int16 saturation anywhere), so int8 arm64 and int8 x86_64 differ only where a
+float kernel's rounding moves a value across a quantization step: held to 0.999 min cosine, and
+int8 against fp32 to the bake's own gate (the manifest's min_cosine_gate)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ RUNTIME = BUILD / "layers" / "arm64" / "runtime" / "python"
 FP32 = BUILD / "layers" / "model-fp32"
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 FP32_MIN_COSINE = 0.9999
+INT8_ACROSS_CPUS_MIN_COSINE = 0.999
 
 
 def rootfs() -> Path:
@@ -136,6 +138,7 @@ def test_arm64_vectors_match_x86_64(arm64_run, fp32_models):
     (BUILD / "layers" / "arm64-emulated.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report))
     assert fp32.min() >= FP32_MIN_COSINE, report
-    # The gate's measure: int8 against fp32. arm64 int8 against x86_64 int8 is reported only: two
-    # int8 kernels each ~0.99 from fp32 in their own direction are ~0.98-0.99 from each other.
     assert int8_vs_fp32.mean() >= gate, report
+    # Measured 0.99996 mean, 0.99973 min here; per-batch activation scales (the scheme before
+    # issue 10) were ~0.98-0.99 apart across CPUs.
+    assert int8_vs_x86_int8.min() >= INT8_ACROSS_CPUS_MIN_COSINE, report
