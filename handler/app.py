@@ -6,12 +6,14 @@
     handler.app.batch_handler     Step Functions Distributed Map item batches
     handler.app.dispatch_handler  any of the above, routed by the event's shape
 
-Importing this module loads no model and imports only the API's path: the ingestion and batch
-modules (boto3, Powertools' batch utilities) load with their first event, the X-Ray SDK only when
-tracing is on (handler.observability.traced). Models load on first use and stay for warm
-invocations (handler.models.MODELS). Under SnapStart the dense model and the ingestion modules load
-during init instead, so the snapshot holds them, and a restore hook re-seeds the random generators
-every restored copy would share.
+Importing this module loads the configured dense model and imports only the API's path: the model
+loads in a background thread while the routes import (handler.preload), and the import waits for
+it, so init ends with the model loaded. The ingestion and batch modules (boto3, Powertools' batch
+utilities) load with their first event, the X-Ray SDK only when tracing is on
+(handler.observability.traced); other models load on first use, and every model stays for warm
+invocations (handler.models.MODELS). Under SnapStart the ingestion modules load during init too,
+so the snapshot holds them, and a restore hook re-seeds the random generators every restored copy
+would share.
 """
 
 from __future__ import annotations
@@ -23,10 +25,16 @@ from typing import Any
 import numpy as np
 from aws_lambda_powertools.logging import correlation_paths
 
-from handler import api
 from handler.models import MODELS
 from handler.observability import logger, metrics, traced
 from handler.settings import Settings
+
+# isort: split
+# The dense model starts loading in a background thread now, while the routes import below.
+from handler import preload
+
+# isort: split
+from handler import api
 
 
 class UnknownEventError(ValueError):
@@ -59,6 +67,7 @@ def _snapstart_init() -> bool:
 
 
 SNAPSTART_INIT = _snapstart_init()
+preload.wait()  # init ends with the dense model loaded (or its error left to the first request)
 
 
 def route(event: Any) -> str:
