@@ -315,6 +315,36 @@ class TokenizeRequest(_Request):
     add_special_tokens: bool = True
 
 
+# ---- /search (the backends: handler.search, imported by the route on its first call) ----------
+MAX_TOP_K = 100  # S3 Vectors' QueryVectors topK limit; Qdrant shares it here
+MAX_CANDIDATES = 1000
+MAX_QUERY_CHARS = 8192
+SearchMode = Literal["dense", "sparse", "hybrid"]
+
+
+class SearchFilter(_Request):
+    source_prefix: Annotated[str, Field(min_length=1, max_length=1024)] = Field(
+        description="Only chunks of objects whose key starts with this."
+    )
+
+
+class SearchRequest(_Request):
+    """The body of POST /search."""
+
+    query: Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS)] = Field(
+        description="What to look for."
+    )
+    top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K)] = Field(10, description="Results wanted.")
+    mode: SearchMode = Field(
+        "dense", description="dense vectors, sparse (BM25 / SPLADE), or both fused (RRF)."
+    )
+    rerank: bool = Field(False, description="Reorder the candidates with the cross-encoder.")
+    candidates: Annotated[int, Field(ge=1, le=MAX_CANDIDATES)] | None = Field(
+        None, description="Candidates fetched before fusion / reranking (default 4 x top_k, >= 20)."
+    )
+    filter: SearchFilter | None = None
+
+
 # ---- responses -----------------------------------------------------------------------------------
 class _Response(BaseModel):
     model_config = ConfigDict(defer_build=True)  # only the OpenAPI document builds these
@@ -412,6 +442,21 @@ class ErrorResponse(_Response):
     request_id: str | None = None
 
 
+class SearchResult(_Response):
+    id: str = Field(description="The chunk id: <source key>#<row>.")
+    score: float
+    source_key: str
+    start: int | None = Field(description="Character offset of the chunk in its document.")
+    end: int | None
+    text: str | None = Field(description="The chunk text (S3 Vectors: when it fit 40 KB).")
+
+
+class SearchResponse(_Response):
+    results: list[SearchResult]
+    model: str
+    mode: SearchMode
+
+
 __all__ = [
     "DecodeRequest",
     "EmbedAllRequest",
@@ -429,6 +474,10 @@ __all__ = [
     "PredictRequest",
     "RankedText",
     "RerankRequest",
+    "SearchFilter",
+    "SearchRequest",
+    "SearchResponse",
+    "SearchResult",
     "SimilarityRequest",
     "SparseRequest",
     "SparseVector",

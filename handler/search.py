@@ -1,4 +1,5 @@
-"""POST /search: a query against the vectors the sinks hold (request model + the backends).
+"""POST /search: a query against the vectors the sinks hold (the backends; the request and
+response models are in handler.schemas, so the route registers without importing the sinks).
 
     {"query": str, "top_k": 10, "mode": "dense" | "sparse" | "hybrid", "rerank": false,
      "candidates": int?, "filter": {"source_prefix": str}?}
@@ -17,63 +18,18 @@ A mode (or rerank) the configured sinks and models cannot serve is an ApiError
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from handler.errors import ApiError
 from handler.models import MODELS
+from handler.schemas import MAX_TOP_K, SearchRequest
 from handler.settings import Settings
 from handler.sinks import open_sink
 from handler.sinks.base import Hit, SinkThrottled, SinkWriteError
 
-MAX_TOP_K = 100  # S3 Vectors' QueryVectors topK limit; Qdrant shares it here
-MAX_CANDIDATES = 1000
-MAX_QUERY_CHARS = 8192
 SPARSE_NEEDS = "SPARSE_VECTORS=bm25, or SPARSE_VECTORS=model with KETTLE_SPARSE_MODEL"
-
-
-class SearchFilter(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    source_prefix: Annotated[str, Field(min_length=1, max_length=1024)] = Field(
-        description="Only chunks of objects whose key starts with this."
-    )
-
-
-class SearchRequest(BaseModel):
-    """The body of POST /search."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    query: Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS)] = Field(
-        description="What to look for."
-    )
-    top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K)] = Field(10, description="Results wanted.")
-    mode: Literal["dense", "sparse", "hybrid"] = Field(
-        "dense", description="dense vectors, sparse (BM25 / SPLADE), or both fused (RRF)."
-    )
-    rerank: bool = Field(False, description="Reorder the candidates with the cross-encoder.")
-    candidates: Annotated[int, Field(ge=1, le=MAX_CANDIDATES)] | None = Field(
-        None, description="Candidates fetched before fusion / reranking (default 4 x top_k, >= 20)."
-    )
-    filter: SearchFilter | None = None
-
-
-class SearchResult(BaseModel):
-    id: str = Field(description="The chunk id: <source key>#<row>.")
-    score: float
-    source_key: str
-    start: int | None = Field(description="Character offset of the chunk in its document.")
-    end: int | None
-    text: str | None = Field(description="The chunk text (S3 Vectors: when it fit 40 KB).")
-
-
-class SearchResponse(BaseModel):
-    results: list[SearchResult]
-    model: str
-    mode: Literal["dense", "sparse", "hybrid"]
 
 
 def _unservable(mode: str, settings: Settings, needs: str) -> ApiError:

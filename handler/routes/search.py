@@ -1,11 +1,12 @@
-"""POST /search as a Powertools Router (the logic and the request model: handler/search.py)."""
+"""POST /search as a Powertools Router (the request model: handler/schemas.py; the backends:
+handler/search.py, imported on the route's first call, with the sinks it opens)."""
 
 from __future__ import annotations
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from handler.routes.common import json_response, responses
-from handler.search import SearchRequest, SearchResponse, search
+from handler.schemas import SearchRequest, SearchResponse
 from handler.settings import Settings
 
 router = Router()
@@ -20,4 +21,6 @@ router = Router()
     ),
 )
 def _search(request: SearchRequest):
+    from handler.search import search
+
     return json_response(search(request, Settings.from_env()))
