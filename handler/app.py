@@ -50,9 +50,10 @@ def reseed_after_restore() -> None:
 
 
 def _snapstart_init() -> bool:
-    """Under SnapStart: load the dense model now, so the snapshot holds it, and register the
-    restore hook (snapshot_restore_py ships with Lambda's Python runtimes and awslambdaric).
-    Only a SnapStart init is ever restored, so nothing else registers it."""
+    """Under SnapStart: the dense model loaded before the snapshot (joining handler.preload's
+    load; a model that cannot load fails the init here, as it always did), and the restore hook
+    registered (snapshot_restore_py ships with Lambda's Python runtimes and awslambdaric). Only a
+    SnapStart init is ever restored, so nothing else registers it."""
     if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") != "snap-start":
         return False
     from snapshot_restore_py import register_after_restore

@@ -2,14 +2,16 @@
 configured dense model starts loading in a background thread, and handler.app waits for it at the
 end of its import, so init ends with the model loaded, as under SnapStart.
 
-Why a thread: most of a load is ONNX Runtime building its session in C++ and hashlib checking the
-files against the manifest, both with the GIL released, while the rest of init (Powertools'
-resolvers, pydantic's models) is Python that holds it. Side by side, where a second CPU is free,
-a cold start costs about the longer of the two instead of their sum (bench/cold_start.py).
+Why a thread: ONNX Runtime builds its session in C++ and hashlib checks the files against the
+manifest with the GIL released (measured: both overlap fully with Python running beside them),
+while the rest of init (Powertools' resolvers, pydantic's models) is Python that holds it. Where a
+second CPU is free, that part of the load costs no wall time; what holds the GIL (the imports, the
+tokenizer's parse) still runs one at a time with the routes' imports. bench/cold_start.py measures
+the whole.
 
 The thread imports kettle, tokenizers and ONNX Runtime, none of which the handler's own imports
-touch, and only after handler.app has imported numpy, Powertools' Logger and handler.models: two
-threads importing the same modules at once could meet in a cycle of module locks. A load that
+touch, and starts only once handler.app has imported numpy, Powertools' Logger and handler.models:
+two threads importing the same modules at once could meet in a cycle of module locks. A load that
 fails is left to the first request, which loads again and answers the error as it always did.
 """
 
