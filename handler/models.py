@@ -4,8 +4,7 @@ Which model serves which kind comes from the environment (KETTLE_MODEL, KETTLE_S
 KETTLE_RERANK_MODEL, KETTLE_IMAGE_MODEL, KETTLE_LATE_INTERACTION_MODEL); a request may name another
 model of the same kind if it is baked. Every kind but dense is optional: unconfigured, it answers
 501 naming its variable. kettle is
-imported inside the loader, so importing this module costs no model and no session (handler.app's
-init loads the dense model, in a background thread: handler.preload).
+imported inside the loader, so importing the handler costs no model and no session.
 """
 
 from __future__ import annotations
