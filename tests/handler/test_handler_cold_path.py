@@ -55,29 +55,6 @@ def test_import_and_first_embed_import_only_the_api_path():
     assert loaded == [], loaded
 
 
-UNBAKED_FIRST_EMBED = """
-import json
-from handler.app import api_handler
-from handler.local import LocalContext, http_api_event
-from handler.models import MODELS
-loaded = MODELS.loaded()
-event = http_api_event("POST", "/embed", {"content-type": "application/json"}, b'{"inputs": "tea"}')
-result = api_handler(event, LocalContext())
-print(json.dumps({"loaded": loaded, "status": result["statusCode"],
-                  "error": json.loads(result["body"])["error"]}))
-"""
-
-
-def test_a_model_that_fails_to_load_during_init_is_answered_by_the_first_request():
-    """The init-time load (handler.preload) swallows its error: the import succeeds and the first
-    request loads again and answers the error, as a lazy load did."""
-    found = _fresh(UNBAKED_FIRST_EMBED, KETTLE_MODEL="kettle-tests/not-baked-anywhere")
-    assert found["loaded"] == []
-    assert found["status"] == 503, found
-    assert found["error"]["code"] == "model_not_baked"
-    assert "kettle-tests/not-baked-anywhere" in found["error"]["message"]
-
-
 def test_with_tracing_on_the_entry_points_are_traced():
     code = (
         "import json, sys, handler.app as a; "
@@ -109,3 +86,23 @@ def test_pydantic_plugins_are_not_scanned_unless_the_operator_asks(monkeypatch):
     # An operator's own setting is kept: "" lets pydantic look for plugins again.
     found = _fresh(PLUGIN_SCAN, POWERTOOLS_TRACE_DISABLED="true", PYDANTIC_DISABLE_PLUGINS="")
     assert found == {"status": 200, "scanned": True, "setting": ""}
+
+
+THREADS = """
+import json, os
+import handler.app
+print(json.dumps({"threads": len(os.listdir("/proc/self/task")),
+                  "setting": os.environ.get("OPENBLAS_NUM_THREADS")}))
+"""
+
+
+def test_numpy_starts_no_blas_threads_unless_the_operator_asks(monkeypatch):
+    """numpy's OpenBLAS starts a spinning worker per CPU at import: the handler asks for one
+    thread (no worker) before numpy is imported; an operator's own setting is kept."""
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    found = _fresh(THREADS, POWERTOOLS_TRACE_DISABLED="true")
+    assert found == {"threads": 1, "setting": "1"}
+    found = _fresh(THREADS, POWERTOOLS_TRACE_DISABLED="true", OPENBLAS_NUM_THREADS="2")
+    assert found["setting"] == "2"
+    if len(os.sched_getaffinity(0)) >= 2:
+        assert found["threads"] == 2  # the operator's second BLAS thread
