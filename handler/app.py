@@ -6,12 +6,14 @@
     handler.app.batch_handler     Step Functions Distributed Map item batches
     handler.app.dispatch_handler  any of the above, routed by the event's shape
 
-Importing this module loads no model and imports only the API's path: the ingestion and batch
-modules (boto3, Powertools' batch utilities) load with their first event, the X-Ray SDK only when
-tracing is on (handler.observability.traced). Models load on first use and stay for warm
-invocations (handler.models.MODELS). Under SnapStart the dense model and the ingestion modules load
-during init instead, so the snapshot holds them, and a restore hook re-seeds the random generators
-every restored copy would share.
+Importing this module loads the configured dense model and imports only the API's path: the
+model's session builds in a background thread while the routes import (handler.preload), and the
+import waits for it, so init ends with the model loaded. The ingestion and batch modules (boto3,
+Powertools' batch utilities) load with their first event, the X-Ray SDK only when tracing is on
+(handler.observability.traced); other models load on first use, and every model stays for warm
+invocations (handler.models.MODELS). Under SnapStart the ingestion modules load during init too,
+so the snapshot holds them, and a restore hook re-seeds the random generators every restored copy
+would share.
 """
 
 from __future__ import annotations
@@ -23,10 +25,16 @@ from typing import Any
 import numpy as np
 from aws_lambda_powertools.logging import correlation_paths
 
-from handler import api
 from handler.models import MODELS
 from handler.observability import logger, metrics, traced
 from handler.settings import Settings
+
+# isort: split
+# The dense model starts loading now; its session builds in a thread while the routes import.
+from handler import preload
+
+# isort: split
+from handler import api
 
 
 class UnknownEventError(ValueError):
@@ -42,9 +50,10 @@ def reseed_after_restore() -> None:
 
 
 def _snapstart_init() -> bool:
-    """Under SnapStart: load the dense model now, so the snapshot holds it, and register the
-    restore hook (snapshot_restore_py ships with Lambda's Python runtimes and awslambdaric).
-    Only a SnapStart init is ever restored, so nothing else registers it."""
+    """Under SnapStart: the dense model loaded before the snapshot (joining handler.preload's
+    load; a model that cannot load fails the init here, as it always did), and the restore hook
+    registered (snapshot_restore_py ships with Lambda's Python runtimes and awslambdaric). Only a
+    SnapStart init is ever restored, so nothing else registers it."""
     if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") != "snap-start":
         return False
     from snapshot_restore_py import register_after_restore
@@ -59,6 +68,7 @@ def _snapstart_init() -> bool:
 
 
 SNAPSTART_INIT = _snapstart_init()
+preload.wait()  # init ends with the dense model loaded (or its error left to the first request)
 
 
 def route(event: Any) -> str:

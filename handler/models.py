@@ -4,7 +4,8 @@ Which model serves which kind comes from the environment (KETTLE_MODEL, KETTLE_S
 KETTLE_RERANK_MODEL, KETTLE_IMAGE_MODEL, KETTLE_LATE_INTERACTION_MODEL); a request may name another
 model of the same kind if it is baked. Every kind but dense is optional: unconfigured, it answers
 501 naming its variable. kettle is
-imported inside the loader, so importing the handler costs no model and no session.
+imported inside the loader, so importing this module costs no model and no session (handler.app's
+init loads the dense model: handler.preload, ModelCache.start).
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ class ModelCache:
     def __init__(self) -> None:
         self._models: dict[tuple[str, str], LoadedModel] = {}
         self._lock = threading.Lock()
+        self._building: dict[tuple[str, str], threading.Thread] = {}
         self.loads: Counter[tuple[str, str]] = Counter()
 
     def configured(self, kind: str, settings: Settings) -> str:
@@ -110,16 +112,60 @@ class ModelCache:
         return name
 
     def get(self, kind: str, settings: Settings, name: str | None = None) -> Any:
-        """The ``kind`` model called ``name`` (default: the configured one), loading it once."""
+        """The ``kind`` model called ``name`` (default: the configured one), loading it once
+        (or waiting for the load ``start`` began)."""
         name = name or self.configured(kind, settings)
         key = (kind, name)
         loaded = self._models.get(key)
         if loaded is not None:
             return loaded.model
+        with self._lock:  # a start() in progress registers its thread before it lets go
+            building = self._building.get(key)
+        if building is not None:
+            building.join()
         with self._lock:
-            if key not in self._models:
+            self._building.pop(key, None)
+            if key not in self._models:  # not started, or the background half failed: load here
                 self._models[key] = self._load(kind, name, settings)
             return self._models[key].model
+
+    def start(self, kind: str, settings: Settings) -> None:
+        """Begin loading the configured ``kind`` model for an init: find, verify and open it
+        here, and build its ONNX Runtime session in a background thread, which works in C++ with
+        the GIL released, beside whatever Python the caller runs next. ``get`` and ``wait`` wait
+        for it. Nothing is raised: a model that cannot load is left to ``get``, which loads again
+        and raises the error as it would have."""
+        try:
+            name = self.configured(kind, settings)
+            key = (kind, name)
+            with self._lock:
+                if key in self._models or key in self._building:
+                    return
+                started = time.perf_counter()
+                model, threads = self._open(kind, name, settings)
+                thread = threading.Thread(
+                    target=self._build_session,
+                    args=(key, model, threads, started),
+                    name=f"kettle-session-{kind}",
+                    daemon=True,
+                )
+                self._building[key] = thread
+                thread.start()
+        except Exception:  # get() loads again and raises it
+            return
+
+    def wait(self) -> None:
+        """Until every load ``start`` began has ended (loaded, or left to ``get``)."""
+        for thread in list(self._building.values()):
+            thread.join()
+
+    def _build_session(self, key: tuple[str, str], model: Any, threads: int, started: float):
+        try:
+            model.load()
+        except Exception:  # get() finds no model, loads again and raises it
+            return
+        with self._lock:
+            self._models[key] = self._loaded(key[0], key[1], model, threads, started)
 
     def loaded(self) -> list[dict[str, Any]]:
         """What this process holds: kind, name, load seconds and load count of each model."""
@@ -135,18 +181,27 @@ class ModelCache:
 
     def clear(self) -> None:
         """Forget every model (a test that points KETTLE_MODELS_DIR elsewhere)."""
+        self.wait()
         with self._lock:
             self._models.clear()
+            self._building.clear()
             self.loads.clear()
 
     def is_loaded(self, name: str) -> bool:
         return any(n == name for _, n in self._models)
 
     def _load(self, kind: str, name: str, settings: Settings) -> LoadedModel:
+        started = time.perf_counter()
+        model, threads = self._open(kind, name, settings, session=True)
+        return self._loaded(kind, name, model, threads, started)
+
+    def _open(
+        self, kind: str, name: str, settings: Settings, session: bool = False
+    ) -> tuple[Any, int]:
+        """The model and its thread count, its files verified; its session built if asked."""
         cls = kettle_class(kind)
         from kettle import ManifestError, ModelNotBakedError, find_model, list_baked
 
-        started = time.perf_counter()
         threads = threads_for(settings)
         try:
             # The kind check reads the manifest only; the class's own find_model then checks every
@@ -155,7 +210,8 @@ class ModelCache:
             if found != kind:
                 raise ModelNotBakedError(f"{name} is a {found} model, not a {kind} model")
             model = cls(name, models_dir=settings.models_dir, threads=threads)
-            model.load()
+            if session:
+                model.load()
         except ImportError as exc:  # e.g. image models without Pillow in the runtime
             raise ModelNotConfiguredError(
                 f"this kettle cannot serve {kind} models: {exc}"
@@ -166,6 +222,9 @@ class ModelCache:
             raise ModelUnavailableError(message, name, baked) from None
         except ManifestError as exc:
             raise ModelFilesError(f"{name} cannot be served: {exc}", name) from None
+        return model, threads
+
+    def _loaded(self, kind: str, name: str, model: Any, threads: int, started: float):
         seconds = time.perf_counter() - started
         self.loads[(kind, name)] += 1
         logger.info(

@@ -109,13 +109,15 @@ def _after_import(init_type: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_import_loads_nothing_but_snapstart_init_loads_and_registers_the_hook():
-    on_demand = _after_import("on-demand")
-    assert on_demand == {"loaded": [], "hooks": None}  # not even snapshot_restore_py imported
-    snapstart = _after_import("snap-start")
-    [loaded] = snapstart["loaded"]
-    assert loaded["name"] == DENSE and loaded["kind"] == "dense" and loaded["loads"] == 1
-    assert snapstart["hooks"] == ["reseed_after_restore"]
+def test_import_loads_the_dense_model_and_only_snapstart_init_registers_the_hook():
+    for init_type in ("on-demand", "snap-start"):
+        after = _after_import(init_type)
+        [loaded] = after["loaded"]  # init ends with the model loaded, once
+        assert loaded["name"] == DENSE and loaded["kind"] == "dense" and loaded["loads"] == 1
+        if init_type == "on-demand":
+            assert after["hooks"] is None  # not even snapshot_restore_py imported
+        else:
+            assert after["hooks"] == ["reseed_after_restore"]
 
 
 def test_models_load_once_and_are_reused(call_api):
@@ -141,3 +143,30 @@ def test_api_sample_events(name, with_image_model, with_colbert):
 def test_the_new_routes_have_sample_events():
     names = {p.name for p in EVENTS.glob("api_*.json")}
     assert {"api_v2_embed_image.json", "api_v2_embed_multi.json"} <= names
+
+
+def test_a_session_that_fails_in_the_background_is_built_again_by_get(monkeypatch):
+    """ModelCache.start builds the session in a thread; if that fails, get() loads the model
+    itself (raising what it raises), and the model counts one load."""
+    from handler.models import ModelCache
+    from handler.settings import Settings
+    from kettle import TextEmbedding
+
+    real_load, calls = TextEmbedding.load, []
+
+    def flaky_load(self):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the first session build fails")
+        real_load(self)
+
+    monkeypatch.setattr(TextEmbedding, "load", flaky_load)
+    cache, settings = ModelCache(), Settings.from_env()
+    cache.start("dense", settings)
+    cache.wait()
+    assert cache.loaded() == []  # the background half failed: nothing cached
+    model = cache.get("dense", settings)
+    assert len(calls) == 2 and next(iter(model.embed(["tea"]))).shape == (384,)
+    assert cache.loads[("dense", DENSE)] == 1
+    cache.start("dense", settings)  # loaded already: nothing to start
+    assert len(calls) == 2

@@ -55,6 +55,29 @@ def test_import_and_first_embed_import_only_the_api_path():
     assert loaded == [], loaded
 
 
+UNBAKED_FIRST_EMBED = """
+import json
+from handler.app import api_handler
+from handler.local import LocalContext, http_api_event
+from handler.models import MODELS
+loaded = MODELS.loaded()
+event = http_api_event("POST", "/embed", {"content-type": "application/json"}, b'{"inputs": "tea"}')
+result = api_handler(event, LocalContext())
+print(json.dumps({"loaded": loaded, "status": result["statusCode"],
+                  "error": json.loads(result["body"])["error"]}))
+"""
+
+
+def test_a_model_that_fails_to_load_during_init_is_answered_by_the_first_request():
+    """The init-time load (handler.preload) keeps its error: the import succeeds and the first
+    request loads again and answers the error, as a lazy load did."""
+    found = _fresh(UNBAKED_FIRST_EMBED, KETTLE_MODEL="kettle-tests/not-baked-anywhere")
+    assert found["loaded"] == []
+    assert found["status"] == 503, found
+    assert found["error"]["code"] == "model_not_baked"
+    assert "kettle-tests/not-baked-anywhere" in found["error"]["message"]
+
+
 def test_with_tracing_on_the_entry_points_are_traced():
     code = (
         "import json, sys, handler.app as a; "
@@ -90,7 +113,8 @@ def test_pydantic_plugins_are_not_scanned_unless_the_operator_asks(monkeypatch):
 
 THREADS = """
 import json, os
-import handler.app
+import handler  # what the runtime imports first (handler.app's package), then numpy
+import numpy
 print(json.dumps({"threads": len(os.listdir("/proc/self/task")),
                   "setting": os.environ.get("OPENBLAS_NUM_THREADS")}))
 """

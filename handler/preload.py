@@ -1,0 +1,30 @@
+"""Init's model load, begun before the routes import: handler.app imports this module after
+handler.models and before handler.api, and waits (``wait``) at the end of its own import, so init
+ends with the configured dense model loaded, as under SnapStart.
+
+Here the model is found, its files are checked against the manifest and its tokenizer is read;
+its ONNX Runtime session is then built in a background thread (ModelCache.start). Building a
+session is C++ with the GIL released, so it runs beside the Python that imports Powertools'
+resolvers, pydantic and the routes: where a second CPU is free that time is hidden
+(bench/cold_start.py). The thread imports only ONNX Runtime, which nothing else imports during
+init. A model that cannot load is left to the first request, which loads again and answers the
+error as it always did; under SnapStart, handler.app's init raises it as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from handler.models import MODELS
+from handler.settings import Settings, SettingsError
+
+with contextlib.suppress(SettingsError):  # the first request reads the settings again and says
+    MODELS.start("dense", Settings.from_env())
+
+
+def wait() -> None:
+    """Until the session build begun here has ended."""
+    MODELS.wait()
+
+
+__all__ = ["wait"]
