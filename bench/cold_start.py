@@ -14,7 +14,9 @@ of CPU after `import numpy`; where the machine's other CPUs are busy it takes ti
 itself. kettle as it ships pays that, the handler does not (it sets OPENBLAS_NUM_THREADS=1 unless
 the environment does: handler/__init__.py), so a third program runs kettle with that setting too
 and its ratio is reported beside the issue's. CPU seconds of the timed stretch (every thread) are
-reported beside the seconds.
+reported beside the seconds: the handler's init builds the ONNX Runtime session in a background
+thread while its routes import (handler.preload), which hides that time only where a second CPU
+is free, so on a busy machine its ratio is higher than on a quiet one.
 """
 
 from __future__ import annotations
