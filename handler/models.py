@@ -130,23 +130,23 @@ class ModelCache:
             return self._models[key].model
 
     def start(self, kind: str, settings: Settings) -> None:
-        """Begin loading the configured ``kind`` model for an init: find, verify and open it
-        here, and build its ONNX Runtime session in a background thread, which works in C++ with
-        the GIL released, beside whatever Python the caller runs next. ``get`` and ``wait`` wait
-        for it. Nothing is raised: a model that cannot load is left to ``get``, which loads again
-        and raises the error as it would have."""
+        """Begin loading the configured ``kind`` model for an init: its kettle class is imported
+        here, and a background thread finds the bake, checks its files, reads the tokenizer and
+        builds the ONNX Runtime session. Hashing and the session build run with the GIL
+        released, beside whatever Python the caller runs next. ``get`` and ``wait`` wait for it.
+        Nothing is raised: a model that cannot load is left to ``get``, which loads again and
+        raises the error as it would have."""
         try:
             name = self.configured(kind, settings)
             key = (kind, name)
             with self._lock:
                 if key in self._models or key in self._building:
                     return
-                started = time.perf_counter()
-                model, threads = self._open(kind, name, settings)
+                kettle_class(kind)  # kettle's imports on this thread: the other imports only ORT
                 thread = threading.Thread(
-                    target=self._build_session,
-                    args=(key, model, threads, started),
-                    name=f"kettle-session-{kind}",
+                    target=self._load_in_background,
+                    args=(key, settings),
+                    name=f"kettle-load-{kind}",
                     daemon=True,
                 )
                 self._building[key] = thread
@@ -159,13 +159,13 @@ class ModelCache:
         for thread in list(self._building.values()):
             thread.join()
 
-    def _build_session(self, key: tuple[str, str], model: Any, threads: int, started: float):
+    def _load_in_background(self, key: tuple[str, str], settings: Settings) -> None:
         try:
-            model.load()
+            loaded = self._load(*key, settings)
         except Exception:  # get() finds no model, loads again and raises it
             return
         with self._lock:
-            self._models[key] = self._loaded(key[0], key[1], model, threads, started)
+            self._models[key] = loaded
 
     def loaded(self) -> list[dict[str, Any]]:
         """What this process holds: kind, name, load seconds and load count of each model."""
@@ -191,17 +191,10 @@ class ModelCache:
         return any(n == name for _, n in self._models)
 
     def _load(self, kind: str, name: str, settings: Settings) -> LoadedModel:
-        started = time.perf_counter()
-        model, threads = self._open(kind, name, settings, session=True)
-        return self._loaded(kind, name, model, threads, started)
-
-    def _open(
-        self, kind: str, name: str, settings: Settings, session: bool = False
-    ) -> tuple[Any, int]:
-        """The model and its thread count, its files verified; its session built if asked."""
         cls = kettle_class(kind)
         from kettle import ManifestError, ModelNotBakedError, find_model, list_baked
 
+        started = time.perf_counter()
         threads = threads_for(settings)
         try:
             # The kind check reads the manifest only; the class's own find_model then checks every
@@ -210,8 +203,7 @@ class ModelCache:
             if found != kind:
                 raise ModelNotBakedError(f"{name} is a {found} model, not a {kind} model")
             model = cls(name, models_dir=settings.models_dir, threads=threads)
-            if session:
-                model.load()
+            model.load()
         except ImportError as exc:  # e.g. image models without Pillow in the runtime
             raise ModelNotConfiguredError(
                 f"this kettle cannot serve {kind} models: {exc}"
@@ -222,9 +214,6 @@ class ModelCache:
             raise ModelUnavailableError(message, name, baked) from None
         except ManifestError as exc:
             raise ModelFilesError(f"{name} cannot be served: {exc}", name) from None
-        return model, threads
-
-    def _loaded(self, kind: str, name: str, model: Any, threads: int, started: float):
         seconds = time.perf_counter() - started
         self.loads[(kind, name)] += 1
         logger.info(

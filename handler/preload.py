@@ -2,13 +2,14 @@
 handler.models and before handler.api, and waits (``wait``) at the end of its own import, so init
 ends with the configured dense model loaded, as under SnapStart.
 
-Here the model is found, its files are checked against the manifest and its tokenizer is read;
-its ONNX Runtime session is then built in a background thread (ModelCache.start). Building a
-session is C++ with the GIL released, so it runs beside the Python that imports Powertools'
-resolvers, pydantic and the routes: where a second CPU is free that time is hidden
+Here kettle's class for the model is imported; a background thread (ModelCache.start) then finds
+the bake, checks its files against the manifest, reads the tokenizer and builds the ONNX Runtime
+session. Hashing and the session build run with the GIL released, beside the Python that imports
+Powertools' resolvers, pydantic and the routes: where a second CPU is free that time is hidden
 (bench/cold_start.py). The thread imports only ONNX Runtime, which nothing else imports during
-init. A model that cannot load is left to the first request, which loads again and answers the
-error as it always did; under SnapStart, handler.app's init raises it as before.
+init (two threads importing the same modules at once could meet in a cycle of module locks). A
+model that cannot load is left to the first request, which loads again and answers the error as
+it always did; under SnapStart, handler.app's init raises it as before.
 """
 
 from __future__ import annotations
