@@ -17,9 +17,9 @@ import sys
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from models_bake.quantize import rowwise_matmuls
+from tests.bake._graphs import matmul_graph
 from tests.conftest import MINILM, REPO
 
 QEMU = "qemu-x86_64-static"
@@ -67,16 +67,7 @@ def _weights(k: int = 384, n: int = 32) -> np.ndarray:
 
 
 def _graph(pair_safe: bool) -> onnx.ModelProto:
-    w = _weights()
-    k, n = w.shape
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])],
-        "mm",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "s", k])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", "s", n])],
-        [numpy_helper.from_array(w, "w")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = matmul_graph(_weights())
     assert rowwise_matmuls(model, pair_safe=pair_safe) == 1
     return model
 

@@ -8,18 +8,12 @@ from onnx import TensorProto, helper, numpy_helper
 
 from models_bake import verify
 from models_bake.quantize import rowwise_matmuls
+from tests.bake._graphs import matmul_graph
 
 
 def matmul_model(k: int = 64, n: int = 48, seed: int = 0) -> tuple[onnx.ModelProto, np.ndarray]:
     w = np.random.default_rng(seed).normal(size=(k, n)).astype(np.float32)
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])],
-        "mm",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "s", k])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", "s", n])],
-        [numpy_helper.from_array(w, "w")],
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), w
+    return matmul_graph(w), w
 
 
 def run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
@@ -70,10 +64,8 @@ def int8_weights(model: onnx.ModelProto) -> list[np.ndarray]:
 def test_pair_safe_weights_cannot_saturate_int16_pairs(seed):
     """AVX2's U8S8 kernel adds products of adjacent K rows in int16: 255 x (|q0| + |q1|) must stay
     under 32767, so every adjacent pair of int8 weights sums to at most 128 in magnitude."""
-    model, _ = matmul_model(k=65, seed=seed)  # odd K: the last row pairs with padding
-    model.graph.initializer[0].CopyFrom(
-        numpy_helper.from_array(numpy_helper.to_array(model.graph.initializer[0]) ** 3, "w")
-    )  # heavy tails, as trained weights have
+    _, w = matmul_model(k=65, seed=seed)  # odd K: the last row pairs with padding
+    model = matmul_graph(w**3)  # heavy tails, as trained weights have
     rowwise_matmuls(model)
     (wq,) = int8_weights(model)
     q = np.abs(np.concatenate([wq, np.zeros((1, wq.shape[1]), np.int8)]).astype(np.int32))
