@@ -208,6 +208,21 @@ def embed_sparse(request: SparseRequest):
     return json_response(result)
 
 
+def _check_pair_lengths(model, firsts: list[int], seconds: list[int], names) -> None:
+    """truncate=false on a cross-encoder: a 413 for the first pair past max_length.
+    ``names(i)`` gives (what the message calls pair i, the field it names)."""
+    for i, (a, b) in enumerate(zip(firsts, seconds, strict=True)):
+        # [CLS] a [SEP] b [SEP]: the two per-text counts share one [CLS].
+        if a + b - 1 > model.max_length:
+            label, field = names(i)
+            raise ApiError(
+                "text_too_long",
+                f"{label} is {a + b - 1} tokens; {model.model_name} takes at most "
+                f"{model.max_length} (send truncate=true to cut it)",
+                field,
+            )
+
+
 @router.post(
     "/rerank",
     operation_id="rerank",
@@ -221,17 +236,13 @@ def rerank(request: RerankRequest):
     _right_only(request.truncation_direction, request.truncate)
     model = model_for("rerank", settings)
     if not request.truncate:
-        limit = model.max_length
         query_tokens = model.token_counts([request.query], truncate=False)[0]
-        for index, tokens in enumerate(model.token_counts(texts, truncate=False)):
-            # [CLS] query [SEP] text [SEP]: the two per-text counts share one [CLS].
-            if query_tokens + tokens - 1 > limit:
-                raise ApiError(
-                    "text_too_long",
-                    f"query + texts[{index}] is {query_tokens + tokens - 1} tokens; "
-                    f"{model.model_name} takes at most {limit} (send truncate=true to cut it)",
-                    f"texts[{index}]",
-                )
+        _check_pair_lengths(
+            model,
+            [query_tokens] * len(texts),
+            model.token_counts(texts, truncate=False),
+            lambda i: (f"query + texts[{i}]", f"texts[{i}]"),
+        )
     with timed("InferenceLatency"), named("texts", model):
         ranked = model.rank(
             request.query,
@@ -334,15 +345,7 @@ def predict(request: PredictRequest):
     firsts = model.token_counts([q for q, _ in pairs], truncate=False)
     seconds = model.token_counts([t for _, t in pairs], truncate=False)
     if not request.truncate:
-        for i, (a, b) in enumerate(zip(firsts, seconds, strict=True)):
-            # [CLS] a [SEP] b [SEP]: the two per-text counts share one [CLS].
-            if a + b - 1 > model.max_length:
-                raise ApiError(
-                    "text_too_long",
-                    f"{place(i)} is {a + b - 1} tokens; {model.model_name} takes at most "
-                    f"{model.max_length} (send truncate=true to cut it)",
-                    place(i),
-                )
+        _check_pair_lengths(model, firsts, seconds, lambda i: (place(i), place(i)))
     with timed("InferenceLatency"), named("inputs", model):
         scores = model.rerank_pairs(pairs, sigmoid=not request.raw_scores)
     _log("predict", len(pairs), sum(firsts) + sum(seconds))
