@@ -178,6 +178,15 @@ def test_predict_limits(call_api, reranker):
     assert call_api("POST", "/predict", {"inputs": [["q", "word " * 200]]}).status == 200  # cut
 
 
+def test_rerank_truncate_false_names_the_long_text(call_api, reranker):
+    body = {"query": "q", "texts": ["a", "word " * 200], "truncate": False}
+    long = call_api("POST", "/rerank", body)
+    error = long.json()["error"]
+    assert long.status == 413 and error["param"] == "texts[1]", error
+    assert error["message"].startswith("query + texts[1] is "), error
+    assert call_api("POST", "/rerank", body | {"truncate": True}).status == 200
+
+
 def test_predict_without_a_reranker_is_501(call_api):
     result = call_api("POST", "/predict", {"inputs": ["q", "a"]})
     assert result.status == 501 and "KETTLE_RERANK_MODEL" in result.json()["error"]["message"]
