@@ -56,22 +56,29 @@ def _check_one(value: Any, field: str, index: int | None) -> None:
         raise PydanticCustomError("invalid_text", "{field}: {problem}", {**ctx, "problem": problem})
 
 
-def _check_texts(value: Any, info: Any) -> Any:
-    """str or a non-empty list of non-empty str; the error names the item."""
-    field = info.field_name
+def _is_one_text(value: Any, field: str, code: str, expected: str) -> bool:
+    """True for one (checked) string; else ``value`` must be a non-empty list, or the error says
+    ``{field} must be {expected}``."""
     if isinstance(value, str):
         _check_one(value, field, None)
-        return value
+        return True
     if not isinstance(value, list):
         raise PydanticCustomError(
-            "texts_type",
-            "{field} must be a string or a list of strings, not {type}",
+            code,
+            f"{{field}} must be {expected}, not {{type}}",
             {"field": field, "type": json_type(value)},
         )
     if not value:
         raise PydanticCustomError("empty_list", "{field} is an empty list", {"field": field})
-    for index, item in enumerate(value):
-        _check_one(item, field, index)
+    return False
+
+
+def _check_texts(value: Any, info: Any) -> Any:
+    """str or a non-empty list of non-empty str; the error names the item."""
+    field = info.field_name
+    if not _is_one_text(value, field, "texts_type", "a string or a list of strings"):
+        for index, item in enumerate(value):
+            _check_one(item, field, index)
     return value
 
 
@@ -84,17 +91,9 @@ def _check_predict(value: Any, info: Any) -> Any:
     """TEI's /predict inputs: a text, a pair [text, text], or a non-empty list of [text] and
     [text, text]; the error names the item (``inputs[2][1]``)."""
     field = info.field_name
-    if isinstance(value, str):
-        _check_one(value, field, None)
+    expected = "a string, a pair [string, string] or a list of them"
+    if _is_one_text(value, field, "predict_type", expected):
         return value
-    if not isinstance(value, list):
-        raise PydanticCustomError(
-            "predict_type",
-            "{field} must be a string, a pair [string, string] or a list of them, not {type}",
-            {"field": field, "type": json_type(value)},
-        )
-    if not value:
-        raise PydanticCustomError("empty_list", "{field} is an empty list", {"field": field})
     if isinstance(value[0], str):  # one sequence: [text] or [text, text]
         _check_sequence(value, field, None)
     else:
