@@ -25,7 +25,7 @@ from models_bake.sources import FetchedSource, SourceError, fetch
 
 log = logging.getLogger("models_bake")
 
-BAKE_FORMAT = 3  # bump when the bake's output changes for the same inputs
+BAKE_FORMAT = 4  # bump when the bake's output changes for the same inputs
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 SIDE_FILES = ("config.json", "preprocessor_config.json")
 

@@ -84,6 +84,23 @@ def test_int8_manifest_records_everything(models_dir):
     assert (path / "model.onnx").stat().st_size < 30e6  # int8 embeddings too, not 90 MB
 
 
+def test_int8_bake_loads_with_layer_norms_unfused(models_dir, tmp_path):
+    """The bake splits SkipLayerNormalization (ONNX Runtime's slow CPU kernel) into Add +
+    LayerNormalization; the session's optimizer, at the level kettle loads with, must not fuse
+    them back."""
+    import onnx
+    import onnxruntime as ort
+
+    model = models_dir / DEFAULT_MODEL / "model.onnx"
+    assert Manifest.read(model.parent).quantization["split_skip_layer_norm"] is True
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # as kettle's
+    options.optimized_model_filepath = str(tmp_path / "loaded.onnx")
+    ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "loaded.onnx")).graph.node]
+    assert "SkipLayerNormalization" not in ops and ops.count("LayerNormalization") == 12
+
+
 def test_rebake_is_incremental(models_dir):
     result = bake(DEFAULT_MODEL, out=models_dir, quantize="auto", cache=CACHE)  # as make models
     assert result.skipped and result.seconds < 5

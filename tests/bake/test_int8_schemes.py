@@ -7,7 +7,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from models_bake import verify
-from models_bake.quantize import rowwise_matmuls
+from models_bake.quantize import rowwise_matmuls, split_skip_layer_norms
 from tests.bake._graphs import matmul_graph
 
 
@@ -50,6 +50,57 @@ def test_rowwise_quantizes_a_shared_input_once():
     assert rowwise_matmuls(model) == 2
     ops = [n.op_type for n in model.graph.node]
     assert ops.count("QuantizeLinear") == 1 and ops.count("MatMulIntegerToFloat") == 2
+
+
+def skip_layer_norm_model(h: int = 16) -> onnx.ModelProto:
+    """y = SkipLayerNormalization(x, skip, gamma, beta, bias), with its sum output (index 3)."""
+    rng = np.random.default_rng(2)
+    inits = [
+        numpy_helper.from_array(rng.normal(size=h).astype(np.float32), name)
+        for name in ("gamma", "beta", "bias")
+    ]
+    node = helper.make_node(
+        "SkipLayerNormalization",
+        ["x", "skip", "gamma", "beta", "bias"],
+        ["y", "", "", "sum"],
+        domain="com.microsoft",
+        epsilon=1e-12,
+    )
+    shape = ["b", "s", h]
+    graph = helper.make_graph(
+        [node],
+        "sln",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in ("x", "skip")],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in ("y", "sum")],
+        inits,
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    return helper.make_model(graph, opset_imports=opsets)
+
+
+def test_split_skip_layer_norm_gives_the_fused_kernels_numbers():
+    model = skip_layer_norm_model()
+    rng = np.random.default_rng(3)
+    feed = {n: rng.normal(size=(2, 7, 16)).astype(np.float32) for n in ("x", "skip")}
+
+    def outputs(m: onnx.ModelProto) -> list[np.ndarray]:
+        session = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        return session.run(None, feed)
+
+    fused = outputs(model)
+    bias = numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == "bias"))
+    np.testing.assert_allclose(fused[1], feed["x"] + feed["skip"] + bias, atol=1e-5)
+    assert split_skip_layer_norms(model) == 1
+    assert [n.op_type for n in model.graph.node] == ["Add", "Add", "LayerNormalization"]
+    for got, want in zip(outputs(model), fused, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_split_skip_layer_norm_needs_opset_17():
+    model = skip_layer_norm_model()
+    model.opset_import[0].version = 16  # no LayerNormalization operator: left fused
+    assert split_skip_layer_norms(model) == 0
+    assert [n.op_type for n in model.graph.node] == ["SkipLayerNormalization"]
 
 
 def int8_weights(model: onnx.ModelProto) -> list[np.ndarray]:
