@@ -86,8 +86,26 @@ SCHEMES = {
 }
 # What --quantize auto tries, fastest first on the AVX2 CPU it was measured on (README, "Choosing
 # the int8 scheme"): the first that passes the gate wins, else fp32. int8-dynamic is not in the
-# list: it cannot pass the batch-invariance gate.
-AUTO_ORDER = ("int8", "int8-blockwise")
+# list: it cannot pass the batch-invariance gate. "int8-mixed" is int8 with the MatMuls that hurt
+# fidelity most kept in fp32, chosen by measurement (models_bake.bake: mixed_precision_search).
+MIXED = "int8-mixed"
+AUTO_ORDER = ("int8", MIXED, "int8-blockwise")
+MIXED_MAX_KEPT = 3  # past three fp32 MatMuls the blockwise scheme is the better trade
+
+
+def rowwise_weights(path: Path) -> list[str]:
+    """The weight names of the MatMuls the per-row rewrite quantizes, in graph order."""
+    import onnx
+    from onnx import TensorProto
+
+    model = onnx.load(str(path), load_external_data=False)
+    inits = {i.name: i for i in model.graph.initializer}
+    names = []
+    for node in model.graph.node:
+        w = inits.get(node.input[1]) if node.op_type == "MatMul" else None
+        if w is not None and len(w.dims) == 2 and w.data_type == TensorProto.FLOAT:
+            names.append(w.name)
+    return names
 
 
 def fuse_transformer(
