@@ -38,8 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         choices=["int8", "int8-dynamic", "int8-blockwise", "auto", "none"],
         default="int8",
         help="int8: per-row dynamic, batch-invariant (default); int8-dynamic: per-batch scales, "
-        "not batch-invariant; int8-blockwise: weight-only MatMulNBits; auto: the fastest scheme "
-        "that passes the gate, else fp32; none: fp32",
+        "not batch-invariant; int8-blockwise: weight-only MatMulNBits; auto: the fastest that "
+        "passes the gate of int8, int8-mixed (the MatMuls that hurt most kept fp32) and "
+        "int8-blockwise, else fp32; none: fp32",
     )
     parser.add_argument(
         "--gate",

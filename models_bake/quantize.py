@@ -1,6 +1,6 @@
 """Graph optimisation (ONNX Runtime's transformer fusion) and int8 quantization.
 
-Three schemes, chosen by measurement on CPU (README, "Choosing the int8 scheme"; the numbers come
+The schemes, chosen by measurement on CPU (README, "Choosing the int8 scheme"; the numbers come
 from ``python bench/quant_schemes.py``); every bake records the one it used in its manifest:
 
 - ``int8`` (default): per-row dynamic int8. Each MatMul's activation rows are scaled by their own
@@ -14,6 +14,9 @@ from ``python bench/quant_schemes.py``); every bake records the one it used in i
 - ``int8-dynamic``: ``quantize_dynamic`` of the fused graph (QAttention, DynamicQuantizeMatMul),
   int8 weights: one activation scale per tensor, computed over the whole batch at run time, so a
   text's vector moves with its batch. The default before issue 10.
+- ``int8-mixed`` (``--quantize auto`` only, after ``int8`` misses the gate): ``int8`` with the one
+  to three MatMuls that hurt fidelity most, measured one by one, kept in fp32
+  (``models_bake.bake.mixed_precision_search``).
 - ``int8-blockwise``: weight-only blockwise int8 (``MatMulNBits``, blocks of 32, int8 compute with
   activations quantized per row and block). Closest to fp32 and batch-independent; slow on CPU.
 
@@ -90,7 +93,9 @@ SCHEMES = {
 # fidelity most kept in fp32, chosen by measurement (models_bake.bake: mixed_precision_search).
 MIXED = "int8-mixed"
 AUTO_ORDER = ("int8", MIXED, "int8-blockwise")
-MIXED_MAX_KEPT = 3  # past three fp32 MatMuls the blockwise scheme is the better trade
+# A bound on that search (each try is one more quantization and measurement); past it auto moves
+# on to int8-blockwise.
+MIXED_MAX_KEPT = 3
 
 
 def rowwise_weights(path: Path) -> list[str]:
