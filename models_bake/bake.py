@@ -320,7 +320,12 @@ def bake(
 
         for label, candidate in candidates:
             if label == q.MIXED:
-                weights = q.rowwise_weights(fp32)
+                graph = fp32  # the weights' names as the default scheme's graph has them
+                if candidate.fused:
+                    graph, _ = _fuse(
+                        description, fetched, fp32, staging, candidate.multi_head_attention
+                    )
+                weights = q.rowwise_weights(graph)
                 if not weights:
                     failures.append(f"{label}: no MatMul to keep in fp32")
                     continue
