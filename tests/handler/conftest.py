@@ -216,7 +216,7 @@ def extra_models(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, ima
     sources, beside links to the repository's baked dense and sparse models. Yields the dir."""
     import sys
 
-    from kettle.registry import ModelDescription, Source, register_model, unregister_model
+    from kettle.registry import register_model, unregister_model
     from models_bake.bake import bake
 
     convert = str(REPO / "tests" / "convert")
@@ -231,30 +231,10 @@ def extra_models(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, ima
     colbert_src = tmp_path_factory.mktemp("colbert-src")
     colbert.write_checkpoint(colbert_src)
     descriptions = [
-        ModelDescription(
-            name=IMAGE_MODEL,
-            kind="image",
-            dim=image_helpers.DIM,
-            pooling="none",
-            normalize=True,
-            max_length=0,
-            sources=(Source("local", str(image_src), onnx_file="model.onnx"),),
-            license="test",
-            description="tiny image encoder, for the handler tests",
-            architecture="onnx",
+        image_helpers.description(
+            IMAGE_MODEL, image_src, "tiny image encoder, for the handler tests"
         ),
-        ModelDescription(
-            name=COLBERT,
-            kind="late_interaction",
-            dim=colbert.DIM,
-            pooling="token",
-            normalize=True,
-            max_length=colbert.MAX_LENGTH,
-            sources=(Source("local", str(colbert_src)),),
-            license="test",
-            description="random ColBERT, for the handler tests",
-            extra={"query_length": colbert.QUERY_LENGTH},
-        ),
+        colbert.description(COLBERT, colbert_src, "random ColBERT, for the handler tests"),
     ]
     out = tmp_path_factory.mktemp("extra-models")
     cache = tmp_path_factory.mktemp("extra-models-cache")

@@ -15,6 +15,24 @@ import numpy as np
 CHANNELS, DIM = 8, 16
 FIXTURE = Path(__file__).with_name("fixtures") / "fastembed"  # tools/make_image_fixture.py
 
+
+def description(name: str, source_dir: Path, text: str = "built by tests/image", **kw):
+    """The registry description of an encoder ``write_model_dir`` wrote into ``source_dir``;
+    ``kw`` overrides fields (kind, dim, pooling, max_length, ...)."""
+    from kettle.registry import ModelDescription, Source
+
+    fields = {"kind": "image", "dim": DIM, "pooling": "none", "max_length": 0} | kw
+    return ModelDescription(
+        name=name,
+        normalize=True,
+        sources=(Source("local", str(source_dir), onnx_file="model.onnx"),),
+        license="test",
+        description=text,
+        architecture="onnx",
+        **fields,
+    )
+
+
 CLIP_LIKE = {
     "image_processor_type": "CLIPImageProcessor",
     "do_convert_rgb": True,

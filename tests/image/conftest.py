@@ -7,26 +7,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from _image_model import CLIP_LIKE, DIM, FIXTURE, write_model_dir
+from _image_model import CLIP_LIKE, FIXTURE, description, write_model_dir
 
-from kettle.registry import ModelDescription, Source, register_model, unregister_model
+from kettle.registry import register_model, unregister_model
 from models_bake.bake import BakeResult, bake
-
-
-def describe(name: str, source_dir: Path, kind: str = "image", dim: int = DIM, **kw):
-    return ModelDescription(
-        name=name,
-        kind=kind,
-        dim=dim,
-        pooling=kw.pop("pooling", "none"),
-        normalize=True,
-        max_length=kw.pop("max_length", 0),
-        sources=(Source("local", str(source_dir), onnx_file="model.onnx"),),
-        license="test",
-        description="built by tests/image",
-        architecture="onnx",
-        **kw,
-    )
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +21,7 @@ def bake_local(tmp_path_factory) -> Iterator[Callable[..., BakeResult]]:
     cache = tmp_path_factory.mktemp("bake-cache")
 
     def run(name: str, source_dir: Path, quantize: str = "none", min_cosine: float = 0.99, **kw):
-        register_model(describe(name, source_dir, **kw))
+        register_model(description(name, source_dir, **kw))
         names.append(name)
         out = tmp_path_factory.mktemp("models")
         return bake(name, out=out, quantize=quantize, min_cosine=min_cosine, cache=cache)

@@ -30,6 +30,26 @@ assert len(VOCAB_LIST) <= VOCAB and len(set(VOCAB_LIST)) == len(VOCAB_LIST)
 IDS = {token: i for i, token in enumerate(VOCAB_LIST)}
 
 
+def description(
+    name: str, source: Path, text: str = "random ColBERT built by tests/late_interaction"
+):
+    """The registry description of the checkpoint ``write_checkpoint`` wrote into ``source``."""
+    from kettle.registry import ModelDescription, Source
+
+    return ModelDescription(
+        name=name,
+        kind="late_interaction",
+        dim=DIM,
+        pooling="token",
+        normalize=True,
+        max_length=MAX_LENGTH,
+        sources=(Source("local", str(source)),),
+        license="test",
+        description=text,
+        extra={"query_length": QUERY_LENGTH},
+    )
+
+
 def write_checkpoint(directory: Path, seed: int = 5, projection: bool = True) -> tuple:
     """config.json, model.safetensors (bert.* + linear.weight) and tokenizer.json."""
     cfg = make_config("HF_ColBERT")

@@ -10,13 +10,14 @@ from _colbert_tiny import (
     IDS,
     MAX_LENGTH,
     QUERY_LENGTH,
+    description,
     reference_document,
     reference_query,
     write_checkpoint,
 )
 
 from kettle.late_interaction import LateInteractionTextEmbedding, maxsim
-from kettle.registry import ModelDescription, Source, register_model, unregister_model
+from kettle.registry import register_model, unregister_model
 from models_bake.bake import bake
 
 NAME = "test/colbert-tiny"
@@ -31,21 +32,6 @@ QUERIES = ["cat on a mat?", "maxsim", "what does bread need"]
 ATOL = 1e-4
 
 
-def describe(source, name=NAME) -> ModelDescription:
-    return ModelDescription(
-        name=name,
-        kind="late_interaction",
-        dim=DIM,
-        pooling="token",
-        normalize=True,
-        max_length=MAX_LENGTH,
-        sources=(Source("local", str(source)),),
-        license="test",
-        description="random ColBERT built by tests/late_interaction",
-        extra={"query_length": QUERY_LENGTH},
-    )
-
-
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     directory = tmp_path_factory.mktemp("colbert-ckpt")
@@ -55,7 +41,7 @@ def checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def baked(checkpoint, tmp_path_factory):
-    register_model(describe(checkpoint[0]))
+    register_model(description(NAME, checkpoint[0]))
     out = tmp_path_factory.mktemp("models")
     cache = tmp_path_factory.mktemp("cache")
     yield bake(NAME, out=out, quantize="none", cache=cache)
@@ -171,7 +157,7 @@ def test_bad_input_names_the_item(model):
 
 def test_int8_bake_reports_token_fidelity(checkpoint, tmp_path):
     name = NAME + "-int8"
-    register_model(describe(checkpoint[0], name))
+    register_model(description(name, checkpoint[0]))
     try:
         # Random weights: retrieval is near chance, so its nDCG ratio is noise; gate it loosely.
         result = bake(
@@ -195,7 +181,7 @@ def test_int8_bake_reports_token_fidelity(checkpoint, tmp_path):
 def test_checkpoint_without_projection_is_refused(tmp_path):
     write_checkpoint(tmp_path / "ckpt", projection=False)
     name = NAME + "-noproj"
-    register_model(describe(tmp_path / "ckpt", name))
+    register_model(description(name, tmp_path / "ckpt"))
     try:
         with pytest.raises(KeyError, match="linear.weight"):
             bake(name, out=tmp_path / "m", quantize="none", cache=tmp_path)

