@@ -106,6 +106,19 @@ def _log(operation: str, texts: int, tokens: int) -> None:
     logger.info(operation, extra={"texts": texts, "tokens": tokens})
 
 
+def _dense_inputs(
+    request: EmbedRequest | EmbedAllRequest, kind: str | None
+) -> tuple[list[str], Any, str | None, str | None]:
+    """TEI's checks that /embed and /embed_all share: (texts, the dense model, kind, named
+    prompt) once the count, truncation_direction and prompt_name have passed."""
+    settings = Settings.from_env()
+    texts = as_list(request.inputs)
+    check_count(texts, "inputs", settings)
+    _right_only(request.truncation_direction, request.truncate)
+    model = model_for("dense", settings)
+    return (texts, model, *_prompt(model, kind, request.prompt_name))
+
+
 @router.post(
     "/embed",
     operation_id="embed",
@@ -113,12 +126,7 @@ def _log(operation: str, texts: int, tokens: int) -> None:
     responses=responses(list[list[float]], *_TEXT_ERRORS, "text_too_long", "response_too_large"),
 )
 def embed(request: EmbedRequest):
-    settings = Settings.from_env()
-    texts = as_list(request.inputs)
-    check_count(texts, "inputs", settings)
-    _right_only(request.truncation_direction, request.truncate)
-    model = model_for("dense", settings)
-    kind, prompt = _prompt(model, request.kind, request.prompt_name)
+    texts, model, kind, prompt = _dense_inputs(request, request.kind)
     with timed("InferenceLatency"), named("inputs", model):
         embedded = model.embed_with_usage(
             texts,
@@ -293,12 +301,7 @@ def embed_multi(request: EmbedMultiRequest):
     ),
 )
 def embed_all(request: EmbedAllRequest):
-    settings = Settings.from_env()
-    texts = as_list(request.inputs)
-    check_count(texts, "inputs", settings)
-    _right_only(request.truncation_direction, request.truncate)
-    model = model_for("dense", settings)
-    kind, prompt = _prompt(model, None, request.prompt_name)
+    texts, model, kind, prompt = _dense_inputs(request, None)
     with timed("InferenceLatency"):
         try:
             with named("inputs", model):  # kettle's input errors -> ApiErrors naming the item
