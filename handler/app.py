@@ -31,7 +31,7 @@ from handler.settings import Settings
 
 # isort: split
 # The dense model starts loading now; its session builds in a thread while the routes import.
-from handler import preload
+from handler import preload  # noqa: F401 - imported for that start
 
 # isort: split
 from handler import api
@@ -68,7 +68,7 @@ def _snapstart_init() -> bool:
 
 
 SNAPSTART_INIT = _snapstart_init()
-preload.wait()  # init ends with the dense model loaded (or its error left to the first request)
+MODELS.wait()  # init ends with the dense model loaded (or its error left to the first request)
 
 
 def route(event: Any) -> str:

@@ -1,6 +1,6 @@
 """Init's model load, begun before the routes import: handler.app imports this module after
-handler.models and before handler.api, and waits (``wait``) at the end of its own import, so init
-ends with the configured dense model loaded, as under SnapStart.
+handler.models and before handler.api, and waits for it (``MODELS.wait``) at the end of its own
+import, so init ends with the configured dense model loaded, as under SnapStart.
 
 Here kettle's class for the model is imported; a background thread (ModelCache.start) then finds
 the bake, checks its files against the manifest, reads the tokenizer and builds the ONNX Runtime
@@ -21,11 +21,3 @@ from handler.settings import Settings, SettingsError
 
 with contextlib.suppress(SettingsError):  # the first request reads the settings again and says
     MODELS.start("dense", Settings.from_env())
-
-
-def wait() -> None:
-    """Until the session build begun here has ended."""
-    MODELS.wait()
-
-
-__all__ = ["wait"]
