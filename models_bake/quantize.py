@@ -101,16 +101,21 @@ MIXED_MAX_KEPT = 3
 def rowwise_weights(path: Path) -> list[str]:
     """The weight names of the MatMuls the per-row rewrite quantizes, in graph order."""
     import onnx
-    from onnx import TensorProto
 
     model = onnx.load(str(path), load_external_data=False)
     inits = {i.name: i for i in model.graph.initializer}
-    names = []
-    for node in model.graph.node:
-        w = inits.get(node.input[1]) if node.op_type == "MatMul" else None
-        if w is not None and len(w.dims) == 2 and w.data_type == TensorProto.FLOAT:
-            names.append(w.name)
-    return names
+    return [w.name for node in model.graph.node if (w := _rowwise_weight(node, inits)) is not None]
+
+
+def _rowwise_weight(node, inits: dict):
+    """The constant 2-D float weight of a MatMul node (what the per-row rewrite quantizes), or
+    None for any other node."""
+    from onnx import TensorProto
+
+    w = inits.get(node.input[1]) if node.op_type == "MatMul" else None
+    if w is None or len(w.dims) != 2 or w.data_type != TensorProto.FLOAT:
+        return None
+    return w
 
 
 def fuse_transformer(
@@ -352,8 +357,8 @@ def rowwise_matmuls(
     make = helper.make_node
     nodes, done, rows = [], 0, {}
     for node in graph.node:
-        w = inits.get(node.input[1]) if node.op_type == "MatMul" else None
-        if w is None or len(w.dims) != 2 or w.name in keep or w.data_type != TensorProto.FLOAT:
+        w = _rowwise_weight(node, inits)
+        if w is None or w.name in keep:
             nodes.append(node)
             continue
         weights = numpy_helper.to_array(w).astype(np.float32)

@@ -1,5 +1,6 @@
 """Text routes: /embed (TEI), /v1/embeddings (OpenAI), /embed_sparse, /rerank, /embed_multi,
-/tokenize, and TEI's /similarity, /decode, /embed_all and /predict. Each checks its limits, asks kettle for vectors and token counts, and answers JSON."""
+/tokenize, and TEI's /similarity, /decode, /embed_all and /predict. Each checks its limits, asks
+kettle for vectors and token counts, and answers JSON."""
 
 from __future__ import annotations
 
