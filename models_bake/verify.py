@@ -20,14 +20,17 @@ import numpy as np
 
 EVAL_TEXTS = Path(__file__).with_name("eval_texts.json")
 EVAL_RETRIEVAL = Path(__file__).with_name("eval_retrieval.json")
-# Lowest accepted value of each figure; the mean cosine's comes from --min-cosine. The issue-10
-# targets (mean >= 0.995, min >= 0.98) are what the default scheme is measured against in README.
+# Lowest accepted value of each figure; the mean cosine's comes from --min-cosine.
 GATES = {
     "min_cosine": 0.95,
     "top10_agreement": 0.85,
     "batch_invariance_min_cosine": 0.9999,
     "ndcg_ratio": 0.99,
 }
+# Issue 10's targets, stricter than the defaults: `make models` gates its bakes with them (the
+# Makefile's TARGET_GATES spells them as flags) and bench/quant_schemes.py's gate column uses them.
+TARGET_MEAN_COSINE = 0.995
+TARGET_GATES = {"min_cosine": 0.98}
 # Batch invariance embeds texts one at a time (the slow path): the first ALONE texts of the set,
 # which are every hand-written category (all lengths, scripts, the empty text) and some documents.
 ALONE = 128
