@@ -22,19 +22,17 @@ from aws_lambda_powertools.event_handler import (
     Response,
 )
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
-from aws_lambda_powertools.event_handler.openapi.exceptions import ValidationException
 
-from handler import body
+from handler import body, openapi
+from handler.body import json_type
 from handler.errors import INTERNAL_MESSAGE, ApiError, error_body
-from handler.middleware import request_context, request_id_of
+from handler.middleware import request_body, request_context, request_id_of
 from handler.models import ModelFilesError, ModelNotConfiguredError, ModelUnavailableError
 from handler.observability import count, logger
 from handler.routes import image, meta, search, text
 from handler.routes.common import JSON
-from handler.schemas import json_type
 from handler.settings import Settings
 
-TITLE = "kettle"
 ROUTERS = (text.router, image.router, meta.router, search.router)
 
 
@@ -46,81 +44,24 @@ def error_response(exc: ApiError, request_id: str | None) -> Response:
     return Response(exc.status, JSON, payload, headers=headers)
 
 
-def _field_path(error: dict[str, Any]) -> str:
-    """("body", "inputs", 2) -> "inputs[2]"; an "index" in the error's ctx adds the item. Union
-    branch tags pydantic adds to a location ("str", "function-before[...]") are dropped."""
-    loc = list(error.get("loc", ()))
-    if loc and loc[0] == "body":
-        loc = loc[1:]
-    parts: list[str] = []
-    for part in loc:
-        if isinstance(part, int) and parts:
-            parts[-1] += f"[{part}]"
-        elif isinstance(part, str) and parts and (part.endswith("]") or part in _BRANCH_TAGS):
-            continue
-        else:
-            parts.append(str(part))
-    ctx = error.get("ctx") or {}
-    if "index" in ctx and parts:  # an index, or a list of them for nested items
-        index = ctx["index"]
-        parts[-1] += "".join(f"[{i}]" for i in (index if isinstance(index, list) else [index]))
-    return ".".join(parts)
-
-
-_BRANCH_TAGS = {"str", "int", "bool", "list", "none", "literal"}
-
-
-def validation_error(exc: ValidationException) -> ApiError:
-    """Powertools' validation errors (pydantic's, and its own json_invalid) as one ApiError."""
-    errors = list(exc.errors())
-    invalid = next((e for e in errors if e.get("type") == "json_invalid"), None)
-    if invalid is not None:
-        position = (invalid.get("loc") or ("body", "?"))[-1]
-        reason = (invalid.get("ctx") or {}).get("error", "invalid JSON")
-        message = f"the request body is not valid JSON: {reason} at character {position}"
-        return ApiError("json_invalid", message, "body")
-    details = []
-    for e in errors:
-        field = _field_path(e)
-        kind = e.get("type")
-        if kind == "missing" and not field:
-            message = "the request body is missing: send a JSON object"
-        elif kind == "missing":
-            message = f"{field} is required"
-        elif kind == "extra_forbidden":
-            message = f"{field} is not a field of this request"
-        elif kind in {"model_type", "model_attributes_type", "dict_type"} and not field:
-            message = f"the request body must be a JSON object, not {json_type(e.get('input'))}"
-        else:
-            msg = str(e.get("msg", "invalid"))
-            message = msg if field and msg.startswith(field.split("[")[0]) else f"{field}: {msg}"
-        details.append({"field": field or "body", "message": message, "type": kind})
-    first = details[0] if details else {"field": "body", "message": "invalid request"}
-    code = "invalid_text" if errors and errors[0].get("type") == "invalid_text" else None
-    return ApiError(code or "validation_error", first["message"], first["field"], details)
-
-
 # ---- the resolvers -------------------------------------------------------------------------------
 def _build(cls: type[ApiGatewayResolver]) -> ApiGatewayResolver:
     """A resolver of ``cls`` with every router, the middleware and the error handlers."""
-    # Routes return Response objects and carry no return annotation: Powertools would validate the
-    # body against it (each route's schema lives in its `responses=` instead).
-    app = cls(enable_validation=True, json_body_deserializer=body.parse)
+    # No enable_validation: it imports pydantic and Powertools' OpenAPI models on every cold
+    # start. request_body checks the body instead (handler.validation) and hands it to the route;
+    # the OpenAPI document still comes from the routes' signatures (handler.openapi).
+    app = cls(json_body_deserializer=body.parse)
     for router in ROUTERS:
         app.include_router(router)
-    app.use(middlewares=[request_context])
+    app.use(middlewares=[request_context, request_body])
 
     @app.get("/openapi.json", include_in_schema=False)
     def _openapi():
-        return Response(200, JSON, app.get_openapi_json_schema(title=TITLE, version=_version()))
+        return Response(200, JSON, openapi.document(app))
 
     @app.get("/docs", include_in_schema=False)
     def _docs():
-        return Response(200, "text/html", swagger_html(app))
-
-    @app.exception_handler(ValidationException)
-    def _invalid(exc: ValidationException):
-        return error_response(validation_error(exc), request_id_of(app))
+        return Response(200, "text/html", openapi.swagger_html(app))
 
     @app.exception_handler(ApiError)
     def _api_error(exc: ApiError):
@@ -151,28 +92,6 @@ def _build(cls: type[ApiGatewayResolver]) -> ApiGatewayResolver:
         return error_response(ApiError("no_route", message), request_id_of(app))
 
     return app
-
-
-def swagger_html(app: ApiGatewayResolver) -> str:
-    """Swagger UI over this API's OpenAPI document, built on request: Powertools' enable_swagger
-    imports its OpenAPI models (~0.1 s) when it registers the route, on every cold start."""
-    from pathlib import Path
-
-    import aws_lambda_powertools.event_handler as event_handler
-    from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_swagger_html
-
-    assets = Path(event_handler.__file__).parent / "openapi" / "swagger_ui"
-    js = (assets / "swagger-ui-bundle.min.js").read_text(encoding="utf-8")
-    css = (assets / "swagger-ui.min.css").read_text(encoding="utf-8")
-    spec = app.get_openapi_json_schema(title=TITLE, version=_version())
-    # "</" escaped so the document cannot close the page's <script> element.
-    return generate_swagger_html(spec.replace("</", "<\\/"), js, css, "", None)
-
-
-def _version() -> str:
-    from kettle import __version__
-
-    return __version__
 
 
 http_app = _build(APIGatewayHttpResolver)  # payload 2.0: HTTP API, function URLs

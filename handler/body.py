@@ -17,7 +17,22 @@ import sys
 from typing import Any
 
 from handler.errors import ApiError
-from handler.schemas import HugeNumber, json_type
+
+
+class HugeNumber:
+    """An integer literal past Python's 4,300-digit limit, kept as this marker by the parser so
+    validation names the field it is in (a number where a string, bool or small int belongs)."""
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a parsed value, for messages (never a Python repr)."""
+    names = {bool: "a boolean", int: "a number", float: "a number", dict: "an object"}
+    names.update({list: "a list", type(None): "null", str: "a string", HugeNumber: "a number"})
+    return names.get(type(value), "a value of another type")
+
 
 MAX_DEPTH = 32  # every request nests 3 deep at most; 32 leaves clients room for their own fields
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
@@ -95,4 +110,4 @@ def parse(text: str) -> dict[str, Any]:
     return value
 
 
-__all__ = ["MAX_DEPTH", "decode", "nesting_depth", "parse"]
+__all__ = ["MAX_DEPTH", "HugeNumber", "decode", "json_type", "nesting_depth", "parse"]

@@ -10,28 +10,17 @@ API enforces.
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from handler.body import json_type
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-class HugeNumber:
-    """An integer literal past Python's 4,300-digit limit, kept as this marker by the body parser
-    so validation names the field it is in (a number where a string, bool or small int belongs)."""
-
-    def __init__(self, digits: int) -> None:
-        self.digits = digits
-
-
-def json_type(value: Any) -> str:
-    """The JSON name of a parsed value, for messages (never a Python repr)."""
-    names = {bool: "a boolean", int: "a number", float: "a number", dict: "an object"}
-    names.update({list: "a list", type(None): "null", str: "a string", HugeNumber: "a number"})
-    return names.get(type(value), "a value of another type")
 
 
 def surrogate_problem(text: str) -> str | None:
@@ -456,7 +445,37 @@ class SearchResponse(_Response):
     mode: SearchMode
 
 
+# ---- the requests' JSON schemas, for the request path ---------------------------------------
+REQUEST_MODELS = (
+    "EmbedRequest",
+    "OpenAIEmbeddingRequest",
+    "SparseRequest",
+    "RerankRequest",
+    "EmbedImageRequest",
+    "EmbedMultiRequest",
+    "DecodeRequest",
+    "SimilarityRequest",
+    "EmbedAllRequest",
+    "PredictRequest",
+    "TokenizeRequest",
+    "SearchRequest",
+)
+SCHEMAS_FILE = Path(__file__).with_name("request_schemas.json")
+
+
+def request_schemas() -> dict[str, Any]:
+    """Each request model's JSON schema (validation mode): what handler.validation checks a body
+    against without importing pydantic, written to request_schemas.json by
+    ``python -m handler.schemas``; a test holds the file to these models."""
+    return {name: globals()[name].model_json_schema(mode="validation") for name in REQUEST_MODELS}
+
+
+def schemas_json() -> str:
+    return json.dumps(request_schemas(), indent=1, sort_keys=True, ensure_ascii=True) + "\n"
+
+
 __all__ = [
+    "REQUEST_MODELS",
     "DecodeRequest",
     "EmbedAllRequest",
     "EmbedImageRequest",
@@ -465,7 +484,6 @@ __all__ = [
     "Embedding",
     "ErrorResponse",
     "Health",
-    "HugeNumber",
     "ModelList",
     "OpenAIEmbeddingRequest",
     "OpenAIEmbeddingResponse",
@@ -485,6 +503,10 @@ __all__ = [
     "Texts",
     "Token",
     "TokenizeRequest",
-    "json_type",
     "surrogate_problem",
 ]
+
+
+if __name__ == "__main__":  # python -m handler.schemas: rewrite request_schemas.json
+    SCHEMAS_FILE.write_text(schemas_json(), encoding="utf-8")
+    print(f"wrote {SCHEMAS_FILE}")

@@ -12,7 +12,6 @@ from aws_lambda_powertools.event_handler import Response
 
 from handler.errors import ERRORS, ApiError
 from handler.models import MODELS, ModelUnavailableError
-from handler.schemas import ErrorResponse
 from handler.settings import Settings
 
 LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024 - 1024  # Lambda's 6 MB synchronous response, less headers
@@ -115,18 +114,37 @@ def json_response(payload: Any, status: int = 200) -> Response:
     return Response(status_code=status, content_type=JSON, body=body)
 
 
-def responses(model: Any, *codes: str) -> dict[int, dict[str, Any]]:
+def responses(model: str | None, *codes: str) -> dict[int, dict[str, Any]]:
     """An OpenAPI ``responses=`` for a route: its 200 body and the 4xx/5xx answers its error
-    codes can give, each with the one error shape."""
+    codes can give, each with the one error shape. ``model`` is the 200 body's type as written
+    in handler.schemas ("list[SparseVector]"): resolved when the document is first built
+    (resolve_responses), so importing the routes costs no pydantic."""
     out: dict[int, dict[str, Any]] = {200: {"description": "OK"}}
     if model is not None:
-        out[200]["content"] = {JSON: {"model": model}}
+        out[200]["content"] = {JSON: _content(model)}
     statuses: dict[int, list[str]] = {}
     for code in ("json_invalid", "body_not_object", "validation_error", *codes, "internal_error"):
         statuses.setdefault(ERRORS[code][0], []).append(code)
     for status, names in sorted(statuses.items()):
         out[status] = {
             "description": "error codes: " + ", ".join(names),
-            "content": {JSON: {"model": ErrorResponse}},
+            "content": {JSON: _content("ErrorResponse")},
         }
     return out
+
+
+_UNRESOLVED: list[dict[str, Any]] = []  # content entries whose "model" is still a type's text
+
+
+def _content(model: str) -> dict[str, Any]:
+    entry = {"model": model}
+    _UNRESOLVED.append(entry)
+    return entry
+
+
+def resolve_responses(namespace: dict[str, Any]) -> None:
+    """Turn every ``responses`` type text into its type, evaluated in ``namespace`` (handler.schemas'),
+    as typing.get_type_hints evaluates string annotations: the texts are this package's own."""
+    while _UNRESOLVED:
+        entry = _UNRESOLVED.pop()
+        entry["model"] = eval(entry["model"], dict(namespace))  # noqa: S307

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -28,8 +28,10 @@ from handler.routes.common import (
     named,
     responses,
 )
-from handler.schemas import EmbedImageRequest
 from handler.settings import Settings
+
+if TYPE_CHECKING:  # by name: handler.validation checks the body
+    from handler.schemas import EmbedImageRequest
 
 router = Router()
 
@@ -168,7 +170,7 @@ def _decoded_images(sources: list[bytes | tuple[str, str]], settings: Settings) 
     operation_id="embedImage",
     summary="Image embeddings (base64 or s3:// images), one normalised vector each",
     responses=responses(
-        list[list[float]],
+        "list[list[float]]",
         "too_many_texts",
         "invalid_image",
         "image_not_found",

@@ -7,7 +7,6 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from handler.models import MODELS, describe_baked, files_problem
 from handler.routes.common import json_response, responses
-from handler.schemas import Health, ModelList
 from handler.settings import Settings
 
 router = Router()
@@ -17,7 +16,7 @@ router = Router()
     "/models",
     operation_id="listModels",
     summary="Baked models and which are loaded",
-    responses={200: responses(ModelList)[200]},
+    responses={200: responses("ModelList")[200]},
 )
 def list_models():
     settings = Settings.from_env()
@@ -43,10 +42,10 @@ def list_models():
     operation_id="health",
     summary="Liveness and model status: 503 when the dense model is not baked or its files differ",
     responses={
-        200: responses(Health)[200],
+        200: responses("Health")[200],
         503: {
             "description": "the model cannot be served",
-            "content": responses(Health)[200]["content"],
+            "content": responses("Health")[200]["content"],
         },
     },
 )

@@ -5,7 +5,7 @@ kettle for vectors and token counts, and answers JSON."""
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -24,24 +24,21 @@ from handler.routes.common import (
     quantized,
     responses,
 )
-from handler.schemas import (
-    DecodeRequest,
-    EmbedAllRequest,
-    EmbedMultiRequest,
-    EmbedRequest,
-    OpenAIEmbeddingRequest,
-    OpenAIEmbeddingResponse,
-    Prediction,
-    PredictRequest,
-    RankedText,
-    RerankRequest,
-    SimilarityRequest,
-    SparseRequest,
-    SparseVector,
-    Token,
-    TokenizeRequest,
-)
 from handler.settings import Settings
+
+if TYPE_CHECKING:  # the request models, by name: handler.validation checks the bodies
+    from handler.schemas import (
+        DecodeRequest,
+        EmbedAllRequest,
+        EmbedMultiRequest,
+        EmbedRequest,
+        OpenAIEmbeddingRequest,
+        PredictRequest,
+        RerankRequest,
+        SimilarityRequest,
+        SparseRequest,
+        TokenizeRequest,
+    )
 
 router = Router()
 _TEXT_ERRORS = ("too_many_texts", "invalid_text", "model_not_configured", "model_not_baked")
@@ -124,7 +121,7 @@ def _dense_inputs(
     "/embed",
     operation_id="embed",
     summary="Dense embeddings (text-embeddings-inference shape)",
-    responses=responses(list[list[float]], *_TEXT_ERRORS, "text_too_long", "response_too_large"),
+    responses=responses("list[list[float]]", *_TEXT_ERRORS, "text_too_long", "response_too_large"),
 )
 def embed(request: EmbedRequest):
     texts, model, kind, prompt = _dense_inputs(request, request.kind)
@@ -146,7 +143,7 @@ def embed(request: EmbedRequest):
     operation_id="createEmbedding",
     summary="OpenAI-compatible embeddings",
     responses=responses(
-        OpenAIEmbeddingResponse, *_TEXT_ERRORS, "model_not_found", "invalid_dimensions"
+        "OpenAIEmbeddingResponse", *_TEXT_ERRORS, "model_not_found", "invalid_dimensions"
     ),
 )
 def openai_embeddings(request: OpenAIEmbeddingRequest):
@@ -194,7 +191,7 @@ def openai_embeddings(request: OpenAIEmbeddingRequest):
     "/embed_sparse",
     operation_id="embedSparse",
     summary="Sparse (SPLADE) embeddings",
-    responses=responses(list[SparseVector], *_TEXT_ERRORS, "text_too_long"),
+    responses=responses("list[SparseVector]", *_TEXT_ERRORS, "text_too_long"),
 )
 def embed_sparse(request: SparseRequest):
     settings = Settings.from_env()
@@ -236,7 +233,7 @@ def _check_pair_lengths(model, firsts: list[int], seconds: list[int], names) -> 
     "/rerank",
     operation_id="rerank",
     summary="Rerank texts against a query, best first",
-    responses=responses(list[RankedText], *_TEXT_ERRORS, "text_too_long"),
+    responses=responses("list[RankedText]", *_TEXT_ERRORS, "text_too_long"),
 )
 def rerank(request: RerankRequest):
     settings = Settings.from_env()
@@ -275,7 +272,7 @@ def rerank(request: RerankRequest):
     "/embed_multi",
     operation_id="embedMulti",
     summary="Late-interaction (ColBERT) token vectors: per text, one vector per token",
-    responses=responses(list[list[list[float]]], *_TEXT_ERRORS, "text_too_long"),
+    responses=responses("list[list[list[float]]]", *_TEXT_ERRORS, "text_too_long"),
 )
 def embed_multi(request: EmbedMultiRequest):
     settings = Settings.from_env()
@@ -294,7 +291,7 @@ def embed_multi(request: EmbedMultiRequest):
     operation_id="embedAll",
     summary="TEI's /embed_all: the dense model's token vectors per text, before pooling",
     responses=responses(
-        list[list[list[float]]],
+        "list[list[list[float]]]",
         *_TEXT_ERRORS,
         "text_too_long",
         "response_too_large",
@@ -337,7 +334,9 @@ def _predict_pairs(inputs: str | list, name: str) -> tuple[list[tuple[str, str]]
     "/predict",
     operation_id="predict",
     summary="TEI's /predict with the cross-encoder: a score and label per [query, text] pair",
-    responses=responses(list[Prediction] | list[list[Prediction]], *_TEXT_ERRORS, "text_too_long"),
+    responses=responses(
+        "list[Prediction] | list[list[Prediction]]", *_TEXT_ERRORS, "text_too_long"
+    ),
 )
 def predict(request: PredictRequest):
     settings = Settings.from_env()
@@ -362,7 +361,7 @@ def predict(request: PredictRequest):
     "/similarity",
     operation_id="similarity",
     summary="TEI's /similarity: cosine similarity of source_sentence to each of sentences",
-    responses=responses(list[float], *_TEXT_ERRORS, "text_too_long"),
+    responses=responses("list[float]", *_TEXT_ERRORS, "text_too_long"),
 )
 def similarity(request: SimilarityRequest):
     settings = Settings.from_env()
@@ -398,7 +397,7 @@ def _similarity_error(exc: ApiError) -> ApiError:
     "/decode",
     operation_id="decode",
     summary="TEI's /decode: token ids -> text, with the dense model's tokenizer",
-    responses=responses(list[str], "model_not_configured", "model_not_baked"),
+    responses=responses("list[str]", "model_not_configured", "model_not_baked"),
 )
 def decode(request: DecodeRequest):
     settings = Settings.from_env()
@@ -425,7 +424,7 @@ def decode(request: DecodeRequest):
     "/tokenize",
     operation_id="tokenize",
     summary="Tokens of each input",
-    responses=responses(list[list[Token]], *_TEXT_ERRORS),
+    responses=responses("list[list[Token]]", *_TEXT_ERRORS),
 )
 def tokenize(request: TokenizeRequest):
     settings = Settings.from_env()

@@ -1,5 +1,6 @@
 """What a cold start of the API imports: not the X-Ray SDK (tracing off), not botocore or boto3,
-not the ingestion modules, not Powertools' OpenAPI models; and with tracing on, the Tracer wraps
+not the ingestion modules, not pydantic (a valid body is checked without it: handler.validation)
+nor Powertools' OpenAPI models; and with tracing on, the Tracer wraps
 the entry points. Each check is a fresh process."""
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ NOT_ON_THE_COLD_PATH = [
     "handler.search",  # /search's backends and the sinks: imported by its route's first call
     "handler.sinks",
     "aws_lambda_powertools.event_handler.openapi.models",
+    "aws_lambda_powertools.event_handler.middlewares.openapi_validation",
+    "pydantic",
+    "handler.schemas",  # the pydantic models: for invalid bodies and the OpenAPI document
     "aws_lambda_powertools.utilities.batch",
 ]
 
@@ -90,11 +94,12 @@ def test_with_tracing_on_the_entry_points_are_traced():
     assert off["xray"] is False
 
 
+# An invalid body: the first request that needs pydantic (a valid one never imports it).
 PLUGIN_SCAN = """
 import json, os, sys
 from handler.app import api_handler
 from handler.local import LocalContext, http_api_event
-event = http_api_event("POST", "/embed", {"content-type": "application/json"}, b'{"inputs": "tea"}')
+event = http_api_event("POST", "/embed", {"content-type": "application/json"}, b'{"inputs": ""}')
 status = api_handler(event, LocalContext())["statusCode"]
 from pydantic.plugin import _loader
 print(json.dumps({"status": status, "scanned": _loader._plugins is not None,
@@ -105,10 +110,10 @@ print(json.dumps({"status": status, "scanned": _loader._plugins is not None,
 def test_pydantic_plugins_are_not_scanned_unless_the_operator_asks(monkeypatch):
     monkeypatch.delenv("PYDANTIC_DISABLE_PLUGINS", raising=False)  # set here by an earlier import
     found = _fresh(PLUGIN_SCAN, POWERTOOLS_TRACE_DISABLED="true")
-    assert found == {"status": 200, "scanned": False, "setting": "__all__"}
+    assert found == {"status": 422, "scanned": False, "setting": "__all__"}
     # An operator's own setting is kept: "" lets pydantic look for plugins again.
     found = _fresh(PLUGIN_SCAN, POWERTOOLS_TRACE_DISABLED="true", PYDANTIC_DISABLE_PLUGINS="")
-    assert found == {"status": 200, "scanned": True, "setting": ""}
+    assert found == {"status": 422, "scanned": True, "setting": ""}
 
 
 THREADS = """
