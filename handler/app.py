@@ -22,19 +22,19 @@ import os
 import random
 from typing import Any
 
-import numpy as np
-from aws_lambda_powertools.logging import correlation_paths
-
-from handler.models import MODELS
-from handler.observability import logger, metrics, traced
-from handler.settings import Settings
-
 # isort: split
-# The dense model starts loading now; its session builds in a thread while the routes import.
+# The dense model starts loading first; its session builds in a thread while Powertools and the
+# routes import.
 from handler import preload  # noqa: F401 - imported for that start
 
 # isort: split
+import numpy as np
+from aws_lambda_powertools.logging import correlation_paths
+
 from handler import api
+from handler.models import MODELS
+from handler.observability import logger, metrics, traced
+from handler.settings import Settings
 
 
 class UnknownEventError(ValueError):

@@ -16,7 +16,6 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from handler.observability import logger
 from handler.settings import KINDS, Settings, model_variable
 
 MEMORY_PER_VCPU_MB = 1769  # Lambda: one vCPU's worth of CPU time per 1,769 MB of memory
@@ -216,6 +215,9 @@ class ModelCache:
             raise ModelFilesError(f"{name} cannot be served: {exc}", name) from None
         seconds = time.perf_counter() - started
         self.loads[(kind, name)] += 1
+        # Imported here: init's load starts before Powertools is imported (handler.preload).
+        from handler.observability import logger
+
         logger.info(
             "model loaded",
             extra={

@@ -1,6 +1,6 @@
-"""Init's model load, begun before the routes import: handler.app imports this module after
-handler.models and before handler.api, and waits for it (``MODELS.wait``) at the end of its own
-import, so init ends with the configured dense model loaded, as under SnapStart.
+"""Init's model load, begun before anything else imports: handler.app imports this module first
+(before numpy, Powertools and the routes), and waits for it (``MODELS.wait``) at the end of its
+own import, so init ends with the configured dense model loaded, as under SnapStart.
 
 Here kettle's class for the model is imported; a background thread (ModelCache.start) then finds
 the bake, checks its files against the manifest, reads the tokenizer and builds the ONNX Runtime
