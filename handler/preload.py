@@ -5,9 +5,11 @@ own import, so init ends with the configured dense model loaded, as under SnapSt
 Here kettle's class for the model is imported; a background thread (ModelCache.start) then finds
 the bake, checks its files against the manifest, reads the tokenizer and builds the ONNX Runtime
 session. Hashing and the session build run with the GIL released, beside the Python that imports
-Powertools' resolvers, pydantic and the routes: where a second CPU is free that time is hidden
+numpy, Powertools and the routes: where a second CPU is free that time is hidden
 (bench/cold_start.py). The thread imports only ONNX Runtime, which nothing else imports during
-init (two threads importing the same modules at once could meet in a cycle of module locks). A
+init (two threads importing the same modules at once could meet in a cycle of module locks), and,
+to log the load, handler.observability, which the main thread may still be importing (the thread
+waits for it; the main thread never waits on the thread's imports). A
 model that cannot load is left to the first request, which loads again and answers the error as
 it always did; under SnapStart, handler.app's init raises it as before.
 """
