@@ -507,6 +507,22 @@ __all__ = [
 ]
 
 
-if __name__ == "__main__":  # python -m handler.schemas: rewrite request_schemas.json
-    SCHEMAS_FILE.write_text(schemas_json(), encoding="utf-8")
+def main(argv: list[str] | None = None) -> int:
+    """python -m handler.schemas: rewrite request_schemas.json from the models (or --check it)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
+    args = parser.parse_args(argv)
+    current = schemas_json()
+    if args.check:
+        stale = SCHEMAS_FILE.read_text(encoding="utf-8") != current
+        print(f"{SCHEMAS_FILE}: {'stale' if stale else 'current'}")
+        return int(stale)
+    SCHEMAS_FILE.write_text(current, encoding="utf-8")
     print(f"wrote {SCHEMAS_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
