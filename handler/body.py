@@ -35,6 +35,7 @@ def json_type(value: Any) -> str:
 
 
 MAX_DEPTH = 32  # every request nests 3 deep at most; 32 leaves clients room for their own fields
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # JSON lets "\\ud800" through; tokenizers do not
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _MAX_DIGITS = sys.get_int_max_str_digits() or 4300
 
@@ -110,4 +111,12 @@ def parse(text: str) -> dict[str, Any]:
     return value
 
 
-__all__ = ["MAX_DEPTH", "HugeNumber", "decode", "json_type", "nesting_depth", "parse"]
+__all__ = [
+    "LONE_SURROGATE",
+    "MAX_DEPTH",
+    "HugeNumber",
+    "decode",
+    "json_type",
+    "nesting_depth",
+    "parse",
+]

@@ -11,21 +11,19 @@ API enforces.
 from __future__ import annotations
 
 import json
-import re
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from handler.body import json_type
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
+from handler.body import LONE_SURROGATE, json_type
+from handler.settings import MAX_CANDIDATES, MAX_QUERY_CHARS, MAX_TOP_K
+from handler.validation import SCHEMAS_FILE
 
 
 def surrogate_problem(text: str) -> str | None:
     """ "lone surrogate U+D800 at character 5", or None for text the tokenizer can take."""
-    found = _SURROGATE.search(text)
+    found = LONE_SURROGATE.search(text)
     if found is None:
         return None
     return f"lone surrogate U+{ord(found.group()):04X} at character {found.start()}"
@@ -304,9 +302,6 @@ class TokenizeRequest(_Request):
 
 
 # ---- /search (the backends: handler.search, imported by the route on its first call) ----------
-MAX_TOP_K = 100  # S3 Vectors' QueryVectors topK limit; Qdrant shares it here
-MAX_CANDIDATES = 1000
-MAX_QUERY_CHARS = 8192
 SearchMode = Literal["dense", "sparse", "hybrid"]
 
 
@@ -460,7 +455,6 @@ REQUEST_MODELS = (
     "TokenizeRequest",
     "SearchRequest",
 )
-SCHEMAS_FILE = Path(__file__).with_name("request_schemas.json")
 
 
 def request_schemas() -> dict[str, Any]:

@@ -18,16 +18,18 @@ A mode (or rerank) the configured sinks and models cannot serve is an ApiError
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from handler.errors import ApiError
 from handler.models import MODELS
-from handler.schemas import MAX_TOP_K, SearchRequest
-from handler.settings import Settings
+from handler.settings import MAX_TOP_K, Settings
 from handler.sinks import open_sink
 from handler.sinks.base import Hit, SinkThrottled, SinkWriteError
+
+if TYPE_CHECKING:  # the body arrives checked (handler.validation), as the model or its fields
+    from handler.schemas import SearchRequest
 
 SPARSE_NEEDS = "SPARSE_VECTORS=bm25, or SPARSE_VECTORS=model with KETTLE_SPARSE_MODEL"
 

@@ -29,6 +29,10 @@ DEFAULT_MAX_IMAGE_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_IMAGE_PIXELS = 50_000_000  # decoded width x height; a 50 MP image is ~150 MB as RGB
 DEFAULT_CHUNK_TOKENS = 256
 DEFAULT_CHUNK_OVERLAP = 32
+# /search's fixed limits (handler.schemas' SearchRequest holds a body to them)
+MAX_TOP_K = 100  # S3 Vectors' QueryVectors topK limit; Qdrant shares it here
+MAX_CANDIDATES = 1000
+MAX_QUERY_CHARS = 8192
 
 
 class SettingsError(ValueError):

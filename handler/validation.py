@@ -23,16 +23,14 @@ not pydantic's strict ones (1.0 as an integer); this subset is about a hundred l
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from handler.body import json_type
+from handler.body import LONE_SURROGATE, json_type
 from handler.errors import ApiError
 
 SCHEMAS_FILE = Path(__file__).with_name("request_schemas.json")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _SCHEMAS: dict[str, Any] = {}
 
 
@@ -103,7 +101,7 @@ def _value(schema: dict[str, Any], value: Any, defs: dict[str, Any]) -> Any:
     if kind == "string" and isinstance(value, str):
         if not schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", len(value)):
             raise _Declined
-        if _SURROGATE.search(value):
+        if LONE_SURROGATE.search(value):
             raise _Declined
         return value
     if kind == "boolean" and isinstance(value, bool):
