@@ -269,8 +269,18 @@ def bake(
         extra = dict(description.extra, bake_key=key)
         if info:
             extra["converter"] = info
+        fusions: dict[bool, tuple[Path, dict]] = {}
+
+        def fused_graph(multi_head_attention: bool = False) -> tuple[Path, dict]:
+            """The fp32 graph fused one way, once per bake (the mixed search asks ~20 times)."""
+            if multi_head_attention not in fusions:
+                fusions[multi_head_attention] = _fuse(
+                    description, fetched, fp32, staging, multi_head_attention
+                )
+            return fusions[multi_head_attention]
+
         # The fp32 reference (and the fp32 bake): Attention fused as one op, the fastest fp32 graph.
-        fused, stats = _fuse(description, fetched, fp32, staging)
+        fused, stats = fused_graph()
         onnx_io = _onnx_io(fused)
         ref_root = staging / "fp32"
         _write_model_dir(
@@ -294,9 +304,7 @@ def bake(
             unless ``record`` is false."""
             src, cand_stats = fp32, {}
             if candidate.fused:
-                src, cand_stats = _fuse(
-                    description, fetched, fp32, staging, candidate.multi_head_attention
-                )
+                src, cand_stats = fused_graph(candidate.multi_head_attention)
             int8 = staging / f"{label}.onnx"
             q.quantize_int8(src, int8, candidate)
             quantization = candidate.describe() | {
@@ -320,11 +328,8 @@ def bake(
 
         for label, candidate in candidates:
             if label == q.MIXED:
-                graph = fp32  # the weights' names as the default scheme's graph has them
-                if candidate.fused:
-                    graph, _ = _fuse(
-                        description, fetched, fp32, staging, candidate.multi_head_attention
-                    )
+                # the weights' names as the default scheme's graph has them
+                graph = fused_graph(candidate.multi_head_attention)[0] if candidate.fused else fp32
                 weights = q.rowwise_weights(graph)
                 if not weights:
                     failures.append(f"{label}: no MatMul to keep in fp32")
