@@ -87,8 +87,10 @@ def _parse_int(literal: str) -> int | HugeNumber:
 
 
 def parse(text: str) -> dict[str, Any]:
-    """The body's JSON object (the resolver's json_body_deserializer). json.JSONDecodeError for
-    text that is not JSON (Powertools answers it as json_invalid); ApiError for the rest."""
+    """The body's JSON object: what handler.middleware.request_body hands to validation (and
+    the resolvers' json_body_deserializer, so any other reader gets the same bounds).
+    json.JSONDecodeError for text that is not JSON (request_body answers it as json_invalid);
+    ApiError for the rest."""
     # Fast path: a body with few brackets cannot nest deeply (str.count is C speed).
     if text.count("[") + text.count("{") > MAX_DEPTH:
         depth = nesting_depth(text)

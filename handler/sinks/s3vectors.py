@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from handler.settings import MAX_TOP_K  # QueryVectors: topK at most 100 (/search's bound too)
 from handler.sinks.base import (
     EmbeddedSource,
     Hit,
@@ -36,7 +37,6 @@ MAX_VECTORS_PER_PUT = 500  # PutVectors: at most 500 vectors a request
 MAX_PUT_BYTES = 20 * 1024 * 1024  # ... and a 20 MiB payload
 MAX_DELETE_KEYS = 500  # DeleteVectors: at most 500 keys a request
 MAX_GET_KEYS = 100  # GetVectors: at most 100 keys a request
-MAX_TOP_K = 100  # QueryVectors: topK at most 100
 METADATA_LIMIT = 40 * 1024  # total metadata per vector
 FILTERABLE_LIMIT = 2 * 1024  # filterable metadata per vector
 NON_FILTERABLE_KEYS = ("text",)  # template.yaml's MetadataConfiguration says the same

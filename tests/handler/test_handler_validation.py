@@ -26,6 +26,18 @@ def test_request_schemas_json_is_generated_from_the_models():
     )
 
 
+def test_every_route_takes_a_model_the_check_knows():
+    from handler import api
+    from handler.middleware import request_model
+
+    taken = set()
+    for router in api.ROUTERS:
+        for func in router._routes.values():
+            if (name := request_model(func)) is not None:
+                taken.add(name)
+    assert taken == set(schemas.REQUEST_MODELS)
+
+
 # One ordinary body per request model: each must be accepted without pydantic.
 VALID = {
     "EmbedRequest": {"inputs": ["tea", "coffee"], "normalize": False, "dimensions": 8},
