@@ -2,8 +2,9 @@
 
 python bench/quant_schemes.py [MODEL] [--rounds N] [--threads 2] [--json OUT] [--md OUT] [--quick]
 
-Bakes MODEL's fp32 graph once, quantizes it with every scheme of models_bake.quantize.SCHEMES,
-measures each against fp32 with the bake's own gate figures (models_bake.verify: broad set, batch
+MODEL may be ``kettle-bench/random-cross-encoder-minilm-l6``, the random reranker of
+bench/sparse_rerank.py (timed on (query, passage) pairs). Bakes MODEL's fp32 graph once,
+quantizes it with every scheme of models_bake.quantize.SCHEMES, measures each against fp32 with the bake's own gate figures (models_bake.verify: broad set, batch
 invariance, nDCG@10 ratio) and times them interleaved (round after round, every model in turn,
 best round kept: the machine is shared) on the benchmark corpus (bench/corpus.py). int8 kernels
 differ by CPU (VNNI or not, arm64): run it on the machine you deploy to.
@@ -23,19 +24,40 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import corpus  # noqa: E402
+from bench import corpus, sparse_rerank  # noqa: E402
 from bench.machine import cpu_name  # noqa: E402
 from kettle.registry import get_model  # noqa: E402
 from models_bake import bake as b  # noqa: E402
 from models_bake import quantize as q  # noqa: E402
 from models_bake import verify  # noqa: E402
 
-RUNNERS = {"dense": "kettle.dense:TextEmbedding", "sparse": "kettle.sparse:SparseTextEmbedding"}
+RUNNERS = {
+    "dense": "kettle.dense:TextEmbedding",
+    "sparse": "kettle.sparse:SparseTextEmbedding",
+    "rerank": "kettle.rerank:TextCrossEncoder",
+}
 
 
 def runner(kind: str):
     module, cls = RUNNERS[kind].split(":")
     return getattr(__import__(module, fromlist=[cls]), cls)
+
+
+def workload(kind: str, n: int) -> list:
+    """What one timed round runs: ``n`` bench passages, or for a reranker ``n`` (query, passage)
+    pairs, 16 passages per query, each query the first ten words of a passage kept apart."""
+    if kind != "rerank":
+        return list(corpus.passages(n))
+    texts = list(corpus.passages(n + n // 4 + 8))
+    queries = [" ".join(t.split()[:10]) for t in texts[n:] if len(t.split()) >= 4]
+    return [(queries[i // 16], doc) for i, doc in enumerate(texts[:n])]
+
+
+def run_once(kind: str, model, items: list) -> None:
+    if kind == "rerank":
+        model.rerank_pairs(items)
+    else:
+        list(model.embed(items))
 
 
 def main() -> None:
@@ -59,9 +81,11 @@ def main() -> None:
         args.rounds, args.texts = min(args.rounds, 2), min(args.texts, 128)
     logging.getLogger().setLevel(logging.ERROR)
     name = args.model
+    if name == sparse_rerank.RERANK:  # the benchmark's random MiniLM-shaped cross-encoder
+        sparse_rerank.register_reranker()
     description = get_model(name)
     fetched = b._fetch_first(description, description.sources, Path(".cache").resolve())
-    bench_texts = list(corpus.passages(args.texts))
+    bench_texts = workload(description.kind, args.texts)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         fp32, _ = b._fp32_graph(description, fetched, work)
@@ -100,12 +124,12 @@ def main() -> None:
         cls = runner(description.kind)
         models = {label: cls(name, models_dir=d, threads=args.threads) for label, d in dirs.items()}
         for m in models.values():
-            list(m.embed(bench_texts[:32]))
+            run_once(description.kind, m, bench_texts[:32])
         times = {label: [] for label in models}
         for _ in range(args.rounds):
             for label, m in models.items():
                 t0 = time.perf_counter()
-                list(m.embed(bench_texts))
+                run_once(description.kind, m, bench_texts)
                 times[label].append(time.perf_counter() - t0)
         base = len(bench_texts) / min(times["fp32 (fused)"])
         for label, t in times.items():
@@ -119,6 +143,7 @@ def main() -> None:
         "threads": args.threads,
         "rounds": args.rounds,
         "bench_texts": len(bench_texts),
+        "unit": "pairs" if description.kind == "rerank" else "passages",
         "rows": rows,
     }
     if args.json:
@@ -146,10 +171,11 @@ def _mixed_keep(bake: Path) -> tuple[str, ...] | None:
 def markdown(result: dict) -> str:
     cols = ["mean_cosine", "min_cosine", "top10_agreement", "batch_invariance_min_cosine"]
     cols += ["ndcg_ratio", "texts_per_s", "vs_fp32", "MB"]
-    heads = ["mean cos", "min cos", "top10", "alone/batch", "nDCG", "texts/s", "x fp32", "MB"]
+    per_s = "pairs/s" if result.get("unit") == "pairs" else "texts/s"
+    heads = ["mean cos", "min cos", "top10", "alone/batch", "nDCG", per_s, "x fp32", "MB"]
     lines = [
         f"{result['model']} on {result['cpu']}, {result['threads']} threads, best of "
-        f"{result['rounds']} rounds of {result['bench_texts']} passages",
+        f"{result['rounds']} rounds of {result['bench_texts']} {result.get('unit', 'passages')}",
         "",
         f"| scheme | {' | '.join(heads)} | gate (mean >= {verify.TARGET_MEAN_COSINE}, min >= "
         f"{verify.TARGET_GATES['min_cosine']}) |",

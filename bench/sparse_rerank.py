@@ -88,15 +88,28 @@ def log(msg: str) -> None:
 # ---------------------------------------------------------------------------------- prepare
 def prepare() -> dict:
     """The bakes (in kettle's .venv): splade-tiny fp32, the random reranker fp32 and int8."""
+    from models_bake.bake import bake
+
+    cache = ROOT / ".cache"
+    out = {"splade_fp32": bake(SPLADE, out=PATHS["fp32"], quantize="none", cache=cache)}
+    register_reranker()
+    out["rerank_fp32"] = bake(RERANK, out=PATHS["fp32"], quantize="none", cache=cache)
+    out["rerank_int8"] = bake(RERANK, out=PATHS["rerank_int8"], quantize="int8", cache=cache)
+    return {
+        key: {"path": str(r.path), "skipped": r.skipped, "seconds": round(r.seconds, 1)}
+        for key, r in out.items()
+    }
+
+
+def register_reranker() -> None:
+    """Write the random reranker's checkpoint once (bench/out/rerank-src) and register it as
+    RERANK, in kettle's .venv: ``prepare`` bakes it, ``bench/quant_schemes.py`` measures its int8
+    schemes."""
     import importlib.util
     import shutil
     from unittest import mock
 
     from kettle.registry import ModelDescription, Source, register_model
-    from models_bake.bake import bake
-
-    cache = ROOT / ".cache"
-    out = {"splade_fp32": bake(SPLADE, out=PATHS["fp32"], quantize="none", cache=cache)}
 
     src = PATHS["rerank_src"]
     if not (src / "model.safetensors").is_file():
@@ -131,12 +144,6 @@ def prepare() -> dict:
             description="random weights in MiniLM-L6's shape, for the benchmark",
         )
     )
-    out["rerank_fp32"] = bake(RERANK, out=PATHS["fp32"], quantize="none", cache=cache)
-    out["rerank_int8"] = bake(RERANK, out=PATHS["rerank_int8"], quantize="int8", cache=cache)
-    return {
-        key: {"path": str(r.path), "skipped": r.skipped, "seconds": round(r.seconds, 1)}
-        for key, r in out.items()
-    }
 
 
 def fastembed_bm25_dir() -> Path:
