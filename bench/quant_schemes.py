@@ -45,7 +45,8 @@ def runner(kind: str):
 
 def workload(kind: str, n: int) -> list:
     """What one timed round runs: ``n`` bench passages, or for a reranker ``n`` (query, passage)
-    pairs, 16 passages per query, each query the first ten words of a passage kept apart."""
+    pairs, 16 passages per query, each query the first ten words of a later passage (random
+    spans: it may share words with a document, which changes nothing in what is timed)."""
     if kind != "rerank":
         return list(corpus.passages(n))
     texts = list(corpus.passages(n + n // 4 + 8))
