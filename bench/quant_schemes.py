@@ -2,8 +2,8 @@
 
 python bench/quant_schemes.py [MODEL] [--rounds N] [--threads 2] [--json OUT] [--md OUT] [--quick]
 
-MODEL may be ``kettle-bench/random-cross-encoder-minilm-l6``, the random reranker of
-bench/sparse_rerank.py (timed on (query, passage) pairs). Bakes MODEL's fp32 graph once,
+MODEL may be one of bench/random_models.py's random stand-ins: the MiniLM-shaped reranker (timed
+on (query, passage) pairs) or the BERT-base-shaped SPLADE. Bakes MODEL's fp32 graph once,
 quantizes it with every scheme of models_bake.quantize.SCHEMES, measures each against fp32 with the bake's own gate figures (models_bake.verify: broad set, batch
 invariance, nDCG@10 ratio) and times them interleaved (round after round, every model in turn,
 best round kept: the machine is shared) on the benchmark corpus (bench/corpus.py). int8 kernels
@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import corpus, sparse_rerank  # noqa: E402
+from bench import corpus, random_models  # noqa: E402
 from bench.machine import cpu_name  # noqa: E402
 from kettle.registry import get_model  # noqa: E402
 from models_bake import bake as b  # noqa: E402
@@ -82,8 +82,8 @@ def main() -> None:
         args.rounds, args.texts = min(args.rounds, 2), min(args.texts, 128)
     logging.getLogger().setLevel(logging.ERROR)
     name = args.model
-    if name == sparse_rerank.RERANK:  # the benchmark's random MiniLM-shaped cross-encoder
-        sparse_rerank.register_reranker()
+    if name in random_models.MODELS:  # a random stand-in of a real model's shape
+        random_models.register(name)
     description = get_model(name)
     fetched = b._fetch_first(description, description.sources, Path(".cache").resolve())
     bench_texts = workload(description.kind, args.texts)

