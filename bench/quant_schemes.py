@@ -2,12 +2,13 @@
 
 python bench/quant_schemes.py [MODEL] [--rounds N] [--threads 2] [--json OUT] [--md OUT] [--quick]
 
-MODEL may be one of bench/random_models.py's random stand-ins: the MiniLM-shaped reranker (timed
-on (query, passage) pairs) or the BERT-base-shaped SPLADE. Bakes MODEL's fp32 graph once,
-quantizes it with every scheme of models_bake.quantize.SCHEMES, measures each against fp32 with the bake's own gate figures (models_bake.verify: broad set, batch
+Bakes MODEL's fp32 graph once, quantizes it with every scheme of models_bake.quantize.SCHEMES,
+measures each against fp32 with the bake's own gate figures (models_bake.verify: broad set, batch
 invariance, nDCG@10 ratio) and times them interleaved (round after round, every model in turn,
 best round kept: the machine is shared) on the benchmark corpus (bench/corpus.py). int8 kernels
-differ by CPU (VNNI or not, arm64): run it on the machine you deploy to.
+differ by CPU (VNNI or not, arm64): run it on the machine you deploy to. MODEL may also be one of
+bench/random_models.py's random stand-ins: the MiniLM-shaped reranker (timed on (query, passage)
+pairs) or the BERT-base-shaped SPLADE.
 """
 
 from __future__ import annotations

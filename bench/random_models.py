@@ -39,10 +39,24 @@ MAX_LENGTH = 512
 
 RERANK = "kettle-bench/random-cross-encoder-minilm-l6"
 SPLADE_BASE = "kettle-bench/random-splade-bert-base"
-# name -> (architecture, kind, shape, seed, folder under bench/out)
+# name -> (architecture, kind, shape, seed, folder under bench/out, the real model it stands for)
 MODELS = {
-    RERANK: ("BertForSequenceClassification", "rerank", MINILM_L6, 7, "rerank-src"),
-    SPLADE_BASE: ("BertForMaskedLM", "sparse", BERT_BASE, 11, "splade-base-src"),
+    RERANK: (
+        "BertForSequenceClassification",
+        "rerank",
+        MINILM_L6,
+        7,
+        "rerank-src",
+        "cross-encoder/ms-marco-MiniLM-L-6-v2",
+    ),
+    SPLADE_BASE: (
+        "BertForMaskedLM",
+        "sparse",
+        BERT_BASE,
+        11,
+        "splade-base-src",
+        "prithivida/Splade_PP_en_v1",
+    ),
 }
 
 
@@ -55,7 +69,7 @@ def register(name: str) -> None:
     vocabulary) and register it, in kettle's .venv (it needs the MiniLM source of make models)."""
     from kettle.registry import ModelDescription, Source, register_model
 
-    arch, kind, shape, seed, _ = MODELS[name]
+    arch, kind, shape, seed, _, real = MODELS[name]
     src = source_dir(name)
     if not (src / "model.safetensors").is_file():
         spec = importlib.util.spec_from_file_location(
@@ -92,6 +106,6 @@ def register(name: str) -> None:
             max_length=MAX_LENGTH,
             sources=(Source("local", str(src)),),
             license="apache-2.0",
-            description=f"random weights in {arch}'s shape of {shape}, for the benchmarks",
+            description=f"random weights in {real}'s shape, for the benchmarks",
         )
     )
