@@ -39,6 +39,11 @@ RUNNERS = {
 }
 
 
+# Sparse models only: the per-row scheme with the vocabulary head per token, pooled by kettle.
+UNPOOLED = "int8, head not pooled"
+UNPOOLED_MIXED = "int8-mixed, head not pooled"
+
+
 def runner(kind: str):
     module, cls = RUNNERS[kind].split(":")
     return getattr(__import__(module, fromlist=[cls]), cls)
@@ -99,14 +104,20 @@ def main() -> None:
         schemes = dict(q.SCHEMES)
         if (kept := _mixed_keep(args.models / name)) is not None:
             schemes[q.MIXED] = replace(q.DEFAULT_SCHEME, keep_fp32=kept)
+        if description.kind == "sparse":  # the vocabulary head as the other MatMuls, for scale
+            schemes[UNPOOLED] = replace(q.DEFAULT_SCHEME, pool_sparse_head=False)
+            if kept is not None:
+                schemes[UNPOOLED_MIXED] = replace(schemes[q.MIXED], pool_sparse_head=False)
         for label, scheme in schemes.items():
             src = fp32
             if scheme.fused:
                 src, _ = b._fuse(description, fetched, fp32, work, scheme.multi_head_attention)
             path = work / f"{label}.onnx"
-            q.quantize_int8(src, path, scheme)
+            q.quantize_int8(src, path, scheme, description.kind)
             dirs[label] = work / label
-            b._write_model_dir(dirs[label] / name, path, fetched, description, io, None, {})
+            b._write_model_dir(
+                dirs[label] / name, path, fetched, description, b._onnx_io(path), None, {}
+            )
             figures = verify.measure(description.kind, name, dirs["fp32 (fused)"], dirs[label])
             failed = verify.gate_failures(figures, verify.TARGET_MEAN_COSINE, verify.TARGET_GATES)
             rows[label] = {

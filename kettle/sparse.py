@@ -4,7 +4,8 @@ A SPLADE model is a BERT masked-LM head. The weight of term ``j`` for a text is
 ``max over tokens t of log(1 + ReLU(logits[t, j]))`` over the tokens the attention mask keeps.
 Since ``log1p(ReLU(x))`` is monotonic, kettle takes the max of the raw logits first and applies
 ``log1p(ReLU(.))`` once per text: the same numbers as ``kettle.pooling.splade_pool`` with one pass
-over the ``[tokens, vocab]`` logits instead of three.
+over the ``[tokens, vocab]`` logits instead of three. An int8 bake's graph does that max itself
+(output ``max_logits`` [batch, vocab]), so that the tokens x vocab array never leaves it.
 """
 
 from __future__ import annotations
@@ -95,7 +96,12 @@ class SparseEmbedding:
 
 
 def splade_weights(logits: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``[batch, vocab]`` SPLADE weights from ``[batch, tokens, vocab]`` logits, masked."""
+    """``[batch, vocab]`` SPLADE weights from ``[batch, tokens, vocab]`` logits, masked, or from
+    ``[batch, vocab]`` logits a graph has already max-pooled over the mask (an int8 bake's
+    ``max_logits``: models_bake.quantize.pooled_sparse_head)."""
+    if logits.ndim == 2:
+        out = np.maximum(logits, 0.0, dtype=np.float32)
+        return np.log1p(out, out=out)
     lengths = mask.sum(axis=1)
     out = np.zeros((logits.shape[0], logits.shape[2]), dtype=np.float32)
     if mask[:, : int(lengths.max(initial=0))].all():

@@ -25,7 +25,7 @@ from models_bake.sources import FetchedSource, SourceError, fetch
 
 log = logging.getLogger("models_bake")
 
-BAKE_FORMAT = 4  # bump when the bake's output changes for the same inputs
+BAKE_FORMAT = 5  # bump when the bake's output changes for the same inputs
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 SIDE_FILES = ("config.json", "preprocessor_config.json")
 
@@ -89,7 +89,15 @@ def _onnx_io(model_path: Path) -> dict:
     inputs = [i.name for i in model.graph.input]
     outputs = [o.name for o in model.graph.output]
     # Pooled outputs first: a CLIP tower's text_embeds / image_embeds is the shared space.
-    preferred = ("text_embeds", "image_embeds", "last_hidden_state", "token_embeddings", "logits")
+    # A sparse int8 graph pools its own logits: max_logits (quantize.pooled_sparse_head).
+    preferred = (
+        "text_embeds",
+        "image_embeds",
+        "last_hidden_state",
+        "token_embeddings",
+        q.SPARSE_POOLED_OUTPUT,
+        "logits",
+    )
     output = next((o for o in preferred if o in outputs), outputs[0])
     return {"inputs": inputs, "output": output, "outputs": outputs}
 
@@ -306,7 +314,7 @@ def bake(
             if candidate.fused:
                 src, cand_stats = fused_graph(candidate.multi_head_attention)
             int8 = staging / f"{label}.onnx"
-            q.quantize_int8(src, int8, candidate)
+            q.quantize_int8(src, int8, candidate, description.kind)
             quantization = candidate.describe() | {
                 "scheme": label,
                 "fusion": cand_stats,
@@ -315,7 +323,8 @@ def bake(
             root = staging / label
             shutil.rmtree(root, ignore_errors=True)
             target = root / description.dir_name
-            _write_model_dir(target, int8, fetched, description, onnx_io, quantization, extra)
+            io = _onnx_io(int8)  # a sparse head pooled in the graph has its own output
+            _write_model_dir(target, int8, fetched, description, io, quantization, extra)
             figures = verify.measure(description.kind, name, ref_root, root)
             log.info("fidelity of %s: %s", label, figures)
             failed = verify.gate_failures(figures, min_cosine, gates)

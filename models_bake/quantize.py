@@ -10,7 +10,10 @@ from ``python bench/quant_schemes.py``); every bake records the one it used in i
   depends on that row alone, so a text's vector does not depend on what is batched beside it.
   Attention is fused as MultiHeadAttention so that Q, K and V stay separate MatMuls, and each
   SkipLayerNormalization is split back into Add + LayerNormalization (ONNX Runtime's fused CPU
-  kernel is the slower one: ``split_skip_layer_norms``).
+  kernel is the slower one: ``split_skip_layer_norms``). A sparse (SPLADE) model's vocabulary
+  head is computed transposed, so that the row scale is the kernel's own per-column scale, and
+  max-pooled over the attention mask in the graph (``pooled_sparse_head``: output
+  ``max_logits``): the tokens x vocab array gets one pass instead of four.
 - ``int8-dynamic``: ``quantize_dynamic`` of the fused graph (QAttention, DynamicQuantizeMatMul),
   int8 weights: one activation scale per tensor, computed over the whole batch at run time, so a
   text's vector moves with its batch. The default before issue 10.
@@ -59,6 +62,9 @@ class QuantScheme:
     keep_fp32: tuple[str, ...] = ()
     # rowwise: SkipLayerNormalization back into Add + LayerNormalization (split_skip_layer_norms)
     split_skip_layer_norm: bool = True
+    # rowwise, sparse (SPLADE) models: the vocabulary head transposed and max-pooled over the
+    # attention mask in the graph, output max_logits [batch, vocab] (pooled_sparse_head)
+    pool_sparse_head: bool = True
     block_size: int = 32  # blockwise only
     accuracy_level: int = 4  # blockwise only: 4 = int8 compute
     extra: dict = field(default_factory=dict)
@@ -71,7 +77,7 @@ class QuantScheme:
             for key in ("block_size", "accuracy_level"):
                 record.pop(key)
         if self.method != "rowwise":
-            for key in ("pair_safe", "split_skip_layer_norm"):
+            for key in ("pair_safe", "split_skip_layer_norm", "pool_sparse_head"):
                 record.pop(key)
         return record
 
@@ -158,13 +164,15 @@ def fuse_transformer(
     return stats
 
 
-def quantize_int8(src: Path, dst: Path, scheme: QuantScheme = DEFAULT_SCHEME) -> None:
-    """Quantize ``src`` into ``dst`` with ``scheme``."""
+def quantize_int8(
+    src: Path, dst: Path, scheme: QuantScheme = DEFAULT_SCHEME, kind: str = "dense"
+) -> None:
+    """Quantize ``src`` (a model of ``kind``: dense, sparse, ...) into ``dst`` with ``scheme``."""
     if scheme.method == "blockwise":
         _quantize_blockwise(src, dst, scheme)
         return
     if scheme.method == "rowwise":
-        _quantize_rowwise(src, dst, scheme)
+        _quantize_rowwise(src, dst, scheme, kind)
         return
     _quantize_dynamic(src, dst, scheme, scheme.op_types)
 
@@ -216,9 +224,10 @@ def _quantize_blockwise(src: Path, dst: Path, scheme: QuantScheme) -> None:
 _TABLE_OPS = ("EmbedLayerNormalization", "Gather")
 
 
-def _quantize_rowwise(src: Path, dst: Path, scheme: QuantScheme) -> None:
+def _quantize_rowwise(src: Path, dst: Path, scheme: QuantScheme, kind: str = "dense") -> None:
     """Per-row dynamic int8 (module docstring): the embedding tables through quantize_dynamic,
-    then every MatMul with a constant 2-D weight rewritten by :func:`rowwise_matmuls`."""
+    a sparse model's vocabulary head by :func:`pooled_sparse_head`, then every other MatMul with
+    a constant 2-D weight rewritten by :func:`rowwise_matmuls`."""
     import onnx
 
     tables = [t for t in scheme.op_types if t in _TABLE_OPS]
@@ -233,6 +242,8 @@ def _quantize_rowwise(src: Path, dst: Path, scheme: QuantScheme) -> None:
     else:
         model = onnx.load(str(src))
     if "MatMul" in scheme.op_types:
+        if kind == "sparse" and scheme.pool_sparse_head:
+            pooled_sparse_head(model, set(scheme.keep_fp32), scheme.pair_safe)
         rowwise_matmuls(
             model, scheme.weight_type, scheme.reduce_range, set(scheme.keep_fp32), scheme.pair_safe
         )
@@ -425,3 +436,150 @@ def rowwise_matmuls(
     del graph.initializer[:]
     graph.initializer.extend(kept + [c for c in consts if c.name in used])
     return done
+
+
+SPARSE_POOLED_OUTPUT = "max_logits"
+
+
+def pooled_sparse_head(model, keep: set[str] = frozenset(), pair_safe: bool = True) -> str | None:
+    """Rewrite ``model`` in place: SPLADE's vocabulary head ``logits = x @ W + b`` (graph output
+    ``logits`` [batch, tokens, vocab]) becomes per-row int8, transposed and max-pooled over the
+    attention mask in the graph, with output ``max_logits`` [batch, vocab]:
+
+        s   = pair_max(|x|) / 127                 one scale per token row (see pair_safe)
+        xq  = QuantizeLinear(x, s, 0, axis=0)     int8, symmetric
+        yt  = MatMulIntegerToFloat(Wq^T, xq^T, 1, s, 128, 0, pen)    [vocab, tokens], s * (Wq x)
+        max_logits = Transpose(ReduceMax(yt over each text's tokens)) * w_scale + b
+
+    Why: in :func:`rowwise_matmuls`' form the row scale and the bias are two more passes over a
+    tokens x vocab array, most of a small SPLADE's time. Transposed, the row scale is the kernel's
+    per-column scale and the attention mask its per-column bias (``pen``: 0 or -1e30), and the
+    per-term scale and bias come after the max: exact, since ``w_scale > 0`` and kettle's
+    ``log1p(ReLU(.))`` after the max is monotonic (kettle.sparse.splade_weights). ``Wq`` is
+    per-term symmetric int8 stored as uint8 around 128 (ONNX Runtime has no int8 x uint8
+    kernel), so the activations are the signed side: ``pair_safe`` bounds their scale by the
+    largest sum of two adjacent |x| (``|q[2j]| + |q[2j+1]| <= 128``), so that AVX2 without VNNI
+    (``vpmaddubsw``: 255 x 128 < 32767) cannot saturate. Returns the head's weight name, or None
+    (the graph is left as it was) when it has no such head, the head is in ``keep`` or its
+    hidden size is odd.
+    """
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    outputs = [o.name for o in graph.output]
+    inputs = {i.name for i in graph.input}
+    if outputs != ["logits"] or "attention_mask" not in inputs:
+        return None
+    inits = {i.name: i for i in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    add = producer.get("logits")
+    if add is None or add.op_type != "Add" or len(add.input) != 2:
+        return None
+    matmul = bias = None
+    for y, b in (add.input, add.input[::-1]):
+        node, init = producer.get(y), inits.get(b)
+        if node is not None and init is not None and len(init.dims) == 1:
+            if _rowwise_weight(node, inits) is not None:
+                matmul, bias = node, init
+    if matmul is None:
+        return None
+    w = inits[matmul.input[1]]
+    k, n = w.dims
+    if w.name in keep or k % 2 or bias.dims[0] != n:
+        return None
+    consumers = [node for node in graph.node if matmul.output[0] in node.input]
+    if consumers != [add]:
+        return None
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
+    if opset < 13:
+        return None
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+
+    weights = numpy_helper.to_array(w).astype(np.float32)
+    w_scale = (np.maximum(np.abs(weights).max(axis=0), 1e-12) / 127).astype(np.float32)
+    wq_t = (np.clip(np.round(weights / w_scale), -127, 127).T + 128).astype(np.uint8)  # [n, k]
+    p = "sparse_head_"
+    consts = {
+        p + "w": wq_t,
+        p + "w_zp": np.array(128, np.uint8),
+        p + "w_scale": w_scale,
+        p + "bias": numpy_helper.to_array(bias).astype(np.float32),
+        p + "rows": np.array([-1, k], np.int64),
+        p + "pairs": np.array([-1, k // 2, 2], np.int64),
+        p + "flat": np.array([-1], np.int64),
+        p + "vocab": np.array([n], np.int64),
+        p + "last": np.array([-1], np.int64),
+        p + "tokens": np.array([2], np.int64),
+        p + "eps": np.array(1e-12, np.float32),
+        p + "qmax": np.array(127.0, np.float32),
+        p + "one": np.array(1.0, np.float32),
+        p + "zero": np.array(0.0, np.float32),
+        p + "x_zp": np.array(0, np.int8),
+        p + "masked": np.array(1e30, np.float32),  # (mask - 1) * 1e30
+    }
+    x = matmul.input[0]
+    scale = p + "x_amax" if pair_safe else p + "x_absmax"
+
+    def reduce(op: str, src: str, dst: str, axis: str) -> object:
+        if opset >= 18 or op == "ReduceSum":
+            return helper.make_node(op, [src, p + axis], [dst], keepdims=0)
+        return helper.make_node(op, [src], [dst], keepdims=0, axes=[-1 if axis == "last" else 2])
+
+    make = helper.make_node
+    head = [
+        make("Reshape", [x, p + "rows"], [p + "x2d"]),
+        make("Abs", [p + "x2d"], [p + "x_abs"]),
+        reduce("ReduceMax", p + "x_abs", p + "x_absmax", "last"),
+        make("Reshape", [p + "x_abs", p + "pairs"], [p + "x_pairs"]),
+        reduce("ReduceSum", p + "x_pairs", p + "x_pair_sum", "last"),
+        reduce("ReduceMax", p + "x_pair_sum", p + "x_amax", "last"),
+        make("Max", [scale, p + "eps"], [p + "x_bound"]),
+        make("Div", [p + "x_bound", p + "qmax"], [p + "x_scale"]),
+        # per-axis QuantizeLinear wants a zero point of the scale's shape; its type gives int8
+        make("Mul", [p + "x_scale", p + "zero"], [p + "x_zeros"]),
+        make("Cast", [p + "x_zeros"], [p + "x_zps"], to=TensorProto.INT8),
+        make("QuantizeLinear", [p + "x2d", p + "x_scale", p + "x_zps"], [p + "xq"], axis=0),
+        make("Transpose", [p + "xq"], [p + "xq_t"], perm=[1, 0]),
+        # 0 for a kept token, -1e30 for padding: the kernel adds it to the token's column
+        make("Cast", ["attention_mask"], [p + "mask_f"], to=TensorProto.FLOAT),
+        make("Sub", [p + "mask_f", p + "one"], [p + "mask_off"]),
+        make("Mul", [p + "mask_off", p + "masked"], [p + "pen_2d"]),
+        make("Reshape", [p + "pen_2d", p + "flat"], [p + "pen"]),
+        make(
+            "MatMulIntegerToFloat",
+            [p + "w", p + "xq_t", p + "one", p + "x_scale", p + "w_zp", p + "x_zp", p + "pen"],
+            [p + "yt"],
+            domain="com.microsoft",
+        ),
+        make("Shape", ["attention_mask"], [p + "batch_tokens"]),
+        make("Concat", [p + "vocab", p + "batch_tokens"], [p + "yt_shape"], axis=0),
+        make("Reshape", [p + "yt", p + "yt_shape"], [p + "yt_3d"]),
+        reduce("ReduceMax", p + "yt_3d", p + "max_t", "tokens"),
+        make("Transpose", [p + "max_t"], [p + "max_raw"], perm=[1, 0]),
+        make("Mul", [p + "max_raw", p + "w_scale"], [p + "max_scaled"]),
+        make("Add", [p + "max_scaled", p + "bias"], [SPARSE_POOLED_OUTPUT]),
+    ]
+    nodes = []
+    for node in graph.node:
+        if node is add:
+            nodes += head
+        elif node is not matmul:
+            nodes.append(node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {i for node in graph.node for i in node.input}
+    kept = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(
+        kept + [numpy_helper.from_array(v, name) for name, v in consts.items() if name in used]
+    )
+    del graph.output[:]
+    graph.output.append(
+        helper.make_tensor_value_info(SPARSE_POOLED_OUTPUT, TensorProto.FLOAT, ["batch", n])
+    )
+    stale = [v for v in graph.value_info if v.name in (matmul.output[0], "logits")]
+    for v in stale:
+        graph.value_info.remove(v)
+    return w.name

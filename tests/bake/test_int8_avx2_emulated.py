@@ -18,8 +18,9 @@ import numpy as np
 import onnx
 import pytest
 
-from models_bake.quantize import rowwise_matmuls
-from tests.bake._graphs import matmul_graph
+from kettle.registry import DEFAULT_SPARSE_MODEL
+from models_bake.quantize import pooled_sparse_head, rowwise_matmuls
+from tests.bake._graphs import matmul_graph, sparse_head_graph
 from tests.conftest import MINILM, REPO
 
 QEMU = "qemu-x86_64-static"
@@ -37,11 +38,23 @@ s = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
 x = np.load(sys.argv[2])
 print(json.dumps(s.run(None, {"x": x})[0].tolist()))
 """
+HEAD_CHILD = """
+import json, sys, numpy as np, onnxruntime as ort
+s = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+x = np.load(sys.argv[2])
+print(json.dumps(s.run(None, {"x": x, "attention_mask": np.ones(x.shape[:2], np.int64)})[0].tolist()))
+"""
 MODEL_CHILD = """
 import json, sys
 from kettle import TextEmbedding
 m = TextEmbedding(sys.argv[1], models_dir=sys.argv[2], threads=1)
 print(json.dumps([v.tolist() for v in m.embed(json.loads(sys.argv[3]))]))
+"""
+SPARSE_CHILD = """
+import json, sys
+from kettle import SparseTextEmbedding
+m = SparseTextEmbedding(sys.argv[1], models_dir=sys.argv[2], threads=1)
+print(json.dumps([v.to_dense(m.vocab_size).tolist() for v in m.embed(json.loads(sys.argv[3]))]))
 """
 
 
@@ -88,15 +101,41 @@ def test_pair_safe_int8_does_not_saturate_on_avx2(qemu, tmp_path):
     assert error[False] > 0.2, error  # the int16 pair sums saturated
 
 
-def test_default_int8_bake_gives_the_same_vectors_on_avx2(qemu, models_dir):
-    """The baked default model (``make models``: int8, pair-safe) natively and on an emulated
-    Haswell: the integer MatMuls are exact on both, only float kernels' rounding differs."""
-    manifest = json.loads((models_dir / MINILM / "manifest.json").read_text())
-    assert manifest["quantization"]["scheme"] == "int8"
+def test_pooled_sparse_head_does_not_saturate_on_avx2(qemu, tmp_path):
+    """SPLADE's pooled head has the weights as uint8 (up to 255) and the activations as int8:
+    pair-safe activation scales keep it exact on AVX2, plain per-row scales saturate."""
+    w = _weights(n=64)
+    bias = np.zeros(64, np.float32)
+    x = np.random.default_rng(1).uniform(0.9, 1.0, size=(2, 3, 384)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    results = {}
+    for safe in (True, False):
+        model = sparse_head_graph(w, bias)
+        assert pooled_sparse_head(model, pair_safe=safe) == "w"
+        path = tmp_path / f"head-{'safe' if safe else 'unsafe'}.onnx"
+        onnx.save(model, path)
+        results[safe] = _child(HEAD_CHILD, str(path), str(tmp_path / "x.npy"), emulate=True)
+    reference = (x.astype(np.float64) @ w.astype(np.float64)).max(axis=1)
+    error = {
+        safe: np.abs(y - reference).max() / np.abs(reference).max() for safe, y in results.items()
+    }
+    assert error[True] < 0.01, error  # quantization error only
+    assert error[False] > 0.2, error  # the int16 pair sums saturated
+
+
+@pytest.mark.parametrize(
+    ("name", "child"), [(MINILM, MODEL_CHILD), (DEFAULT_SPARSE_MODEL, SPARSE_CHILD)]
+)
+def test_int8_bakes_give_the_same_vectors_on_avx2(qemu, models_dir, name, child):
+    """The baked default and SPLADE models (``make models``: per-row int8, pair-safe) natively
+    and on an emulated Haswell: the integer MatMuls are exact on both, only float kernels'
+    rounding differs."""
+    manifest = json.loads((models_dir / name / "manifest.json").read_text())
+    assert manifest["quantization"]["method"] == "rowwise"
     assert manifest["quantization"]["pair_safe"] is True
-    args = (MINILM, str(models_dir), json.dumps(TEXTS))
-    native = _child(MODEL_CHILD, *args, emulate=False)
-    emulated = _child(MODEL_CHILD, *args, emulate=True)
+    args = (name, str(models_dir), json.dumps(TEXTS))
+    native = _child(child, *args, emulate=False)
+    emulated = _child(child, *args, emulate=True)
     cosine = (
         (native * emulated).sum(1)
         / np.linalg.norm(native, axis=1)

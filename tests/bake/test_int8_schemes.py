@@ -7,8 +7,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from models_bake import verify
-from models_bake.quantize import rowwise_matmuls, split_skip_layer_norms
-from tests.bake._graphs import matmul_graph
+from models_bake.quantize import pooled_sparse_head, rowwise_matmuls, split_skip_layer_norms
+from tests.bake._graphs import matmul_graph, sparse_head_graph
 
 
 def matmul_model(k: int = 64, n: int = 48, seed: int = 0) -> tuple[onnx.ModelProto, np.ndarray]:
@@ -134,6 +134,73 @@ def test_rowwise_leaves_activation_matmuls_alone():
     model.graph.input.append(helper.make_tensor_value_info("x2", TensorProto.FLOAT, [64, 48]))
     assert rowwise_matmuls(model) == 0
     assert [n.op_type for n in model.graph.node] == ["MatMul"]
+
+
+def sparse_head(k: int = 64, n: int = 300, seed: int = 3):
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=(k, n)).astype(np.float32) * 0.1
+    bias = rng.normal(size=n).astype(np.float32) - 2
+    return sparse_head_graph(w, bias), w, bias
+
+
+def run_head(
+    model: onnx.ModelProto, x: np.ndarray, mask: np.ndarray, output: str = ""
+) -> np.ndarray:
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [output] if output else None
+    return session.run(names, {"x": x, "attention_mask": mask})[0]
+
+
+def test_pooled_sparse_head_is_the_masked_max_of_the_logits():
+    model, w, bias = sparse_head()
+    assert pooled_sparse_head(model) == "w"
+    assert [o.name for o in model.graph.output] == ["max_logits"]
+    assert "MatMul" not in [n.op_type for n in model.graph.node]
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(4, 6, 64)).astype(np.float32)
+    x[0, 1] *= 100  # an outlier token must not coarsen the others' scales
+    mask = np.array([[1] * 6, [1, 1, 1, 0, 0, 0], [0, 1, 1, 1, 1, 0], [1, 0, 0, 0, 0, 0]])
+    x[mask == 0] = 50.0  # padding: its logits are the largest, and must not count
+    pooled = run_head(model, x, mask)
+    logits = x @ w + bias
+    ref = np.stack([logits[b, mask[b] > 0].max(axis=0) for b in range(4)])
+    assert pooled.shape == (4, 300)
+    assert np.abs(pooled - ref).max() < 0.02 * np.abs(ref).max()  # int8 error only
+    for b in range(4):  # each text alone, without the others' padding: the same numbers
+        keep = mask[b] > 0
+        alone = run_head(model, x[b : b + 1, keep], mask[b : b + 1, keep])
+        np.testing.assert_allclose(alone[0], pooled[b], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("pair_safe", [True, False])
+def test_pooled_head_activations_are_pair_safe(pair_safe):
+    """The head's int8 side is the activations: with ``pair_safe`` two adjacent ones sum to at
+    most 128 in magnitude (255 x 128 < 32767: AVX2's int16 pairs cannot saturate)."""
+    model, _, _ = sparse_head()
+    pooled_sparse_head(model, pair_safe=pair_safe)
+    model.graph.output.append(
+        helper.make_tensor_value_info("sparse_head_xq", TensorProto.INT8, ["m", 64])
+    )
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0.9, 1.0, size=(2, 5, 64)).astype(np.float32)  # adjacent |x| all near max
+    x[1] = rng.normal(size=(5, 64)) ** 3
+    xq = np.abs(run_head(model, x, np.ones((2, 5), np.int64), "sparse_head_xq").astype(np.int32))
+    pairs = xq[:, 0::2] + xq[:, 1::2]
+    assert xq.max() <= 127
+    assert (pairs.max() <= 128) if pair_safe else (pairs.max() > 200)
+
+
+def test_pooled_head_leaves_other_graphs_alone():
+    dense, _ = matmul_model()  # no logits output, no attention mask
+    assert pooled_sparse_head(dense) is None
+    assert [n.op_type for n in dense.graph.node] == ["MatMul"]
+    kept, _, _ = sparse_head()
+    assert pooled_sparse_head(kept, keep={"w"}) is None  # mixed precision keeps it fp32
+    odd, _, _ = sparse_head(k=63)  # no adjacent pairs to bound
+    assert pooled_sparse_head(odd) is None
+    for model in (kept, odd):
+        assert [n.op_type for n in model.graph.node] == ["MatMul", "Add"]
+        assert [o.name for o in model.graph.output] == ["logits"]
 
 
 def test_gate_fails_on_any_figure():

@@ -11,7 +11,7 @@ from kettle.pooling import splade_pool
 from kettle.registry import DEFAULT_MODEL, DEFAULT_SPARSE_MODEL
 from kettle.sparse import SparseEmbedding, SparseTextEmbedding, splade_weights, to_sparse
 from models_bake.verify import sparse_fidelity, top_k_overlap
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, REPO
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +50,16 @@ def test_splade_weights_equal_the_three_pass_definition():
     holes = rng.integers(0, 2, size=(4, 9)).astype(np.int64)  # not a right padding
     np.testing.assert_allclose(splade_weights(logits, holes), splade_pool(logits, holes), 1e-6)
     assert not splade_weights(logits, right)[3].any()  # a row with no token has no terms
+
+
+def test_splade_weights_of_logits_the_graph_pooled():
+    """An int8 bake's graph max-pools the logits over the mask itself (max_logits [batch,
+    vocab]); the weights are the same as from the tokens' logits."""
+    rng = np.random.default_rng(1)
+    logits = rng.standard_normal((3, 7, 40)).astype(np.float32) * 3
+    mask = np.array([[1] * n + [0] * (7 - n) for n in (7, 4, 1)], dtype=np.int64)
+    pooled = np.stack([logits[b, mask[b] > 0].max(axis=0) for b in range(3)])
+    np.testing.assert_array_equal(splade_weights(pooled, mask), splade_weights(logits, mask))
 
 
 def test_top_k_keeps_the_largest_weights_sorted_by_id():
@@ -94,12 +104,33 @@ def test_int8_bake_reports_term_overlap_and_passes_the_gate(int8):
     assert fidelity["top10_term_overlap"] >= 0.9
 
 
-def test_auto_bake_keeps_the_most_sensitive_matmul_in_fp32(int8):
-    """make models' SPLADE bake: plain int8 misses the min-cosine target, so --quantize auto
-    measures each MatMul quantized alone and keeps the worst in fp32 (int8-mixed)."""
+def test_make_models_bake_is_the_first_scheme_that_passed(int8):
+    """make models' SPLADE bake (--quantize auto): every scheme tried before the baked one
+    failed the gate, the baked one passed. (Plain int8's min cosine, 0.97998 on the AMD EPYC
+    this was written on, sits at the 0.98 gate: which of the two it is may differ by CPU.)"""
+    q = int8.manifest.quantization
+    *failed, chosen = q["auto_search"]
+    assert all(not s["passed"] and s["failed"] for s in failed)
+    assert chosen["passed"] and chosen["scheme"] == q["scheme"] in ("int8", "int8-mixed")
+    assert int8.manifest.onnx["output"] == "max_logits"  # the head pooled in the graph
+
+
+def test_auto_bake_keeps_the_most_sensitive_matmul_in_fp32(tmp_path):
+    """--quantize auto with a min-cosine gate plain int8 misses by a margin (0.985 against its
+    0.980): each MatMul is measured quantized alone and the worst is kept in fp32 (int8-mixed),
+    which passes (0.992)."""
     import onnx
 
-    q = int8.manifest.quantization
+    from models_bake.bake import bake
+
+    result = bake(
+        DEFAULT_SPARSE_MODEL,
+        out=tmp_path,
+        quantize="auto",
+        cache=REPO / ".cache",
+        gates={"min_cosine": 0.985},
+    )
+    q = result.manifest.quantization
     first, *rest = q["auto_search"]
     assert first["scheme"] == "int8" and not first["passed"]
     assert any(f.startswith("min_cosine") for f in first["failed"])
@@ -109,10 +140,12 @@ def test_auto_bake_keeps_the_most_sensitive_matmul_in_fp32(int8):
     assert [s["mean_cosine"] for s in sensitivity] == sorted(s["mean_cosine"] for s in sensitivity)
     kept = q["keep_fp32"]
     assert kept == [s["weight"] for s in sensitivity[: len(kept)]] and 1 <= len(kept) <= 3
-    graph = onnx.load(str(int8.baked.model_path)).graph
+    graph = onnx.load(str(result.path / "model.onnx")).graph
     float_matmuls = {n.input[1] for n in graph.node if n.op_type == "MatMul"}
     assert set(kept) <= float_matmuls  # still fp32 MatMuls in the baked graph
-    assert sum(n.op_type == "MatMulIntegerToFloat" for n in graph.node) == 14 - len(kept)
+    integer = sum(n.op_type == "MatMulIntegerToFloat" for n in graph.node)
+    assert integer == 14 - len(kept)  # the vocabulary head is one of them, transposed
+    assert result.manifest.fidelity["min_cosine"] >= 0.985
 
 
 def test_int8_stays_close_to_fp32(int8, fp32, reference):
