@@ -39,9 +39,13 @@ RUNNERS = {
 }
 
 
-# Sparse models only: the per-row scheme with the vocabulary head per token, pooled by kettle.
-UNPOOLED = "int8, head not pooled"
-UNPOOLED_MIXED = "int8-mixed, head not pooled"
+def _hidden(model_dir: Path) -> int:
+    """The hidden size in a model's config.json (0 when it has none): a sparse model's rows add
+    the per-row scheme with the vocabulary head the other way than the default takes for it
+    (quantize.QuantScheme.pooled_head_max_hidden: per token and pooled by kettle, or transposed
+    and pooled in the graph)."""
+    config = model_dir / "config.json"
+    return int(json.loads(config.read_text()).get("hidden_size", 0)) if config.is_file() else 0
 
 
 def runner(kind: str):
@@ -104,10 +108,12 @@ def main() -> None:
         schemes = dict(q.SCHEMES)
         if (kept := _mixed_keep(args.models / name)) is not None:
             schemes[q.MIXED] = replace(q.DEFAULT_SCHEME, keep_fp32=kept)
-        if description.kind == "sparse":  # the vocabulary head as the other MatMuls, for scale
-            schemes[UNPOOLED] = replace(q.DEFAULT_SCHEME, pool_sparse_head=False)
-            if kept is not None:
-                schemes[UNPOOLED_MIXED] = replace(schemes[q.MIXED], pool_sparse_head=False)
+        if description.kind == "sparse":  # the vocabulary head the other way, side by side
+            pooled = _hidden(fetched.path) <= q.DEFAULT_SCHEME.pooled_head_max_hidden
+            other = {"pooled_head_max_hidden": 0 if pooled else 1 << 30}
+            for base in ["int8"] + ([q.MIXED] if kept is not None else []):
+                label = f"{base}, head {'not pooled' if pooled else 'pooled'}"
+                schemes[label] = replace(schemes[base], **other)
         for label, scheme in schemes.items():
             src = fp32
             if scheme.fused:

@@ -198,7 +198,9 @@ def test_pooled_head_leaves_other_graphs_alone():
     assert pooled_sparse_head(kept, keep={"w"}) is None  # mixed precision keeps it fp32
     odd, _, _ = sparse_head(k=63)  # no adjacent pairs to bound
     assert pooled_sparse_head(odd) is None
-    for model in (kept, odd):
+    wide, _, _ = sparse_head(k=320)  # past max_hidden the transposed kernel is the slower one
+    assert pooled_sparse_head(wide, max_hidden=256) is None
+    for model in (kept, odd, wide):
         assert [n.op_type for n in model.graph.node] == ["MatMul", "Add"]
         assert [o.name for o in model.graph.output] == ["logits"]
 
