@@ -470,7 +470,8 @@ NOTES = [
     f"that size (log1p, mask product) before its max; its default batch_size 256 with a 512-token "
     f"passage in the batch asks for ~48 GB, so it runs at batch_size {FE_SPLADE_BATCH} here. "
     "kettle sorts by length under a 2048-token budget (250 MB of logits) and takes the max of "
-    "the raw logits before one log1p per text.",
+    "the raw logits before one log1p per text; its int8 bake takes that max inside the graph "
+    "(output max_logits [batch, vocab]), so the tokens x vocab array never leaves ONNX Runtime.",
     "FastEmbed batches in input order and pads each batch to its longest member; kettle sorts a "
     "window by length first, so a long passage pads only its neighbours in length (token counts "
     "above; on this corpus 5% of passages are long).",
