@@ -128,6 +128,12 @@ format: install ## ruff format
 test: install npm sam models layers emulator lint ## set everything up and run every test
 	$(PY) -m pytest -q
 
+# The tier for a change to one room: everything but the tests marked as baking, emulating or
+# needing the layers (pyproject.toml's markers). `make test` stays the whole suite.
+FAST_TIER := not bakes and not emulates and not layers
+test-fast: install npm sam models ## run the tests that neither bake, emulate nor need the layers
+	$(PY) -m pytest -q -m "$(FAST_TIER)"
+
 # ---- benchmark ------------------------------------------------------------------------------
 # FastEmbed, sentence-transformers and torch live in their own venv, never in .venv. torch goes in
 # first (the CPU build on this machine's disk) and stays pinned by bench/constraints.txt.
@@ -157,4 +163,4 @@ bench: install models $(BENCH_VENV)/.installed ## throughput, cold start, memory
 clean: ## remove build outputs (keeps the download cache)
 	rm -rf build .aws-sam bench/out
 
-.PHONY: help install npm sam system-tools emulator bake models run serve invoke layers sam-build lint format test bench clean
+.PHONY: help install npm sam system-tools emulator bake models run serve invoke layers sam-build lint format test test-fast bench clean

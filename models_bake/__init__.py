@@ -1,0 +1,1 @@
+"""models_bake: the build step that turns a model's weights into a verified bake kettle reads."""

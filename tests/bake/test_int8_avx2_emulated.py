@@ -23,6 +23,8 @@ from models_bake.quantize import pooled_sparse_head, rowwise_matmuls
 from tests.bake._graphs import matmul_graph, sparse_head_graph
 from tests.conftest import MINILM, REPO
 
+pytestmark = pytest.mark.emulates
+
 QEMU = "qemu-x86_64-static"
 TEXTS = [
     "The kettle is boiling.",

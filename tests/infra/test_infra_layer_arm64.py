@@ -33,6 +33,8 @@ from _layers import (
     parse_child,
 )
 
+pytestmark = [pytest.mark.emulates, pytest.mark.layers]
+
 RUNTIME = BUILD / "layers" / "arm64" / "runtime" / "python"
 FP32 = BUILD / "layers" / "model-fp32"
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"

@@ -26,6 +26,8 @@ from _layers import (
     parse_child,
 )
 
+pytestmark = pytest.mark.layers
+
 RUNTIME = BUILD / "layers" / "x86_64" / "runtime" / "python"
 
 

@@ -20,6 +20,8 @@ import pytest
 from _infra_sam import REPO, load_template
 from _layers import layer_python_version
 
+pytestmark = pytest.mark.layers
+
 ARCHES = ("arm64", "x86_64")
 LIMIT = 262_144_000
 BUILD = REPO / "build"

