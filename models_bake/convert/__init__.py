@@ -10,12 +10,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 from models_bake.convert.bert import HEADS, INPUTS, convert
 
-# model_type -> (module, {kind: head}); the module has convert(model_dir, out, head=...) -> info
-FAMILIES: dict[str, tuple[str, dict[str, str]]] = {
-    "bert": (
+
+class Family(NamedTuple):
+    """One converter family, declared once: the module that builds its graph, the model kinds it
+    converts to (kind -> the head built), the checkpoint architectures it reads (config.json's
+    "architectures"), and whether ORT's BERT optimizer fuses its graph at bake time."""
+
+    module: str
+    heads: dict[str, str]
+    architectures: tuple[str, ...]
+    fused: bool = True
+
+
+# model_type -> its family. Qwen3's RMSNorm pattern crashes ORT's SimplifiedLayerNormalization
+# fusion (onnxruntime 1.32), so Qwen3 bakes unfused.
+FAMILIES: dict[str, Family] = {
+    "bert": Family(
         "bert",
         {
             "dense": "BertModel",
@@ -23,37 +37,32 @@ FAMILIES: dict[str, tuple[str, dict[str, str]]] = {
             "rerank": "BertForSequenceClassification",
             "late_interaction": "BertModel",
         },
+        (*HEADS, "HF_ColBERT"),  # ColBERT's own save: a BertModel and its projection
     ),
-    "xlm-roberta": (
+    "xlm-roberta": Family(
         "xlm_roberta",
         {"dense": "XLMRobertaModel", "rerank": "XLMRobertaForSequenceClassification"},
+        ("XLMRobertaModel", "XLMRobertaForSequenceClassification", "XLMRobertaForMaskedLM"),
     ),
-    "roberta": (
+    "roberta": Family(
         "xlm_roberta",
         {"dense": "RobertaModel", "rerank": "RobertaForSequenceClassification"},
+        ("RobertaModel", "RobertaForSequenceClassification", "RobertaForMaskedLM"),
     ),
-    "mpnet": ("mpnet", {"dense": "MPNetModel"}),
-    "modernbert": ("modernbert", {"dense": "ModernBertModel"}),
-    "nomic_bert": ("nomic_bert", {"dense": "NomicBertModel"}),
-    "qwen3": ("qwen3", {"dense": "Qwen3Model"}),
-}
-# Checkpoint architectures (config.json "architectures") each family reads.
-ARCHITECTURES: dict[str, tuple[str, ...]] = {
-    "bert": (*HEADS, "HF_ColBERT"),  # ColBERT's own save: a BertModel and its projection
-    "xlm-roberta": (
-        "XLMRobertaModel",
-        "XLMRobertaForSequenceClassification",
-        "XLMRobertaForMaskedLM",
+    "mpnet": Family("mpnet", {"dense": "MPNetModel"}, ("MPNetModel", "MPNetForMaskedLM")),
+    "modernbert": Family(
+        "modernbert", {"dense": "ModernBertModel"}, ("ModernBertModel", "ModernBertForMaskedLM")
     ),
-    "roberta": ("RobertaModel", "RobertaForSequenceClassification", "RobertaForMaskedLM"),
-    "mpnet": ("MPNetModel", "MPNetForMaskedLM"),
-    "modernbert": ("ModernBertModel", "ModernBertForMaskedLM"),
-    "nomic_bert": ("NomicBertModel", "NomicBertForMaskedLM"),
-    "qwen3": ("Qwen3Model", "Qwen3ForCausalLM"),
+    "nomic_bert": Family(
+        "nomic_bert", {"dense": "NomicBertModel"}, ("NomicBertModel", "NomicBertForMaskedLM")
+    ),
+    "qwen3": Family(
+        "qwen3", {"dense": "Qwen3Model"}, ("Qwen3Model", "Qwen3ForCausalLM"), fused=False
+    ),
 }
-# Families whose graph goes through ORT's BERT optimizer at bake time. Qwen3's RMSNorm pattern
-# crashes its SimplifiedLayerNormalization fusion (onnxruntime 1.32): Qwen3 bakes unfused.
-FUSED_FAMILIES = frozenset(FAMILIES) - {"qwen3"}
+# Derived views of the records, for the bake and error messages.
+ARCHITECTURES: dict[str, tuple[str, ...]] = {t: f.architectures for t, f in FAMILIES.items()}
+FUSED_FAMILIES = frozenset(t for t, f in FAMILIES.items() if f.fused)
 SUPPORTED_ARCHITECTURES: tuple[str, ...] = tuple(a for v in ARCHITECTURES.values() for a in v)
 
 
@@ -83,7 +92,7 @@ def family_of(config: dict) -> str:
 
 def head_for(config: dict, kind: str) -> str:
     family = family_of(config)
-    heads = FAMILIES[family][1]
+    heads = FAMILIES[family].heads
     if kind not in heads:
         raise UnsupportedArchitectureError(
             f"a {kind} model cannot be built from a {family} checkpoint; "
@@ -104,7 +113,7 @@ def convert_checkpoint(model_dir: Path, out_path: Path, kind: str = "dense") -> 
     if kind == "late_interaction":
         module = import_module("models_bake.convert.colbert")
     else:
-        module = import_module(f"models_bake.convert.{FAMILIES[family_of(config)][0]}")
+        module = import_module(f"models_bake.convert.{FAMILIES[family_of(config)].module}")
     info = module.convert(Path(model_dir), Path(out_path), head=head)
     return {"family": family_of(config), **info}
 
@@ -112,6 +121,7 @@ def convert_checkpoint(model_dir: Path, out_path: Path, kind: str = "dense") -> 
 __all__ = [
     "ARCHITECTURES",
     "FAMILIES",
+    "Family",
     "FUSED_FAMILIES",
     "HEADS",
     "INPUTS",

@@ -16,7 +16,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from models_bake.convert.bert import convert as convert_bert
-from models_bake.convert.bert import load_weights
+from models_bake.convert.common import load_weights
 
 OUTPUT = "token_embeddings"
 HIDDEN_OUTPUT = "last_hidden_state"

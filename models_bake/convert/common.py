@@ -1,5 +1,5 @@
-"""Pieces every encoder family shares: weight lookup across prefixes, the attention block, masks,
-rotary embeddings and the model's save. The graph builder itself is BERT's (models_bake.convert.bert).
+"""Pieces every encoder family shares: the safetensors reader, the graph builder, weight lookup
+across prefixes, the attention block, masks, rotary embeddings and the model's save.
 
 The attention block keeps the layout ``torch.onnx.export`` gives a Hugging Face encoder (MatMul+Add
 projections, Reshape/Transpose per head, Div by sqrt(head_dim), Add of the additive mask, Softmax),
@@ -10,22 +10,172 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
-from models_bake.convert.bert import _TWO_GB, MASK_FILL, _Graph, load_weights
+ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu", "silu", "swish")
+MASK_FILL = -10000.0  # additive mask value; -1e4 underflows softmax to exactly 0 in fp32
+TWO_GB = 2**31
 
-Graph = _Graph
+# ----------------------------------------------------------------------------- safetensors
+
+
+_ST_DTYPES = {
+    "F64": np.float64,
+    "F32": np.float32,
+    "F16": np.float16,
+    "I64": np.int64,
+    "I32": np.int32,
+    "I16": np.int16,
+    "I8": np.int8,
+    "U8": np.uint8,
+    "BOOL": np.bool_,
+}
+
+
+def read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """Minimal safetensors reader (memory-mapped); BF16 is widened to float32."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n)
+    out: dict[str, np.ndarray] = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        raw = data[start:end]
+        shape = tuple(info["shape"])
+        if info["dtype"] == "BF16":
+            arr = (raw.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+        elif info["dtype"] in _ST_DTYPES:
+            arr = raw.view(_ST_DTYPES[info["dtype"]])
+        else:
+            raise ValueError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']}")
+        out[name] = arr.reshape(shape)
+    return out
+
+
+def load_weights(model_dir: Path) -> dict[str, np.ndarray]:
+    single = model_dir / "model.safetensors"
+    index = model_dir / "model.safetensors.index.json"
+    if single.is_file():
+        return read_safetensors(single)
+    if index.is_file():
+        weight_map = json.loads(index.read_text())["weight_map"]
+        out: dict[str, np.ndarray] = {}
+        for shard in sorted(set(weight_map.values())):
+            out.update(read_safetensors(model_dir / shard))
+        return out
+    others = [p.name for p in model_dir.glob("*.bin")] + [p.name for p in model_dir.glob("*.h5")]
+    hint = (
+        f" (found {', '.join(others)}; only safetensors checkpoints are supported)"
+        if others
+        else ""
+    )
+    raise FileNotFoundError(f"{model_dir}: no model.safetensors{hint}")
+
+
+# ----------------------------------------------------------------------------- graph builder
+
+
+class Graph:
+    """An ONNX graph under construction: nodes, initializers, shared constants."""
+
+    def __init__(self):
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self._names: set[str] = set()
+        self._consts: dict[tuple, str] = {}
+        self.nbytes = 0
+
+    def init(self, name: str, arr: np.ndarray) -> str:
+        assert name not in self._names, name
+        self._names.add(name)
+        arr = np.asarray(arr, order="C")  # (ascontiguousarray would make scalars 1-D)
+        self.nbytes += arr.nbytes
+        self.inits.append(numpy_helper.from_array(arr, name))
+        return name
+
+    def const(self, value, dtype=np.float32) -> str:
+        """Shared small constant initializer (scalar or 1-D)."""
+        arr = np.asarray(value, dtype=dtype)
+        key = (arr.dtype.str, arr.shape, arr.tobytes())
+        if key not in self._consts:
+            tag = "_".join(str(v) for v in arr.reshape(-1).tolist()).replace("-", "m")
+            name = f"const_{arr.dtype.name}_{tag}" if arr.ndim else f"const_{arr.dtype.name}_s{tag}"
+            self._consts[key] = self.init(name, arr)
+        return self._consts[key]
+
+    def rename(self, old: str, new: str) -> str:
+        for node in self.nodes:
+            for seq in (node.input, node.output):
+                for j, v in enumerate(seq):
+                    if v == old:
+                        seq[j] = new
+        return new
+
+    def op(self, op_type: str, inputs: list[str], name: str, **attrs) -> str:
+        out = name
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=name, **attrs))
+        return out
+
+    def linear(self, x: str, w: np.ndarray, b: np.ndarray, name: str) -> str:
+        """torch Linear: y = x @ W.T + b, as MatMul + Add (the fusable form)."""
+        wt = self.init(f"{name}.weight_t", np.ascontiguousarray(w.T))
+        bn = self.init(f"{name}.bias", b)
+        mm = self.op("MatMul", [x, wt], f"{name}/MatMul")
+        return self.op("Add", [bn, mm], f"{name}/Add")
+
+    def layer_norm(self, x: str, gamma: np.ndarray, beta: np.ndarray, eps: float, name: str):
+        g = self.init(f"{name}.weight", gamma)
+        b = self.init(f"{name}.bias", beta)
+        return self.op("LayerNormalization", [x, g, b], f"{name}/LayerNorm", axis=-1, epsilon=eps)
+
+    def activation(self, x: str, act: str, name: str) -> str:
+        if act == "gelu":  # exact erf GELU, torch export pattern: x * (erf(x/sqrt2) + 1) * 0.5
+            d = self.op("Div", [x, self.const(math.sqrt(2.0))], f"{name}/Div")
+            e = self.op("Erf", [d], f"{name}/Erf")
+            a = self.op("Add", [e, self.const(1.0)], f"{name}/Add")
+            m = self.op("Mul", [x, a], f"{name}/Mul")
+            return self.op("Mul", [m, self.const(0.5)], f"{name}/Mul_half")
+        if act in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast"):
+            # 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))
+            p = self.op("Pow", [x, self.const(3.0)], f"{name}/Pow")
+            m1 = self.op("Mul", [p, self.const(0.044715)], f"{name}/Mul_cube")
+            a1 = self.op("Add", [x, m1], f"{name}/Add_inner")
+            m2 = self.op("Mul", [a1, self.const(math.sqrt(2.0 / math.pi))], f"{name}/Mul_scale")
+            t = self.op("Tanh", [m2], f"{name}/Tanh")
+            a2 = self.op("Add", [t, self.const(1.0)], f"{name}/Add_one")
+            h = self.op("Mul", [x, self.const(0.5)], f"{name}/Mul_half")
+            return self.op("Mul", [h, a2], f"{name}/Mul")
+        if act == "relu":
+            return self.op("Relu", [x], f"{name}/Relu")
+        if act in ("silu", "swish"):
+            s = self.op("Sigmoid", [x], f"{name}/Sigmoid")
+            return self.op("Mul", [x, s], f"{name}/Mul")
+        raise ValueError(f"unsupported hidden_act {act!r}; supported: {', '.join(ACTIVATIONS)}")
+
+
+# ----------------------------------------------------------------------------- weights
 
 
 class Weights:
-    """A state dict whose base-model tensors may carry one of several prefixes."""
+    """A state dict whose base-model tensors may carry one of several prefixes (``bert.``,
+    ``roberta.``, ...), with LayerNorm parameters as ``weight``/``bias`` or TF's ``gamma``/``beta``."""
 
-    def __init__(self, tensors: dict[str, np.ndarray], probe: str, prefixes: tuple[str, ...]):
+    def __init__(
+        self,
+        tensors: dict[str, np.ndarray],
+        probe: str,
+        prefixes: tuple[str, ...],
+        family: str | None = None,
+    ):
         self.t = tensors
         for prefix in prefixes:
             if prefix + probe in tensors:
@@ -33,8 +183,9 @@ class Weights:
                 break
         else:
             sample = ", ".join(sorted(tensors)[:5])
+            what = f"not a {family} checkpoint: " if family else "checkpoint has "
             raise ValueError(
-                f"checkpoint has no {probe!r} (prefixes tried: "
+                f"{what}no {probe!r} (prefixes tried: "
                 f"{', '.join(repr(p) for p in prefixes)}); first keys: {sample}"
             )
 
@@ -49,6 +200,12 @@ class Weights:
 
     def maybe(self, name: str, *, base: bool = True) -> np.ndarray | None:
         return self.get(name, base=base) if self.has(name, base=base) else None
+
+    def ln(self, name: str, *, base: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """A LayerNorm's (gamma, beta), under either naming."""
+        if self.has(name + ".weight", base=base):
+            return self.get(name + ".weight", base=base), self.get(name + ".bias", base=base)
+        return self.get(name + ".gamma", base=base), self.get(name + ".beta", base=base)
 
     def check_layers(self, layer_prefix: str, n_layers: int) -> None:
         extra = f"{self.prefix}{layer_prefix}{n_layers}."
@@ -238,7 +395,7 @@ def read_config(model_dir: Path) -> dict:
 
 # A protobuf file cannot pass 2 GB: past this (bge-m3, multilingual-e5-large in fp32) the weights
 # go to one external data file beside the graph, ``<name>.data``.
-EXTERNAL_DATA_BYTES = _TWO_GB - (64 << 20)
+EXTERNAL_DATA_BYTES = TWO_GB - (64 << 20)
 
 
 def save(model: onnx.ModelProto, out_path: Path) -> None:
@@ -299,12 +456,26 @@ def copy_onnx(src: Path, dst: Path) -> list[Path]:
     return [dst, data]
 
 
+def check_model_type(cfg: dict, module: str) -> None:
+    """Refuse a config.json whose ``model_type`` is not one of ``module``'s family record."""
+    from models_bake.convert import FAMILIES  # the records; the package imports this module
+
+    name = module.rpartition(".")[2]
+    types = tuple(t for t, f in FAMILIES.items() if f.module == name)
+    if cfg.get("model_type") not in types:
+        raise ValueError(f"model_type {cfg.get('model_type')!r} is not one of {types}")
+
+
 __all__ = [
+    "ACTIVATIONS",
+    "MASK_FILL",
     "Graph",
     "Weights",
     "copy_onnx",
     "external_data_files",
+    "check_model_type",
     "load_weights",
+    "read_safetensors",
     "read_config",
     "save",
 ]

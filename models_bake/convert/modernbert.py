@@ -23,10 +23,8 @@ import numpy as np
 from onnx import TensorProto, helper
 
 from models_bake.convert import common
-from models_bake.convert.bert import MASK_FILL
-from models_bake.convert.common import Graph, Weights, layer_norm, linear
+from models_bake.convert.common import MASK_FILL, Graph, Weights, layer_norm, linear
 
-MODEL_TYPES = ("modernbert",)
 HEADS = {"ModernBertModel": "base", "ModernBertForMaskedLM": "base"}
 INPUTS = ["input_ids", "attention_mask"]
 ACTS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "silu", "relu")
@@ -68,8 +66,7 @@ def rope_thetas(cfg: dict) -> dict[str, float]:
 def _check(cfg: dict, head: str) -> None:
     if head not in HEADS:
         raise ValueError(f"unsupported architecture {head!r}; supported: {', '.join(HEADS)}")
-    if cfg.get("model_type") not in MODEL_TYPES:
-        raise ValueError(f"model_type {cfg.get('model_type')!r} is not modernbert")
+    common.check_model_type(cfg, __name__)
     act = cfg.get("hidden_activation", "gelu")
     if act not in ACTS:
         raise ValueError(f"unsupported hidden_activation {act!r}; supported: {ACTS}")

@@ -22,7 +22,6 @@ import numpy as np
 from models_bake.convert import common
 from models_bake.convert.common import Graph, Weights, layer_norm, linear
 
-MODEL_TYPES = ("mpnet",)
 HEADS = {"MPNetModel": "base", "MPNetForMaskedLM": "base"}
 INPUTS = ["input_ids", "attention_mask"]
 PADDING_IDX = 1  # transformers hard-codes it in MPNetEmbeddings
@@ -50,8 +49,7 @@ def relative_position_bucket(relative: np.ndarray) -> np.ndarray:
 def _check(cfg: dict, head: str) -> None:
     if head not in HEADS:
         raise ValueError(f"unsupported architecture {head!r}; supported: {', '.join(HEADS)}")
-    if cfg.get("model_type") not in MODEL_TYPES:
-        raise ValueError(f"model_type {cfg.get('model_type')!r} is not mpnet")
+    common.check_model_type(cfg, __name__)
     act = cfg.get("hidden_act", "gelu")
     if act not in ("gelu", "gelu_new", "relu", "silu"):
         raise ValueError(f"unsupported hidden_act {act!r}")

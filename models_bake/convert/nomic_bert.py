@@ -20,7 +20,6 @@ import numpy as np
 from models_bake.convert import common
 from models_bake.convert.common import Graph, Weights, layer_norm, linear
 
-MODEL_TYPES = ("nomic_bert",)
 HEADS = {"NomicBertModel": "base", "NomicBertForMaskedLM": "base"}
 INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
 _ALIASES = {  # transformers' name <- Nomic's original config key
@@ -60,8 +59,7 @@ def normalized_config(cfg: dict) -> dict:
 def _check(cfg: dict, head: str) -> None:
     if head not in HEADS:
         raise ValueError(f"unsupported architecture {head!r}; supported: {', '.join(HEADS)}")
-    if cfg.get("model_type") not in MODEL_TYPES:
-        raise ValueError(f"model_type {cfg.get('model_type')!r} is not nomic_bert")
+    common.check_model_type(cfg, __name__)
     normalized_config(cfg)
 
 

@@ -16,10 +16,8 @@ import numpy as np
 from onnx import TensorProto
 
 from models_bake.convert import common
-from models_bake.convert.bert import MASK_FILL
-from models_bake.convert.common import Graph, Weights, linear
+from models_bake.convert.common import MASK_FILL, Graph, Weights, linear
 
-MODEL_TYPES = ("qwen3",)
 HEADS = {"Qwen3Model": "base", "Qwen3ForCausalLM": "base"}
 INPUTS = ["input_ids", "attention_mask"]
 
@@ -27,8 +25,7 @@ INPUTS = ["input_ids", "attention_mask"]
 def _check(cfg: dict, head: str) -> None:
     if head not in HEADS:
         raise ValueError(f"unsupported architecture {head!r}; supported: {', '.join(HEADS)}")
-    if cfg.get("model_type") not in MODEL_TYPES:
-        raise ValueError(f"model_type {cfg.get('model_type')!r} is not qwen3")
+    common.check_model_type(cfg, __name__)
     if cfg.get("use_sliding_window"):
         raise ValueError("Qwen3 sliding-window attention is not supported")
     params = cfg.get("rope_parameters") or cfg.get("rope_scaling") or {}

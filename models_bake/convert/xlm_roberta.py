@@ -24,7 +24,6 @@ import numpy as np
 from models_bake.convert import common
 from models_bake.convert.common import Graph, Weights, layer_norm, linear
 
-MODEL_TYPES = ("xlm-roberta", "roberta")
 HEADS = {
     "XLMRobertaModel": "base",
     "RobertaModel": "base",
@@ -40,8 +39,7 @@ ACTS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu")
 def _check(cfg: dict, head: str) -> None:
     if head not in HEADS:
         raise ValueError(f"unsupported architecture {head!r}; supported: {', '.join(HEADS)}")
-    if cfg.get("model_type") not in MODEL_TYPES:
-        raise ValueError(f"model_type {cfg.get('model_type')!r} is not one of {MODEL_TYPES}")
+    common.check_model_type(cfg, __name__)
     pet = cfg.get("position_embedding_type", "absolute")
     if pet != "absolute":
         raise ValueError(f"unsupported position_embedding_type {pet!r} (only 'absolute')")
