@@ -98,6 +98,7 @@ def arrows(mods: list[Module]) -> dict[tuple[str, str], int]:
 
 # ------------------------------------------------------------------------------------ drawing
 BOX_W, BOX_H, COL_GAP, ROW_GAP, MARGIN = 190, 44, 150, 34, 20
+ARC_ROOM = 90  # beside the outer columns, for the arcs between rooms of one column
 
 
 def _positions() -> dict[str, tuple[int, int]]:
@@ -108,7 +109,7 @@ def _positions() -> dict[str, tuple[int, int]]:
         own = len(column) * BOX_H + (len(column) - 1) * ROW_GAP
         top = MARGIN + 20 + (height - own) // 2
         for ri, room in enumerate(column):
-            pos[room] = (MARGIN + ci * (BOX_W + COL_GAP), top + ri * (BOX_H + ROW_GAP))
+            pos[room] = (ARC_ROOM + ci * (BOX_W + COL_GAP), top + ri * (BOX_H + ROW_GAP))
     return pos
 
 
@@ -116,7 +117,7 @@ def svg(mods: list[Module]) -> str:
     """The rooms as boxes (with their module counts) and an arrow per importing pair."""
     pos = _positions()
     count = {r: sum(room_of(m.name) == r for m in mods) for r in ROOMS}
-    width = MARGIN * 2 + len(COLUMNS) * BOX_W + (len(COLUMNS) - 1) * COL_GAP
+    width = ARC_ROOM * 2 + len(COLUMNS) * BOX_W + (len(COLUMNS) - 1) * COL_GAP
     height = max(y for _, y in pos.values()) + BOX_H + MARGIN + 10
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
