@@ -2,7 +2,7 @@
 
 No cross-encoder or full-size SPLADE weights are on PyPI. The work per text of a model depends on
 its shape, not its weights, so the benchmarks time random BERT checkpoints of real models' shapes,
-written with tests/convert/_convert_ref.py (as tests/rerank does) into bench/out and registered
+written with tests/bake/convert/_convert_ref.py (as tests/kettle/rerank does) into bench/out and registered
 in kettle's registry under ``kettle-bench/...`` names. Their scores mean nothing; their speed is
 the real model's.
 
@@ -73,7 +73,7 @@ def register(name: str) -> None:
     src = source_dir(name)
     if not (src / "model.safetensors").is_file():
         spec = importlib.util.spec_from_file_location(
-            "_convert_ref", ROOT / "tests" / "convert" / "_convert_ref.py"
+            "_convert_ref", ROOT / "tests" / "bake" / "convert" / "_convert_ref.py"
         )
         ref = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(ref)

@@ -8,7 +8,7 @@ Rows (2 threads for every contestant, passages from bench/corpus.py):
           fp32 (bench/out/models-fp32) against FastEmbed's ``SparseTextEmbedding`` on that fp32 file.
   rerank  no cross-encoder weights can be had offline, so a random BertForSequenceClassification
           of MiniLM-L6's shape (vocab 30522, hidden 384, 6 layers, 12 heads, max 512 tokens) is
-          written here (tests/convert/_convert_ref.py, as tests/rerank does), baked fp32 and int8,
+          written here (tests/bake/convert/_convert_ref.py, as tests/kettle/rerank does), baked fp32 and int8,
           and kettle ``TextCrossEncoder.rerank_pairs`` runs against FastEmbed's ``TextCrossEncoder``
           on the fp32 file. Scores are meaningless; the work per pair is a MiniLM cross-encoder's.
   BM25    kettle ``Bm25`` against FastEmbed's ``SparseTextEmbedding("Qdrant/bm25")`` (its stopword

@@ -15,7 +15,7 @@ bench/cold_start.py), so a valid request's path does not import them. Instead:
   field and the item (``inputs[2]``), as they always were.
 
 So a valid request never waits for pydantic, an invalid one gets pydantic's exact answer, and a
-test (tests/handler/test_handler_validation.py) holds the two to the same decisions. Why not a
+test (tests/handler/routes/test_handler_validation.py) holds the two to the same decisions. Why not a
 JSON-schema library: jsonschema's import costs about what pydantic's does (41-49 ms against
 38-61 ms for pydantic.main, ``python -X importtime``), and JSON Schema counts 1.0 as an integer
 where the models' strict mode does not; the check needs about sixty lines.

@@ -1,4 +1,4 @@
-"""One-off: write the torch-made reference fixtures for tests/convert (never run by CI).
+"""One-off: write the torch-made reference fixtures for tests/bake/convert (never run by CI).
 
 Run with a separate torch venv outside the repo, e.g.
 

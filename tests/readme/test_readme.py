@@ -5,8 +5,8 @@ Makefile targets and variables and flags its CLI accepts.
 The Python blocks run in a folder whose ./models (also $KETTLE_MODELS_DIR) holds `make models`'
 two bakes and, under the names README uses, small stand-ins baked here from the test suite's tiny
 models: the custom-model example from tests/fixtures/mpnet-tiny, the reranker from the tiny
-XLM-R cross-encoder, the image model from tests/image's tiny ONNX encoder and the ColBERT from
-tests/late_interaction's random one. No block needs AWS, a server or a model hub, so none is
+XLM-R cross-encoder, the image model from tests/kettle/image's tiny ONNX encoder and the ColBERT from
+tests/kettle/late_interaction's random one. No block needs AWS, a server or a model hub, so none is
 skipped; a block that must be is marked `<!-- readme-test: skip (reason) -->` on its page and
 listed in SKIPPED below (with its reason), which this test holds the pages to."""
 
@@ -43,9 +43,9 @@ def _bake_stand_ins(out: Path, cache: Path) -> None:
     """README's models that are not on PyPI, baked at full precision from the tiny ones."""
     from models_bake.__main__ import main as bake_cli
     from models_bake.bake import bake
-    from tests.image._image_model import CLIP_LIKE, write_model_dir
-    from tests.image._image_model import description as image_description
-    from tests.rerank._rerank_model import convert_ref
+    from tests.kettle.image._image_model import CLIP_LIKE, write_model_dir
+    from tests.kettle.image._image_model import description as image_description
+    from tests.kettle.rerank._rerank_model import convert_ref
 
     common = ["--quantize", "none", "--out", str(out), "--cache", str(cache), "-q"]
     # the custom-model bake, as README's `python -m models_bake acme/x --source DIR`
@@ -58,8 +58,8 @@ def _bake_stand_ins(out: Path, cache: Path) -> None:
 
     image_src = write_model_dir(cache / "tiny-image", CLIP_LIKE)
     convert_ref()  # _colbert_tiny imports it by its bare name
-    from tests.late_interaction._colbert_tiny import description as colbert_description
-    from tests.late_interaction._colbert_tiny import write_checkpoint as write_colbert
+    from tests.kettle.late_interaction._colbert_tiny import description as colbert_description
+    from tests.kettle.late_interaction._colbert_tiny import write_checkpoint as write_colbert
 
     colbert_src = cache / "tiny-colbert"
     colbert_src.mkdir()
@@ -68,12 +68,12 @@ def _bake_stand_ins(out: Path, cache: Path) -> None:
         image_description(
             "Qdrant/clip-ViT-B-32-vision",
             image_src,
-            "tests/image's tiny encoder, standing in for README's example",
+            "tests/kettle/image's tiny encoder, standing in for README's example",
         ),
         colbert_description(
             "colbert-ir/colbertv2.0",
             colbert_src,
-            "tests/late_interaction's random ColBERT, standing in for README's",
+            "tests/kettle/late_interaction's random ColBERT, standing in for README's",
         ),
     ]
     for description in stand_ins:

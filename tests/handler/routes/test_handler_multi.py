@@ -18,7 +18,7 @@ from _handler_helpers import (
 )
 
 VERSIONS = [pytest.param(2, id="http-api-v2"), pytest.param(1, id="rest-api-v1")]
-# The tiny ColBERT's vocabulary (tests/late_interaction/_colbert_tiny.py), so tokens are words.
+# The tiny ColBERT's vocabulary (tests/kettle/late_interaction/_colbert_tiny.py), so tokens are words.
 DOCS = [
     "The cat sat on the mat.",
     "Late interaction scores tokens with MaxSim!",

@@ -64,7 +64,7 @@ def test_the_example_runs_as_a_script(models_dir):
 def test_rerank_stage_with_a_baked_cross_encoder(
     example, models_dir, cross_encoder_name, rerank_fp32_dir
 ):
-    """The rerank stage on the random cross-encoder of tests/rerank: the order is the
+    """The rerank stage on the random cross-encoder of tests/kettle/rerank: the order is the
     reranker's (random weights: mechanics only, not relevance)."""
     index = example.build_index(models_dir)
     index.reranker = TextCrossEncoder(cross_encoder_name, models_dir=rerank_fp32_dir)

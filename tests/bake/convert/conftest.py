@@ -16,7 +16,7 @@ import pytest
 from kettle.registry import Source
 from models_bake.sources import fetch
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CACHE = REPO / ".cache"
 
 

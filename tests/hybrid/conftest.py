@@ -1,7 +1,0 @@
-"""The random cross-encoder of tests/rerank, for the example's rerank stage."""
-
-from tests.rerank._rerank_model import (  # noqa: F401 (pytest finds fixtures by name)
-    cross_encoder_checkpoint,
-    cross_encoder_name,
-    rerank_fp32_dir,
-)
