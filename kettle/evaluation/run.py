@@ -145,6 +145,16 @@ def _rank(index: _Index, query_vectors: list, data: BeirSet, depth: int) -> dict
     return ranked
 
 
+def retrieve(
+    kind: str, passages: list, queries: list, data: BeirSet, k: int = 10, depth: int = 100
+) -> tuple[dict[str, float], dict[str, list[int]]]:
+    """The metrics of ranking ``data``'s passages by their vectors for each query's vector
+    (``queries`` in ``data.queries`` order), and each query's top ``depth`` positions."""
+    ranked = _rank(_Index(kind, passages), queries, data, depth)
+    ids = data.corpus_ids
+    return evaluate({q: [ids[i] for i in r] for q, r in ranked.items()}, data.qrels, k), ranked
+
+
 def _p50_ms(calls: Iterable[Callable[[], Any]]) -> float:
     times = []
     for call in calls:
@@ -174,14 +184,11 @@ def evaluate_model(
         stream = progress(stream, len(data), f"{baked.manifest.name} ({precision(baked)})")
     vectors = list(stream)
     rate = len(vectors) / (time.perf_counter() - started)
-    index = _Index(kind, vectors)
-    del vectors
     queries = list(data.queries.values())
     query_vectors = list(model.query_embed(queries))
     depth = max(100, k, rerank_depth if reranker else 0)
-    ranked = _rank(index, query_vectors, data, depth)
-    ids = data.corpus_ids
-    metrics = evaluate({q: [ids[i] for i in r] for q, r in ranked.items()}, data.qrels, k)
+    metrics, ranked = retrieve(kind, vectors, query_vectors, data, k, depth)
+    del vectors
 
     sample = queries[:LATENCY_QUERIES]
     next(iter(model.query_embed([sample[0]])))  # warm-up

@@ -7,19 +7,15 @@ from __future__ import annotations
 import json
 import math
 
-import numpy as np
 import pytest
-import pytrec_eval
 
 from kettle.__main__ import main
 from kettle.dense import TextEmbedding
 from kettle.registry import DEFAULT_SPARSE_MODEL, get_model
 from kettle.rerank import TextCrossEncoder
 from kettle.sparse import SparseTextEmbedding
-from models_bake.bake import bake
-from models_bake.verify import retrieval_set
-from tests.conftest import MINILM, REPO
-from tests.evaluation.test_eval_data import write_beir
+from tests.conftest import MINILM
+from tests.evaluation._beir import cosine_scores, reference_metrics
 
 FIELDS = [
     "model",
@@ -34,80 +30,6 @@ FIELDS = [
     "bake_mb",
     "dim",
 ]
-
-
-@pytest.fixture(scope="module")
-def beir_folder(tmp_path_factory):
-    """24 numpy docstring pairs with graded qrels, and a passage sharing a query's id and text
-    (BEIR leaves it out of that query's ranking)."""
-    pairs = retrieval_set()["pairs"][:24]
-    corpus = [
-        {"_id": p["id"], "title": p["id"].rsplit(".", 1)[-1], "text": p["document"]} for p in pairs
-    ]
-    corpus.append({"_id": "q-0", "title": "", "text": pairs[0]["query"]})
-    queries = [{"_id": f"q-{i}", "text": p["query"]} for i, p in enumerate(pairs)]
-    qrels = [(f"q-{i}", p["id"], 2) for i, p in enumerate(pairs)]
-    qrels += [(f"q-{i}", pairs[(i + 1) % len(pairs)]["id"], 1) for i in range(0, len(pairs), 3)]
-    qrels += [("q-5", pairs[9]["id"], 0)]
-    return write_beir(tmp_path_factory.mktemp("beir"), corpus, queries, qrels)
-
-
-@pytest.fixture(scope="module")
-def fp32_minilm(tmp_path_factory):
-    out = tmp_path_factory.mktemp("minilm-fp32")
-    return bake(MINILM, out=out, quantize="none", cache=REPO / ".cache").path
-
-
-@pytest.fixture(scope="module")
-def fp32_splade(tmp_path_factory):
-    out = tmp_path_factory.mktemp("splade-fp32")
-    return bake(DEFAULT_SPARSE_MODEL, out=out, quantize="none", cache=REPO / ".cache").path
-
-
-def reference_metrics(folder, scores_of) -> dict[str, float]:
-    """BEIR's evaluation of a full run: identical ids popped, pytrec_eval, mean over queries."""
-    corpus = [json.loads(line) for line in (folder / "corpus.jsonl").read_text().splitlines()]
-    queries = {
-        q["_id"]: q["text"]
-        for q in map(json.loads, (folder / "queries.jsonl").read_text().splitlines())
-    }
-    qrels: dict = {}
-    for row in (folder / "qrels" / "test.tsv").read_text().splitlines()[1:]:
-        qid, pid, score = row.split("\t")
-        qrels.setdefault(qid, {})[pid] = int(score)
-    texts = [
-        (c.get("title") + " " + c["text"]).strip() if c.get("title") else c["text"].strip()
-        for c in corpus
-    ]
-    qids = list(qrels)
-    scores = scores_of([queries[q] for q in qids], texts)
-    run = {
-        qid: {c["_id"]: float(s) for c, s in zip(corpus, row, strict=True) if c["_id"] != qid}
-        for qid, row in zip(qids, scores, strict=True)
-    }
-    measures = {"ndcg_cut.10", "recall.10,100", "recip_rank"}
-    per_query = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run)
-    mean = {
-        key: sum(v[m] for v in per_query.values()) / len(per_query)
-        for key, m in (
-            ("ndcg@10", "ndcg_cut_10"),
-            ("recall@10", "recall_10"),
-            ("recall@100", "recall_100"),
-        )
-    }
-    rr = [v["recip_rank"] if v["recip_rank"] >= 0.1 else 0.0 for v in per_query.values()]
-    return mean | {"mrr@10": sum(rr) / len(rr)}
-
-
-def cosine_scores(model: TextEmbedding):
-    def scores(queries, texts):
-        q = np.stack(list(model.query_embed(queries))).astype(np.float64)
-        d = np.stack(list(model.passage_embed(texts))).astype(np.float64)
-        q /= np.linalg.norm(q, axis=1, keepdims=True)
-        d /= np.linalg.norm(d, axis=1, keepdims=True)
-        return q @ d.T
-
-    return scores
 
 
 def test_eval_compares_bakes_on_a_beir_folder(

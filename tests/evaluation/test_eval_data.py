@@ -3,27 +3,14 @@ and bad data as one line naming the file and line."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from kettle.__main__ import main
 from kettle.evaluation.data import DataError, load
 from tests.conftest import MINILM
-
-
-def write_beir(folder: Path, corpus: list, queries: list, qrels: list[tuple]) -> Path:
-    """A BEIR folder; items that are str are written as they are (bad lines)."""
-    (folder / "qrels").mkdir(parents=True, exist_ok=True)
-    for name, items in (("corpus.jsonl", corpus), ("queries.jsonl", queries)):
-        lines = [i if isinstance(i, str) else json.dumps(i) for i in items]
-        (folder / name).write_text("".join(line + "\n" for line in lines))
-    rows = ["query-id\tcorpus-id\tscore", *("\t".join(map(str, r)) for r in qrels)]
-    (folder / "qrels" / "test.tsv").write_text("\n".join(rows) + "\n")
-    return folder
-
+from tests.evaluation._beir import write_beir
 
 CORPUS = [
     {"_id": "d1", "title": "Kettle", "text": "A kettle boils water."},
