@@ -76,7 +76,7 @@ def progress(stream: Iterable[Any], total: int, label: str) -> Iterator[Any]:
                 print(f"{label}: {done}/{total} passages", file=sys.stderr, flush=True)
             yield item
         return
-    yield from tqdm(stream, total=total, desc=label, unit=" passages", file=sys.stderr, leave=False)
+    yield from tqdm(stream, total=total, desc=label, unit=" passages", file=sys.stderr)
 
 
 @dataclass
@@ -96,11 +96,12 @@ class Result:
 class _Index:
     """The corpus's vectors and a scorer for a block of queries."""
 
-    def __init__(self, kind: str, vectors: list, vocab: int = 0) -> None:
+    def __init__(self, kind: str, vectors: np.ndarray | list) -> None:
         self.kind = kind
         if kind == "dense":
-            matrix = np.stack(vectors).astype(np.float32, copy=False)
-            self.matrix = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+            matrix = np.asarray(vectors, dtype=np.float32)  # normalised in place: one copy
+            matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+            self.matrix = matrix
             return
         # Sparse: postings (passage, weight) per term, so a query touches only its terms.
         n = np.fromiter((len(v.indices) for v in vectors), dtype=np.int64, count=len(vectors))
@@ -126,6 +127,19 @@ class _Index:
                     lo, hi = self.bounds[slot], self.bounds[slot + 1]
                     out[row, self.docs[lo:hi]] += w * self.weights[lo:hi]
         return out
+
+
+def _collect(stream: Iterable[Any], n: int, kind: str) -> np.ndarray | list:
+    """The passages' vectors: dense ones straight into one [n, dim] float32 array (no list of
+    n arrays beside it), sparse ones as a list."""
+    if kind != "dense":
+        return list(stream)
+    matrix = None
+    for i, vector in enumerate(stream):
+        if matrix is None:
+            matrix = np.empty((n, len(vector)), dtype=np.float32)
+        matrix[i] = vector
+    return matrix
 
 
 def _rank(index: _Index, query_vectors: list, data: BeirSet, depth: int) -> dict[str, list[int]]:
@@ -182,7 +196,7 @@ def evaluate_model(
     stream = model.passage_embed(texts)
     if show_progress:
         stream = progress(stream, len(data), f"{baked.manifest.name} ({precision(baked)})")
-    vectors = list(stream)
+    vectors = _collect(stream, len(data), kind)
     rate = len(vectors) / (time.perf_counter() - started)
     queries = list(data.queries.values())
     query_vectors = list(model.query_embed(queries))

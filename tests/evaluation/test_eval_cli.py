@@ -55,7 +55,7 @@ def test_eval_compares_bakes_on_a_beir_folder(
     ]
     assert main([*argv, "--out", str(out), "--lambda-memory", "3538", "--threads", "2"]) == 0
     printed = capsys.readouterr()
-    assert "passages" in printed.err  # progress while embedding
+    assert "25/25" in printed.err  # progress while embedding: passages done of total
 
     result = json.loads((out / "eval.json").read_text())
     rows = result["rows"]
@@ -124,3 +124,12 @@ def test_model_mistakes_are_one_line(models_dir, beir_folder, tmp_path, capsys, 
     assert main(argv + extra) in (1, 2)
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_progress_without_tqdm_prints_done_of_total(monkeypatch, capsys):
+    from kettle.evaluation.run import progress
+
+    monkeypatch.setitem(__import__("sys").modules, "tqdm", None)  # import tqdm fails
+    assert list(progress(iter(range(20)), 20, "m")) == list(range(20))
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "m: 2/20 passages" and lines[-1] == "m: 20/20 passages" and len(lines) == 10
