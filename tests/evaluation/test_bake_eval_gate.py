@@ -9,6 +9,7 @@ from kettle.registry import DEFAULT_RERANK_MODEL
 from models_bake.__main__ import main as bake_main
 from models_bake.bake import BakeError, bake
 from models_bake.eval_gate import fingerprint
+from models_bake.verify import FidelityError
 from tests.conftest import MINILM, REPO
 from tests.evaluation._beir import cosine_scores, reference_metrics, write_beir
 
@@ -38,6 +39,18 @@ def test_the_gate_measures_on_the_users_set(beir_folder, fp32_minilm, tmp_path):
         MINILM, out=tmp_path, quantize="int8", cache=REPO / ".cache", eval_data=beir_folder
     )
     assert again.skipped
+    # a gate the user's set fails refuses the bake, naming the figure
+    ratio = fidelity["ndcg_ratio"]
+    with pytest.raises(FidelityError, match=rf"ndcg_ratio {ratio:.4f} < {ratio + 0.5}"):
+        bake(
+            MINILM,
+            out=tmp_path / "refused",
+            quantize="int8",
+            cache=REPO / ".cache",
+            eval_data=beir_folder,
+            gates={"ndcg_ratio": ratio + 0.5},
+        )
+    assert not (tmp_path / "refused" / MINILM).exists()
 
 
 def test_the_fingerprint_follows_the_files(tmp_path):
