@@ -14,6 +14,7 @@ from tests.conftest import MINILM, REPO
 from tests.evaluation._beir import cosine_scores, reference_metrics, write_beir
 
 
+@pytest.mark.bakes
 def test_the_gate_measures_on_the_users_set(beir_folder, fp32_minilm, tmp_path):
     result = bake(
         MINILM, out=tmp_path, quantize="int8", cache=REPO / ".cache", eval_data=beir_folder
