@@ -22,7 +22,7 @@ import numpy as np
 from kettle.evaluation.data import BeirSet
 from kettle.evaluation.metrics import evaluate, top_indices
 from kettle.manifest import MANIFEST_NAME
-from kettle.store import BakedModel, bake_size_gb, find_model, load_bake
+from kettle.store import BakedModel, bake_size_gb, find_model, list_baked, load_bake
 
 LATENCY_QUERIES = 50  # queries timed one at a time for query_ms_p50
 SCORE_BLOCK = 1 << 24  # scores per block of queries x passages (64 MB of float32)
@@ -33,11 +33,15 @@ def resolve(spec: str, models_dir: str | os.PathLike | None = None) -> BakedMode
     path = Path(spec).expanduser()
     if (path / MANIFEST_NAME).is_file():
         return load_bake(path)
+    if path.is_dir():  # a models folder rather than one bake in it
+        inside = list_baked(path)
+        hint = f"; it holds {', '.join(inside)}: --models-dir {spec} --model NAME" if inside else ""
+        raise ValueError(f"--model {spec}: a folder without {MANIFEST_NAME}, so not a bake{hint}")
     return find_model(spec, models_dir)
 
 
 def precision(baked: BakedModel) -> str:
-    """ "fp32", or the int8 scheme the bake recorded ("int8", "int8-mixed", ...)."""
+    """The precision column: fp32, or the int8 scheme the bake recorded (int8, int8-mixed, ...)."""
     q = baked.manifest.quantization
     if not q or q.get("weight_type") == "float32":
         return "fp32"

@@ -117,10 +117,15 @@ def test_eval_compares_bakes_on_a_beir_folder(
         (["--model", MINILM, "--rerank", MINILM], "a dense model, not a rerank (cross-encoder)"),
         (["--model", "nobody/nothing"], "not in kettle's registry"),
         (["--model", MINILM, "--k", "0"], "--k must be at least 1"),
+        (["--model", "MODELS_DIR"], "MODELS_DIR: a folder without manifest.json, so not a bake"),
+        (["--model", "MODELS_DIR"], f"{MINILM}"),
+        (["--model", "MODELS_DIR"], ": --models-dir MODELS_DIR --model NAME"),
     ],
 )
 def test_model_mistakes_are_one_line(models_dir, beir_folder, tmp_path, capsys, extra, message):
     argv = ["eval", str(beir_folder), "--models-dir", str(models_dir), "--out", str(tmp_path)]
+    extra = [str(models_dir) if word == "MODELS_DIR" else word for word in extra]
+    message = message.replace("MODELS_DIR", str(models_dir))
     assert main(argv + extra) in (1, 2)
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
