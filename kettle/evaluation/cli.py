@@ -28,11 +28,19 @@ def parser() -> argparse.ArgumentParser:
         metavar="M",
         help="a baked dense or sparse model: its name or the path of a bake folder (repeatable)",
     )
-    p.add_argument("--models-dir", default=None, help="where model names are looked up")
     p.add_argument(
-        "--out", type=Path, default=Path("kettle-eval"), help="output folder (kettle-eval)"
+        "--models-dir", default=None, metavar="DIR", help="where model names are looked up"
     )
-    p.add_argument("--k", type=int, default=10, help="the cut of nDCG, recall and MRR (10)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("kettle-eval"),
+        metavar="DIR",
+        help="output folder (kettle-eval)",
+    )
+    p.add_argument(
+        "--k", type=int, default=10, metavar="10", help="the cut of nDCG, recall and MRR (10)"
+    )
     p.add_argument(
         "--lambda-memory",
         type=int,
@@ -45,11 +53,16 @@ def parser() -> argparse.ArgumentParser:
         help="a cross-encoder that reranks each dense model's top candidates",
     )
     p.add_argument(
-        "--rerank-depth", type=int, default=100, help="candidates reranked per query (100)"
+        "--rerank-depth",
+        type=int,
+        default=100,
+        metavar="N",
+        help="candidates reranked per query (100)",
     )
     p.add_argument(
         "--threads",
         type=int,
+        metavar="N",
         default=None,
         help="ONNX Runtime threads (default: the CPUs this process may use)",
     )
@@ -71,6 +84,13 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
+    if args.lambda_memory is not None and not 128 <= args.lambda_memory <= 10240:
+        print(
+            f"python -m kettle eval: error: --lambda-memory {args.lambda_memory}: Lambda takes "
+            "128 to 10240 MB",
+            file=sys.stderr,
+        )
+        return 2
     try:
         return _run(args)
     except (beir.DataError, LookupError, ValueError, ManifestError, OSError) as exc:
