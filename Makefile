@@ -20,10 +20,10 @@ help: ## list the targets
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
-	$(PIP) install -e '.[bake,lambda,test,bm25]'
+	$(PIP) install -e '.[bake,lambda,test,bm25,eval]'
 	touch $@
 
-install: $(VENV)/.installed ## create .venv and install kettle with the bake, lambda, test and bm25 extras
+install: $(VENV)/.installed ## create .venv and install kettle with the bake, lambda, test, bm25 and eval extras
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -91,6 +91,13 @@ run: install ## bake the default model, embed a few sentences, then documents ->
 	$(PY) -m models_bake $(MODEL) --out $(MODELS_DIR)
 	$(PY) -m kettle demo --model $(MODEL)
 	KETTLE_MODEL=$(MODEL) $(PY) -m handler.demo run --store $(DEMO_STORE)
+
+# `python -m kettle eval` on a BEIR folder: make eval DATA=examples/numpy-docs MODELS="M1 /path/to/bake"
+EVAL_OUT ?= kettle-eval
+EVAL_ARGS ?=
+eval: install ## compare MODELS (names or bake folders; default MODEL) on the BEIR folder DATA: table, EVAL_OUT/eval.json, eval.md, eval.png
+	@test -n "$(DATA)" || { echo 'usage: make eval DATA=<BEIR folder> MODELS="M1 M2" [EVAL_ARGS="--lambda-memory 2048"]' >&2; exit 2; }
+	$(PY) -m kettle eval $(DATA) $(foreach m,$(or $(MODELS),$(MODEL)),--model $(m)) --out $(EVAL_OUT) $(EVAL_ARGS)
 
 PORT ?= 8080
 serve: install ## the HTTP API on 127.0.0.1:$(PORT) through the Lambda handler (curl, OpenAI SDK); /search over `make run`'s store
@@ -163,4 +170,4 @@ bench: install models $(BENCH_VENV)/.installed ## throughput, cold start, memory
 clean: ## remove build outputs (keeps the download cache)
 	rm -rf build .aws-sam bench/out
 
-.PHONY: help install npm sam system-tools emulator bake models run serve invoke layers sam-build lint format test test-fast bench clean
+.PHONY: help install npm sam system-tools emulator bake models run eval serve invoke layers sam-build lint format test test-fast bench clean

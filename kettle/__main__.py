@@ -1,4 +1,7 @@
-"""python -m kettle [demo|embed|models|count]: try a baked model from the shell."""
+"""python -m kettle [demo|embed|models|count|eval]: try a baked model from the shell.
+
+``python -m kettle eval DATA --model M ...`` compares models on a BEIR folder (kettle.evaluation).
+"""
 
 from __future__ import annotations
 
@@ -49,9 +52,14 @@ def demo(model: TextEmbedding) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["eval"]:  # its own options: DATA, repeatable --model, --out, ...
+        from kettle.evaluation.cli import main as eval_main
+
+        return eval_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m kettle", description=__doc__)
     parser.add_argument(
-        "command", nargs="?", default="demo", choices=["demo", "embed", "models", "count"]
+        "command", nargs="?", default="demo", choices=["demo", "embed", "models", "count", "eval"]
     )
     parser.add_argument("texts", nargs="*", help="texts for embed/count (default: stdin lines)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="a baked dense model")

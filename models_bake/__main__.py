@@ -1,5 +1,5 @@
 """python -m models_bake MODEL [--out DIR] [--quantize int8|auto|...|none] [--min-cosine X]
-[--gate K=V] [--source DIR_OR_HF_REPO]
+[--gate K=V] [--source DIR_OR_HF_REPO] [--eval DATA]
 
 A MODEL that is not in the registry is a custom model: ``--source DIR_OR_HF_REPO`` is required,
 and what --kind, --pooling, --normalize, --max-length and the prefixes leave out is read from the
@@ -17,6 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from kettle.evaluation.data import DataError
+from kettle.evaluation.data import load as load_beir
 from kettle.registry import MODELS, Source, UnknownModelError, get_model
 from models_bake.bake import BakeError, bake
 from models_bake.convert import UnsupportedArchitectureError
@@ -68,6 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     custom.add_argument("--max-length", type=int)
     custom.add_argument("--query-prefix")
     custom.add_argument("--passage-prefix")
+    parser.add_argument(
+        "--eval",
+        type=Path,
+        metavar="DATA",
+        help="gate on this BEIR folder of yours (corpus.jsonl, queries.jsonl, qrels/test.tsv) "
+        "instead of kettle's texts: int8 against fp32 nDCG@10 and the cosine gates on its texts",
+    )
     parser.add_argument("--cache", type=Path, default=Path(".cache"), help="download cache")
     parser.add_argument("--force", action="store_true", help="bake even when up to date")
     parser.add_argument("--list", action="store_true", help="list the models kettle knows")
@@ -96,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"models_bake: error: --out {args.out}: {problem}", file=sys.stderr)
         return 1
     try:
+        if args.eval is not None:
+            load_beir(args.eval)  # bad data: one line now, not after the conversion
         source = _source(args.source) if args.source else None
         description = _description(args, source)
         result = bake(
@@ -108,9 +119,11 @@ def main(argv: list[str] | None = None) -> int:
             force=args.force,
             description=description,
             gates=gates,
+            eval_data=args.eval,
         )
     except (
         BakeError,
+        DataError,
         DescribeError,
         FidelityError,
         SourceError,

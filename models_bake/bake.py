@@ -21,6 +21,8 @@ from kettle.manifest import MANIFEST_NAME, Manifest, ManifestError, sha256_file
 from kettle.registry import ModelDescription, Source, get_model
 from models_bake import quantize as q
 from models_bake import verify
+from models_bake.eval_gate import KINDS as EVAL_KINDS
+from models_bake.eval_gate import fingerprint as eval_set_fingerprint
 from models_bake.sources import FetchedSource, SourceError, fetch
 
 log = logging.getLogger("models_bake")
@@ -237,6 +239,7 @@ def bake(
     force: bool = False,
     description: ModelDescription | None = None,
     gates: dict | None = None,
+    eval_data: Path | None = None,
 ) -> BakeResult:
     """Bake ``name`` into ``out/<name>/``. Raises BakeError or verify.FidelityError.
 
@@ -246,6 +249,8 @@ def bake(
     else bakes fp32 and logs why; the manifest records the search. ``gates`` overrides
     verify.GATES (``min_cosine`` gates the mean cosine). ``description`` bakes a model that is
     not in the registry (models_bake.describe builds one from the model's files).
+    ``eval_data``: a BEIR folder of the user's that the gate measures on instead of kettle's set
+    (models_bake.eval_gate); the manifest's ``fidelity.eval_set`` names it.
     """
     if quantize not in ("none", "auto") and quantize not in q.SCHEMES:
         choices = ", ".join(["none", "auto", *q.SCHEMES])
@@ -256,6 +261,10 @@ def bake(
     description = description or get_model(name)
     out, cache = Path(out).resolve(), Path(cache).resolve()
     final = out / description.dir_name
+    if eval_data is not None and description.kind not in EVAL_KINDS:
+        raise BakeError(
+            f"--eval gates dense and sparse models; {description.name} is a {description.kind} model"
+        )
     fetched = _fetch_first(description, (source,) if source else description.sources, cache)
     settings = {
         "quantize": quantize,
@@ -263,6 +272,8 @@ def bake(
         "scheme": scheme.describe(),
         "gates": verify.GATES | dict(gates or {}),
     }
+    if eval_data is not None:
+        settings["eval_set"] = eval_set_fingerprint(eval_data)
     key = _bake_key(fetched, description, settings)
     if not force and (manifest := _up_to_date(final, key)):
         log.info("%s is up to date in %s", name, final)
@@ -325,7 +336,7 @@ def bake(
             target = root / description.dir_name
             io = _onnx_io(int8)  # a sparse head pooled in the graph has its own output
             _write_model_dir(target, int8, fetched, description, io, quantization, extra)
-            figures = verify.measure(description.kind, name, ref_root, root)
+            figures = verify.measure(description.kind, name, ref_root, root, eval_data)
             log.info("fidelity of %s: %s", label, figures)
             failed = verify.gate_failures(figures, min_cosine, gates)
             if record:

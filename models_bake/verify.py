@@ -354,7 +354,15 @@ MEASURES: dict[str, Callable[[str, Path, Path, Sequence[str]], dict]] = {
 }
 
 
-def measure(kind: str, name: str, reference_dir: Path, candidate_dir: Path) -> dict:
+def measure(
+    kind: str, name: str, reference_dir: Path, candidate_dir: Path, eval_data: Path | None = None
+) -> dict:
+    """The kind's figures on kettle's set, or on ``eval_data``, a BEIR folder of the user's
+    (models_bake.eval_gate; dense and sparse models)."""
+    if eval_data is not None:
+        from models_bake import eval_gate
+
+        return eval_gate.measure(eval_data, kind, name, reference_dir, candidate_dir)
     try:
         fn = MEASURES[kind]
     except KeyError:

@@ -188,7 +188,7 @@ def check_make(words: list[str], root: Path) -> list[str]:
 # or module runs as __main__ with ArgumentParser.parse_known_args replaced.
 _CAPTURE = r"""
 import argparse, json, runpy, sys
-kind, target = sys.argv[1], sys.argv[2]
+kind, target, words = sys.argv[1], sys.argv[2], sys.argv[3:]
 
 def describe(parser):
     out = {"options": sorted(parser._option_string_actions), "commands": {}}
@@ -208,7 +208,7 @@ def capture(self, args=None, namespace=None):
     raise Captured
 
 argparse.ArgumentParser.parse_known_args = capture
-sys.argv = [target]
+sys.argv = [target, *words]
 try:
     if kind == "module":
         runpy.run_module(target, run_name="__main__", alter_sys=True)
@@ -232,11 +232,12 @@ def _cli(data: dict) -> Cli:
 
 
 @cache
-def load_cli(kind: str, target: str, root: Path) -> Cli | str:
+def load_cli(kind: str, target: str, root: Path, command: str | None = None) -> Cli | str:
     """The parser of ``python -m target`` (kind "module") or of the script ``target``; a string
-    saying why when it cannot be read."""
+    saying why when it cannot be read. ``command``: the parser it builds when run with that
+    command word (a CLI that hands a command to a parser of its own, as `python -m kettle eval`)."""
     proc = subprocess.run(
-        [sys.executable, "-c", _CAPTURE, kind, target],
+        [sys.executable, "-c", _CAPTURE, kind, target, *([command] if command else [])],
         cwd=root,
         capture_output=True,
         text=True,
@@ -297,6 +298,10 @@ def check_cli(words: list[str], root: Path) -> list[str]:
             known = ", ".join(sorted(cli.commands))
             return [f"{shown!r}: {target} has no subcommand {command!r} (it has {known})"]
         accepted |= cli.commands[command].options
+        if not cli.commands[command].options:  # a command word: maybe a parser of its own
+            own = load_cli(kind, target, root, command)
+            if isinstance(own, Cli) and not own.commands:
+                accepted |= own.options
     return [f"{shown!r}: {target} accepts no option {f}" for f in flags if f not in accepted]
 
 

@@ -159,6 +159,7 @@ def test_checker_catches_wrong_commands():
             "python -m models_bake MODEL --out models --no-such-flag   # a comment",
             "python -m kettle no-such-command --model M",
             "python -m kettle embed --model M --no-such-flag tea",
+            "python -m kettle eval DATA --model M --out o --no-such-eval-flag",
             "python bench/no_such_script.py --rounds 5",
             "python bench/quant_schemes.py --rounds 5 --no-such-flag",
             "make run && make serve &",
@@ -166,7 +167,7 @@ def test_checker_catches_wrong_commands():
         ]
     )
     problems, checked = _readme.check_shell(bad)
-    assert checked == 10
+    assert checked == 11
     text = "\n".join(problems)
     for expected in [
         "has no target 'no-such-target'",
@@ -175,11 +176,12 @@ def test_checker_catches_wrong_commands():
         "models_bake accepts no option --no-such-flag",
         "kettle has no subcommand 'no-such-command'",
         "kettle accepts no option --no-such-flag",
+        "kettle accepts no option --no-such-eval-flag",  # eval's own parser, --out accepted
         "no script bench/no_such_script.py",
         "bench/quant_schemes.py accepts no option --no-such-flag",
     ]:
         assert expected in text, f"{expected!r} not caught:\n{text}"
-    assert len(problems) == 8, text  # `make run && make serve &` is right
+    assert len(problems) == 9, text  # `make run && make serve &` is right
 
 
 def test_checker_reads_usage_lines_and_skip_markers():
