@@ -179,7 +179,8 @@ def table(mods: list[Module]) -> str:
         for m in mods:
             if room_of(m.name) == room:
                 rel = m.path.relative_to(REPO).as_posix()
-                lines.append(f"| `{rel}` | {m.concept or '(no docstring)'} |")
+                concept = (m.concept or "(no docstring)").replace("|", "\\|")
+                lines.append(f"| `{rel}` | {concept} |")
         lines.append("")
     lines.append(END)
     return "\n".join(lines)

@@ -11,7 +11,7 @@ from models_bake.bake import BakeError, bake
 from models_bake.eval_gate import fingerprint
 from models_bake.verify import FidelityError
 from tests.conftest import MINILM, REPO
-from tests.evaluation._beir import cosine_scores, reference_metrics, write_beir
+from tests.kettle.evaluation._beir import cosine_scores, reference_metrics, write_beir
 
 
 @pytest.mark.bakes

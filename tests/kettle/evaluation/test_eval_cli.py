@@ -15,7 +15,7 @@ from kettle.registry import DEFAULT_SPARSE_MODEL, get_model
 from kettle.rerank import TextCrossEncoder
 from kettle.sparse import SparseTextEmbedding
 from tests.conftest import MINILM
-from tests.evaluation._beir import cosine_scores, reference_metrics
+from tests.kettle.evaluation._beir import cosine_scores, reference_metrics
 
 FIELDS = [
     "model",

@@ -1,5 +1,5 @@
 """A small BEIR folder, fp32 bakes of MiniLM and SPLADE-tiny, and the random cross-encoder
-fixtures (tests/rerank/_rerank_model.py) for --rerank."""
+fixtures (tests/kettle/rerank/_rerank_model.py) for --rerank."""
 
 import pytest
 
@@ -7,8 +7,8 @@ from kettle.registry import DEFAULT_SPARSE_MODEL
 from models_bake.bake import bake
 from models_bake.verify import retrieval_set
 from tests.conftest import MINILM, REPO
-from tests.evaluation._beir import write_beir
-from tests.rerank._rerank_model import (  # noqa: F401 (pytest finds fixtures by name)
+from tests.kettle.evaluation._beir import write_beir
+from tests.kettle.rerank._rerank_model import (  # noqa: F401 (pytest finds fixtures by name)
     cross_encoder_checkpoint,
     cross_encoder_name,
     rerank_fp32_dir,

@@ -10,7 +10,7 @@ import pytest
 from kettle.__main__ import main
 from kettle.evaluation.data import DataError, load
 from tests.conftest import MINILM
-from tests.evaluation._beir import write_beir
+from tests.kettle.evaluation._beir import write_beir
 
 CORPUS = [
     {"_id": "d1", "title": "Kettle", "text": "A kettle boils water."},
