@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import NamedTuple
 
+from models_bake.convert import common
 from models_bake.convert.bert import HEADS, INPUTS, convert
 
 
@@ -110,12 +111,15 @@ def convert_checkpoint(model_dir: Path, out_path: Path, kind: str = "dense") -> 
         raise FileNotFoundError(f"{model_dir}: no config.json")
     config = json.loads(cfg_path.read_text())
     head = head_for(config, kind)
-    if kind == "late_interaction":
-        module = import_module("models_bake.convert.colbert")
+    family = family_of(config)
+    if kind == "late_interaction":  # ColBERT: BERT's graph plus the projection
+        info = import_module("models_bake.convert.colbert").convert(
+            Path(model_dir), Path(out_path), head=head
+        )
     else:
-        module = import_module(f"models_bake.convert.{FAMILIES[family_of(config)].module}")
-    info = module.convert(Path(model_dir), Path(out_path), head=head)
-    return {"family": family_of(config), **info}
+        build = import_module(f"models_bake.convert.{FAMILIES[family].module}").build_model
+        info = common.convert_family(Path(model_dir), Path(out_path), build=build, head=head)
+    return {"family": family, **info}
 
 
 __all__ = [

@@ -209,6 +209,5 @@ def convert(model_dir: Path, out_path: Path, *, head: str | None = None, opset: 
     head, hidden_size, num_layers, num_heads, vocab_size, output, inputs.
     """
     return common.convert_family(
-        model_dir, out_path, head=head, default_head="BertModel", check=_check_config,
-        build=build_model, opset=opset,
+        model_dir, out_path, build=build_model, head=head, default_head="BertModel", opset=opset,
     )  # fmt: skip

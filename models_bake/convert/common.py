@@ -371,16 +371,15 @@ def convert_family(
     model_dir: Path,
     out_path: Path,
     *,
-    head: str | None,
-    default_head: str,
-    check: Callable[[dict, str], None],
     build: Callable[[dict, dict[str, np.ndarray], str, int], tuple[onnx.ModelProto, dict]],
+    head: str | None = None,
+    default_head: str | None = None,
     opset: int = 17,
 ) -> dict:
-    """A family module's ``convert``: read the config, check it, build the graph, save it."""
+    """Read the config, build the family's graph (its ``build_model`` checks the config first) for
+    ``head`` (default: the config's first architecture, else ``default_head``), and save it."""
     cfg = read_config(model_dir)
     head = head or (cfg.get("architectures") or [default_head])[0]
-    check(cfg, head)
     model, info = build(cfg, load_weights(Path(model_dir)), head, opset)
     save(model, out_path)
     return info

@@ -17,8 +17,6 @@ file).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from onnx import TensorProto, helper
 
@@ -162,16 +160,4 @@ def build_model(cfg: dict, tensors: dict[str, np.ndarray], head: str, opset: int
         opset=opset,
         layer_types=types,
         local_window=window,
-    )
-
-
-def convert(model_dir: Path, out_path: Path, *, head: str | None = None, opset: int = 17) -> dict:
-    return common.convert_family(
-        model_dir,
-        out_path,
-        head=head,
-        default_head="ModernBertModel",
-        check=_check,
-        build=build_model,
-        opset=opset,
     )

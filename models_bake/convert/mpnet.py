@@ -15,7 +15,6 @@ There are no token type ids.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 
@@ -127,17 +126,5 @@ def build_model(cfg: dict, tensors: dict[str, np.ndarray], head: str, opset: int
         family="mpnet",
         inputs=INPUTS,
         sizes=sizes,
-        opset=opset,
-    )
-
-
-def convert(model_dir: Path, out_path: Path, *, head: str | None = None, opset: int = 17) -> dict:
-    return common.convert_family(
-        model_dir,
-        out_path,
-        head=head,
-        default_head="MPNetModel",
-        check=_check,
-        build=build_model,
         opset=opset,
     )

@@ -13,8 +13,6 @@ Both weight layouts load: transformers' own names (``layers.N.self_attn.q_proj``
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from models_bake.convert import common
@@ -145,16 +143,4 @@ def build_model(cfg: dict, tensors: dict[str, np.ndarray], head: str, opset: int
         sizes=sizes,
         opset=opset,
         weight_layout="nomic" if names.original else "transformers",
-    )
-
-
-def convert(model_dir: Path, out_path: Path, *, head: str | None = None, opset: int = 17) -> dict:
-    return common.convert_family(
-        model_dir,
-        out_path,
-        head=head,
-        default_head="NomicBertModel",
-        check=_check,
-        build=build_model,
-        opset=opset,
     )

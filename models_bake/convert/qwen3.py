@@ -10,8 +10,6 @@ not change the vectors. No KV cache, no sliding window (``use_sliding_window`` i
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from onnx import TensorProto
 
@@ -123,17 +121,5 @@ def build_model(cfg: dict, tensors: dict[str, np.ndarray], head: str, opset: int
         family="qwen3",
         inputs=INPUTS,
         sizes=sizes,
-        opset=opset,
-    )
-
-
-def convert(model_dir: Path, out_path: Path, *, head: str | None = None, opset: int = 17) -> dict:
-    return common.convert_family(
-        model_dir,
-        out_path,
-        head=head,
-        default_head="Qwen3Model",
-        check=_check,
-        build=build_model,
         opset=opset,
     )

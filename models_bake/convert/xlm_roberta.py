@@ -17,8 +17,6 @@ The classification head is RoBERTa's: ``<s>`` -> dense -> tanh -> out_proj.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from models_bake.convert import common
@@ -125,16 +123,4 @@ def build_model(cfg: dict, tensors: dict[str, np.ndarray], head: str, opset: int
         opset=opset,
         out_name=out_name,
         out_dims=dims,
-    )
-
-
-def convert(model_dir: Path, out_path: Path, *, head: str | None = None, opset: int = 17) -> dict:
-    return common.convert_family(
-        model_dir,
-        out_path,
-        head=head,
-        default_head="XLMRobertaModel",
-        check=_check,
-        build=build_model,
-        opset=opset,
     )
