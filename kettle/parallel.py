@@ -29,7 +29,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -76,9 +76,7 @@ class _Worker:
     process: Any  # multiprocessing's Process of the chosen context
     conn: Connection
     started: bool = False  # kettle's code runs in it (the main module was imported)
-    ready: bool = False  # its model is loaded
     task: int | None = None  # the task it runs now
-    log: list[str] = field(default_factory=list)
 
 
 class WorkerPool:
@@ -152,7 +150,6 @@ class WorkerPool:
                 if message[0] == "started":
                     worker.started = True
                 elif message[0] == "ready":
-                    worker.ready = True
                     del waiting[conn]
                 else:  # ("failed", text)
                     raise WorkerError(
@@ -190,6 +187,10 @@ class WorkerPool:
         as workers free up, at most two per worker ahead of the result yielded next, so a
         stream of a million items is never all queued. An exception a task raised is raised
         here at its turn, as in one process."""
+        for worker in self._workers:
+            if worker.task is not None:  # an earlier imap left unfinished: drop its result
+                self._receive(worker, starting=False)
+                worker.task = None
         tasks = iter(tasks)
         results: dict[int, tuple] = {}  # finished tasks not yet yielded
         idle = deque(self._workers)
@@ -238,7 +239,12 @@ class WorkerPool:
         try:
             return worker.conn.recv()
         except (EOFError, OSError):
-            pass
+            pass  # it ended: why is below
+        except Exception as exc:  # noqa: BLE001 - a result this process cannot unpickle
+            raise WorkerError(
+                f"a message from parallel worker {worker.slot} could not be read: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
         if starting and not worker.started:
             code = _exit_code(worker.process)
             what = f"parallel worker {worker.slot} exited with code {code} before it started"
