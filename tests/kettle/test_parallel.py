@@ -78,7 +78,7 @@ def test_a_script_without_the_main_guard_says_to_add_it(models_dir, tmp_path):
     assert code != 0
     line = error_line(output)
     assert str(tmp_path / "script.py") in line
-    assert 'add an `if __name__ == "__main__":` guard' in line or "add the guard" in line, line
+    assert '`if __name__ == "__main__":` guard: add the guard' in line, line
 
 
 def test_a_worker_that_cannot_load_its_model_is_an_error_that_says_why(models_dir, tmp_path):
