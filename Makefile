@@ -44,13 +44,14 @@ $(SAM_VENV)/.installed-$(SAM_CLI_VERSION):
 sam: $(SAM_VENV)/.installed-$(SAM_CLI_VERSION) ## install the SAM CLI into .venv-sam (sam validate, sam build, sam deploy)
 
 # Debian packages the layers and their tests need: binutils strip for each architecture (the
-# runtime layer's symbol tables), and qemu-user-static + debootstrap for running the arm64 layer.
+# runtime layer's symbol tables), qemu-user-static + debootstrap for running the arm64 layer, and
+# unshare (util-linux) for the parallel= test without /dev/shm, as on Lambda.
 # Installed with apt-get when missing (CI runs as root on Debian); a command already on PATH is
 # used as it is.
 SYSTEM_TOOLS := aarch64-linux-gnu-strip:binutils-aarch64-linux-gnu \
 	x86_64-linux-gnu-strip:binutils-x86-64-linux-gnu \
 	qemu-aarch64-static:qemu-user-static qemu-x86_64-static:qemu-user-static \
-	debootstrap:debootstrap dpkg-deb:dpkg
+	debootstrap:debootstrap dpkg-deb:dpkg unshare:util-linux
 system-tools: ## apt-get install the Debian tools the layers and the arm64 test need, when missing
 	@missing=""; for t in $(SYSTEM_TOOLS); do \
 	  command -v "$${t%%:*}" >/dev/null || missing="$$missing $${t#*:}"; \

@@ -26,7 +26,7 @@ from kettle.batching import (
 )
 from kettle.errors import TextTooLongError, check_texts
 from kettle.onnx_model import OnnxModel
-from kettle.parallel import WorkerPool, ordered, run_batch, step_spec, workers_for
+from kettle.parallel import WorkerPool, run_batch, step_spec, workers_for
 from kettle.tokenize import TextTokenizer
 
 TextKind = Literal["query", "passage"]
@@ -184,7 +184,7 @@ class TextEncoder(OnnxModel):
                 )
             else:
                 tasks = (self.feeds([encodings[i] for i in batch]) + (spec,) for batch in batches)
-                outputs = ordered(pool, run_batch, tasks)
+                outputs = pool.imap(run_batch, tasks)
             for batch, batch_results in zip(batches, outputs, strict=True):
                 for i, result in zip(batch, batch_results, strict=True):
                     results[i] = result

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from kettle.onnx_model import OnnxModel
-from kettle.parallel import WorkerPool, embed_images, ordered, workers_for
+from kettle.parallel import WorkerPool, embed_images, workers_for
 from kettle.pooling import normalize, pool
 from kettle.preprocess import ImageInput, ImagePreprocessor, open_image, require_pillow
 
@@ -69,7 +69,7 @@ class ImageEmbedding(OnnxModel):
                 yield from self.embed_batch(batch, offset)
             return
         with WorkerPool(self, workers) as pool:
-            for vectors in ordered(pool, embed_images, batches):
+            for vectors in pool.imap(embed_images, batches):
                 yield from vectors
 
     def embed_batch(self, images: list[ImageInput], offset: int = 0) -> np.ndarray:
