@@ -81,6 +81,10 @@ class Settings:
     output_bucket: str
     output_prefix: str
     dlq_url: str
+    # MAX_RECEIVE_COUNT: the ingest queue's maxReceiveCount (the template sets both from one
+    # value); on that receive a failure is dead-lettered by kettle, with its reason, before SQS's
+    # redrive would move the message silently. 0: unknown, every failure is retried.
+    max_receive_count: int = 0
     # ---- vector sinks and search (handler/sinks/, handler/search.py) --------------------------
     vector_sinks: tuple[str, ...] = ("files",)  # VECTOR_SINK: files, s3vectors, qdrant (a list)
     vector_bucket: str = ""  # VECTOR_BUCKET: the S3 Vectors bucket
@@ -130,6 +134,7 @@ class Settings:
             output_bucket=_str("OUTPUT_BUCKET"),
             output_prefix=_str("OUTPUT_PREFIX", "embeddings/"),
             dlq_url=_str("DLQ_URL"),
+            max_receive_count=_int("MAX_RECEIVE_COUNT", 0, minimum=0),
             **_vector_settings(),
         )
 
