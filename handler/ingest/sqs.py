@@ -33,6 +33,38 @@ from handler.observability import count, logger
 from handler.settings import Settings
 
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+RESERVE_S = 5.0  # of an invocation's time kept back from the estimate (writes, the response)
+
+
+class Budget:
+    """This invocation's time: once it has synced an object, an object whose estimated sync
+    (its size / INGEST_BYTES_PER_SECOND) does not fit what is left goes back to the queue for
+    another invocation, so one batch of large objects cannot time out whole on every receive."""
+
+    def __init__(self) -> None:
+        self.deadline: float | None = None
+        self.busy = False
+
+    def start(self, context: Any) -> None:
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        self.deadline = time.monotonic() + remaining() / 1000 if callable(remaining) else None
+        self.busy = False
+
+    def check(self, event: ObjectEvent, settings: Settings) -> None:
+        """TransientError("deferred ...") when ``event`` should wait for another invocation."""
+        if not self.busy or self.deadline is None or event.action != "created":
+            return
+        need = (event.ref.size or 0) / settings.ingest_bytes_per_second
+        left = self.deadline - time.monotonic() - RESERVE_S
+        if need > left:
+            raise TransientError(
+                f"deferred to another invocation: {event.ref.key} ({event.ref.size} bytes) needs "
+                f"~{need:.0f} s at {settings.ingest_bytes_per_second} bytes/s "
+                f"(INGEST_BYTES_PER_SECOND), {max(left, 0):.0f} s are left"
+            )
+
+
+budget = Budget()
 
 
 def send_to_dlq(settings: Settings, reason: str, code: str, source: str, **details: Any) -> None:
@@ -186,6 +218,9 @@ def record_handler(record: SQSRecord) -> list[dict[str, Any]]:
     results, retry = [], []
     for item in found:
         try:
+            if not last:  # the last receive goes ahead: deferring it would dead-letter it
+                budget.check(item, settings)
+            budget.busy = True
             results.append(asdict(process(item, settings, "sqs", **details)))
         except TransientError as exc:
             if not last:
@@ -204,6 +239,7 @@ def record_handler(record: SQSRecord) -> list[dict[str, Any]]:
 
 
 def handle_sqs(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    budget.start(context)
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

@@ -296,3 +296,62 @@ def test_a_key_over_a_thousand_bytes_syncs_and_deletes(aws, s3vectors, monkeypat
     assert dlq_messages(aws["sqs"], aws["dlq"]) == []
     assert stored_keys("s3vectors", s3vectors, key) == []
     assert output_keys(aws) == [ledger_key(key)] and ledger(aws, key)["state"] == "deleted"
+
+
+# ---- 4: large objects ---------------------------------------------------------------------------
+class _Context:
+    """A Lambda context with ``seconds`` left."""
+
+    function_name = "kettle-test"
+    memory_limit_in_mb = 3008
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:kettle-test"
+    aws_request_id = "req-1"
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int(self.seconds * 1000)
+
+
+def test_an_object_that_cannot_finish_in_the_time_left_waits_for_another_invocation(aws):
+    from handler.app import s3_handler
+    from handler.settings import Settings
+
+    rate = Settings.from_env().ingest_bytes_per_second
+    small = put(aws, "incoming/small.txt", KETTLE_DOC)
+    large = put(aws, "incoming/large.txt", KETTLE_DOC)
+    large["s3"]["object"]["size"] = rate * 200  # 200 s of work, as the event says
+    event = sqs({"Records": [small]}, {"Records": [large]})
+    assert s3_handler(event, _Context(100)) == {"batchItemFailures": [{"itemIdentifier": "msg-1"}]}
+    assert dlq_messages(aws["sqs"], aws["dlq"]) == []
+    # First in an invocation, it goes ahead (its real size is small: it syncs).
+    assert s3_handler(sqs({"Records": [large]}), _Context(100)) == OK
+    assert ledger(aws, "incoming/large.txt")["state"] == "synced"
+
+
+def test_the_default_object_limit_is_the_one_the_docs_state_and_is_dead_lettered(aws):
+    import re
+
+    import yaml
+    from _handler_helpers import REPO
+
+    from handler.settings import DEFAULT_MAX_OBJECT_BYTES
+
+    readme = (REPO / "docs" / "lambda.md").read_text()
+    stated = re.search(r"`MAX_OBJECT_BYTES` defaults to ([\d,]+) bytes", readme)
+    assert stated and int(stated.group(1).replace(",", "")) == DEFAULT_MAX_OBJECT_BYTES
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    template = yaml.load((REPO / "template.yaml").read_text(), Loader=Loader)
+    assert template["Parameters"]["MaxObjectBytes"]["Default"] == DEFAULT_MAX_OBJECT_BYTES
+    record = put(aws, "incoming/big.txt", KETTLE_DOC)
+    record["s3"]["object"]["size"] = DEFAULT_MAX_OBJECT_BYTES + 1
+    assert ingest(sqs({"Records": [record]})) == OK
+    [message] = dlq_messages(aws["sqs"], aws["dlq"])
+    assert message["error"] == "too_large", message
+    assert f"at most {DEFAULT_MAX_OBJECT_BYTES}" in message["reason"]
+    assert "MAX_OBJECT_BYTES" in message["reason"]
