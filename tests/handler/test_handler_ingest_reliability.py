@@ -355,3 +355,22 @@ def test_the_default_object_limit_is_the_one_the_docs_state_and_is_dead_lettered
     assert message["error"] == "too_large", message
     assert f"at most {DEFAULT_MAX_OBJECT_BYTES}" in message["reason"]
     assert "MAX_OBJECT_BYTES" in message["reason"]
+
+
+def test_an_entry_from_before_the_digest_is_read_once_and_moved(aws, s3vectors):
+    """A deployment upgraded in place keeps what its ledger counted: the old entry (keyed by the
+    object key) is read when the digest-keyed one is missing, so a shorter new version still
+    removes the rows the old one had."""
+    from handler.ingest.ledger import Ledger
+
+    key = "incoming/notes.txt"
+    assert ingest({"Records": [put(aws, key, LONG)]})["results"][0]["status"] == "embedded"
+    rows = stored_keys("s3vectors", s3vectors, key)
+    entry = aws["s3"].get_object(Bucket=OUTPUT_BUCKET, Key=ledger_key(key))["Body"].read()
+    legacy = Ledger(None, OUTPUT_BUCKET, "embeddings/").legacy_key(key)
+    aws["s3"].put_object(Bucket=OUTPUT_BUCKET, Key=legacy, Body=entry)
+    aws["s3"].delete_object(Bucket=OUTPUT_BUCKET, Key=ledger_key(key))
+    assert len(rows) > 1
+    assert ingest({"Records": [put(aws, key, "Short now.")]})["results"][0]["count"] == 1
+    assert stored_keys("s3vectors", s3vectors, key) == [f"{key}#0"]
+    assert ledger(aws, key)["state"] == "synced"
