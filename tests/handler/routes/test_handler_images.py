@@ -381,13 +381,13 @@ def test_image_redelivery_writes_nothing_new(aws, with_image_model, pictures):
     record = put(aws, "incoming/p.webp", pictures["rgba.webp"])
     assert [r["status"] for r in run({"Records": [record]})["results"]] == ["embedded"]
     written = output_versions(aws)
-    assert written == 4  # .npy, .jsonl, manifest, the ledger's entry
+    assert written == 5  # .npy, .jsonl, manifest, the ledger's entry: pending, then synced
     assert [r["status"] for r in run({"Records": [record]})["results"]] == ["skipped"]
     assert run(sqs_event({"Records": [record]})) == {"batchItemFailures": []}
     assert output_versions(aws) == written
     changed = put(aws, "incoming/p.webp", pictures["palette.gif"])
     assert [r["status"] for r in run({"Records": [changed]})["results"]] == ["embedded"]
-    assert output_versions(aws) == written + 4
+    assert output_versions(aws) == written + 5
 
 
 BAD_IMAGE_OBJECTS = [
