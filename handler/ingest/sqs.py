@@ -26,6 +26,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from handler.clients import client
+from handler.ingest.documents import SUPPORTED, extension
 from handler.ingest.errors import IngestError, TransientError
 from handler.ingest.events import ObjectEvent, object_events
 from handler.ingest.pipeline import Outcome, Target, abandon, sync
@@ -37,7 +38,7 @@ RESERVE_S = 5.0  # of an invocation's time kept back from the estimate (writes, 
 
 
 class Budget:
-    """This invocation's time: once it has synced an object, an object whose estimated sync
+    """This invocation's time: once it has synced an object, a text object whose estimated sync
     (its size / INGEST_BYTES_PER_SECOND) does not fit what is left goes back to the queue for
     another invocation, so one batch of large objects cannot time out whole on every receive."""
 
@@ -53,6 +54,8 @@ class Budget:
     def check(self, event: ObjectEvent, settings: Settings) -> None:
         """TransientError("deferred ...") when ``event`` should wait for another invocation."""
         if not self.busy or self.deadline is None or event.action != "created":
+            return
+        if extension(event.ref.key) not in SUPPORTED:  # images: one model call, not a rate
             return
         need = (event.ref.size or 0) / settings.ingest_bytes_per_second
         left = self.deadline - time.monotonic() - RESERVE_S

@@ -9,6 +9,7 @@ qdrant-client's local mode. The fixtures and event builders are test_handler_sea
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -142,6 +143,7 @@ def test_a_version_throttled_through_every_receive_is_rolled_back_and_dead_lette
     [message] = dlq_messages(aws["sqs"], aws["dlq"])
     assert message["error"] == "throttled" and message["key"] == key, message
     assert "receive 3 of 3" in message["reason"] and "PutVectors" in message["reason"]
+    assert re.search(r"5 of \d+ rows written", message["reason"]), message["reason"]
     assert message["receive_count"] == 3 and message["max_receive_count"] == 3
     # Neither v1 nor a part of v2: the object is nothing until a version syncs.
     assert stored_keys("s3vectors", s3vectors, key) == []
@@ -331,8 +333,6 @@ def test_an_object_that_cannot_finish_in_the_time_left_waits_for_another_invocat
 
 
 def test_the_default_object_limit_is_the_one_the_docs_state_and_is_dead_lettered(aws):
-    import re
-
     import yaml
     from _handler_helpers import REPO
 
