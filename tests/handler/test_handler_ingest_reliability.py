@@ -143,7 +143,7 @@ def test_a_version_throttled_through_every_receive_is_rolled_back_and_dead_lette
     [message] = dlq_messages(aws["sqs"], aws["dlq"])
     assert message["error"] == "throttled" and message["key"] == key, message
     assert "receive 3 of 3" in message["reason"] and "PutVectors" in message["reason"]
-    assert re.search(r"5 of \d+ rows written", message["reason"]), message["reason"]
+    assert re.search(r"\d+ of \d+ rows written", message["reason"]), message["reason"]
     assert message["receive_count"] == 3 and message["max_receive_count"] == 3
     # Neither v1 nor a part of v2: the object is nothing until a version syncs.
     assert stored_keys("s3vectors", s3vectors, key) == []
