@@ -124,11 +124,13 @@ def ingest(sink: str, docs: dict[str, str], store: Path) -> dict[str, Any]:
             etag = s3.put_object(Bucket=BUCKET, Key=key, Body=body)["ETag"].strip('"')
             records.append(record(key, etag, len(body), n + 1))
         batches = [records[i : i + 10] for i in range(0, len(records), 10)]
-        s3_handler(sqs_event(batches[0]), LocalContext())  # warm-up: the model loads
+        s3_handler(sqs_event(batches[0]), LocalContext(timeout_s=300))  # warm-up: the model loads
         started = time.perf_counter()
         failures = 0
         for batch in batches[1:]:
-            failures += len(s3_handler(sqs_event(batch), LocalContext())["batchItemFailures"])
+            failures += len(
+                s3_handler(sqs_event(batch), LocalContext(timeout_s=300))["batchItemFailures"]
+            )
         seconds = time.perf_counter() - started
         timed = sum(len(b) for b in batches[1:])
         result = {"sink": sink, "documents": timed, "seconds": round(seconds, 3)}

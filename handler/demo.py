@@ -135,7 +135,7 @@ def run(store: Path) -> int:
             messages = got.get("Messages", [])
             if not messages:
                 break
-            answer = s3_handler(_sqs_event(messages, queue_arn), LocalContext())
+            answer = s3_handler(_sqs_event(messages, queue_arn), LocalContext(timeout_s=300))
             failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
             for m in messages:
                 if m["MessageId"] not in failed:

@@ -24,7 +24,11 @@ def model_variable(kind: str) -> str:
 DEFAULT_MODELS_DIR = "/opt/models"  # where the model layer is mounted
 DEFAULT_MAX_TEXTS = 1024
 DEFAULT_MAX_REQUEST_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
-DEFAULT_MAX_OBJECT_BYTES = 50 * 1024 * 1024
+# Text ingestion's end-to-end rate with the default model on the ingest function's CPUs (GetObject,
+# chunking, MiniLM, the files sink, the ledger), and so the largest object that syncs within its
+# 300 s timeout with a fifth left over: bench/ingest_rate.py measures both (README, "S3 ingestion").
+DEFAULT_INGEST_BYTES_PER_SECOND = 16_000
+DEFAULT_MAX_OBJECT_BYTES = 3_840_000  # 16,000 B/s x 240 s
 DEFAULT_MAX_IMAGE_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_IMAGE_PIXELS = 50_000_000  # decoded width x height; a 50 MP image is ~150 MB as RGB
 DEFAULT_CHUNK_TOKENS = 256
@@ -81,6 +85,14 @@ class Settings:
     output_bucket: str
     output_prefix: str
     dlq_url: str
+    # MAX_RECEIVE_COUNT: the ingest queue's maxReceiveCount (the template sets both from one
+    # value); on that receive a failure is dead-lettered by kettle, with its reason, before SQS's
+    # redrive would move the message silently. 0: unknown, every failure is retried.
+    max_receive_count: int = 0
+    # INGEST_BYTES_PER_SECOND: what an object's sync is expected to take, size / rate; an
+    # invocation that has synced an object already leaves one that would not fit its remaining
+    # time to another invocation.
+    ingest_bytes_per_second: int = DEFAULT_INGEST_BYTES_PER_SECOND
     # ---- vector sinks and search (handler/sinks/, handler/search.py) --------------------------
     vector_sinks: tuple[str, ...] = ("files",)  # VECTOR_SINK: files, s3vectors, qdrant (a list)
     vector_bucket: str = ""  # VECTOR_BUCKET: the S3 Vectors bucket
@@ -130,6 +142,10 @@ class Settings:
             output_bucket=_str("OUTPUT_BUCKET"),
             output_prefix=_str("OUTPUT_PREFIX", "embeddings/"),
             dlq_url=_str("DLQ_URL"),
+            max_receive_count=_int("MAX_RECEIVE_COUNT", 0, minimum=0),
+            ingest_bytes_per_second=_int(
+                "INGEST_BYTES_PER_SECOND", DEFAULT_INGEST_BYTES_PER_SECOND, minimum=1
+            ),
             **_vector_settings(),
         )
 

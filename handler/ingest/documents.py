@@ -2,17 +2,21 @@
 
 .txt and .md are one document each (the whole text, UTF-8); .jsonl is one {"id", "text"} object
 per line; .json is an array of strings or of {"id", "text"} objects (or one such object).
+JSON that decodes to no text (a lone surrogate escape such as "\ud800") or nests deeper than the
+decoder's recursion limit is a ``bad_document`` naming the line or item.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from handler.ingest.errors import IngestError
 
 TEXT_TYPES = (".txt", ".md")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # JSON may escape one alone; UTF-8 cannot hold it
 SUPPORTED = (*TEXT_TYPES, ".jsonl", ".json")
 
 
@@ -47,6 +51,10 @@ def documents(body: Any, key: str) -> Iterator[tuple[str, str]]:
                 raise IngestError(
                     "bad_document", f"line {number} is not valid JSON ({exc})"
                 ) from None
+            except RecursionError:
+                raise IngestError(
+                    "bad_document", f"line {number} is JSON nested too deeply to be a document"
+                ) from None
             yield _document(item, f"line {number}", str(number))
     elif kind == ".json":
         text = _utf8(body.read(), key)
@@ -54,6 +62,10 @@ def documents(body: Any, key: str) -> Iterator[tuple[str, str]]:
             data = json.loads(text)
         except ValueError as exc:
             raise IngestError("bad_document", f"{key} is not valid JSON ({exc})") from None
+        except RecursionError:
+            raise IngestError(
+                "bad_document", f"{key} is JSON nested too deeply to be documents"
+            ) from None
         if isinstance(data, dict):
             data = [data]
         if not isinstance(data, list):
@@ -70,9 +82,20 @@ def documents(body: Any, key: str) -> Iterator[tuple[str, str]]:
         )
 
 
+def _text(value: str, where: str, what: str) -> str:
+    found = _SURROGATE.search(value)
+    if found:
+        raise IngestError(
+            "bad_document",
+            f"{where}: {what} holds a lone surrogate \\u{ord(found.group()):04x} at character "
+            f"{found.start()}, which is no text",
+        )
+    return value
+
+
 def _document(item: Any, where: str, default_id: str) -> tuple[str, str]:
     if isinstance(item, str):
-        return default_id, item
+        return default_id, _text(item, where, "the text")
     if not isinstance(item, dict):
         raise IngestError(
             "bad_document", f"{where} is {type(item).__name__}, not a string or {{id, text}}"
@@ -83,4 +106,4 @@ def _document(item: Any, where: str, default_id: str) -> tuple[str, str]:
     doc_id = item.get("id", default_id)
     if not isinstance(doc_id, (str, int)) or isinstance(doc_id, bool):
         raise IngestError("bad_document", f'{where}: "id" must be a string or an integer')
-    return str(doc_id), text
+    return _text(str(doc_id), where, '"id"'), _text(text, where, '"text"')

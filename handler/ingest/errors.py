@@ -15,6 +15,8 @@ IngestCode = Literal[
     "model_not_configured",  # it needs a kind of model this deployment has not configured
     "bad_event",  # a message that is no S3 event kettle can interpret
     "write_failed",  # a sink refused the write for good
+    "throttled",  # transient failures (throttling, timeouts) on every receive SQS allows
+    "internal_error",  # an unexpected exception on every receive SQS allows (a bug: report it)
 ]
 
 

@@ -170,3 +170,5 @@ def _json(text: Any, what: str) -> Any:
         return json.loads(text)
     except ValueError:
         raise IngestError("bad_event", f"{what} is not JSON") from None
+    except RecursionError:
+        raise IngestError("bad_event", f"{what} is JSON nested too deeply to be an event") from None

@@ -3,21 +3,25 @@
 :func:`sync` takes one :class:`ObjectEvent` (created or removed) to the sinks and the ledger:
 
 1. ordering: an event older than the ledger's for its key (S3's sequencer) changes nothing;
-2. skip: the ledger already holds this version, model fingerprints, chunking and sinks;
+2. skip: the ledger already holds this version, model fingerprints, chunking and sinks (the
+   ledger still takes the event's sequencer, so an older event arriving later is stale);
 3. fetch the object (the version the event names), checking its size before reading it;
 4. embed: text objects as token-aware chunks (dense, and sparse when configured), images as one row;
-5. write every sink, then commit the ledger (conditionally: a race is written again, newest wins).
+5. record ``pending`` in the ledger when the writes could leave rows or files it does not count,
+   write every sink, then commit the ledger (conditionally: a race is written again, newest wins).
 
 A failure is an IngestError with a code (the caller dead-letters it) or a TransientError (the
-caller has the message delivered again). A sink that refuses a write for good leaves nothing
-half-synced: this object's rows are removed from every sink, the ledger records ``failed``.
+caller has the message delivered again; on its last delivery, :func:`abandon`). A version that
+cannot be synced, for any reason, leaves nothing: the key's rows, old and half-written, are
+removed from every sink and the ledger records ``failed`` with the event's sequencer, because
+the bucket no longer holds the older version the rows describe.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -498,13 +502,83 @@ class _WriteFailed(Exception):
         self.left = left
 
 
-def _commit(target: Target, entry: Entry, etag: str | None) -> None:
+def _commit(target: Target, entry: Entry, etag: str | None) -> str | None:
+    """The conditional ledger write; the etag of what it wrote (for the next one)."""
     try:
-        target.ledger.commit(entry, etag)
+        written = target.ledger.commit(entry, etag)
+        if written is None:  # a store that answers no ETag: read it back
+            written = target.ledger.read(entry.key)[1]
+        return written
     except LedgerConflict:
         raise
     except Exception as exc:
         raise TransientError(f"ledger for {entry.key}: {type(exc).__name__}: {exc}") from exc
+
+
+def _pending(done: EmbeddedSource, target: Target, previous: Previous) -> Previous | None:
+    """What the sinks may hold once this version's writes begin (the larger count, both versions'
+    files), or None when the ledger already counts all of it."""
+    files = dict(previous.files or {})
+    for sink in target.sinks:
+        planned = getattr(sink, "planned_files", None)
+        if planned is not None:
+            files.update({k: k for k in planned(done).values() if k})
+    rows = max(previous.count, len(done.records))
+    if rows == previous.count and set(files.values()) <= set((previous.files or {}).values()):
+        return None
+    return Previous(count=rows, files=files or None)
+
+
+def _drop(
+    event: ObjectEvent,
+    target: Target,
+    etag: str | None,
+    previous: Previous,
+    reason: str,
+    source: dict[str, Any],
+) -> None:
+    """A version that cannot be synced: the key's rows come out of every sink (the bucket no
+    longer holds the version they describe) and the ledger records ``failed`` with the event's
+    sequencer. TransientError when a sink is throttled (the next delivery tries again)."""
+    left = Previous()
+    if previous.count or previous.files:
+        try:
+            for sink in target.sinks:
+                sink.delete(event.ref.key, previous)
+        except SinkThrottled as exc:
+            raise TransientError(f"removing the old rows throttled: {exc}") from exc
+        except SinkWriteError as exc:  # the ledger keeps them counted for the key's next event
+            logger.warning("could not remove the old rows", extra={"error": str(exc)})
+            left = previous
+    sinks = {"files": {"files": left.files}} if left.files else {}
+    failed = Entry(
+        event.ref.key, "failed", event.sequencer, None, left.count, sinks, source, reason
+    )
+    _commit(target, failed, etag)
+
+
+def abandon(event: ObjectEvent, target: Target, reason: str) -> str:
+    """The last delivery of an event that failed for a transient reason every time: a created
+    version is dropped like an unreadable one (nothing half-written stays). What was done, for
+    the dead-letter reason."""
+    ref = event.ref
+    try:
+        entry, etag = target.ledger.read(ref.key)
+    except Exception as exc:
+        return f"the ledger could not be read ({type(exc).__name__}); the sinks are as they were"
+    if entry is not None and is_older(event.sequencer, entry.sequencer):
+        return "a newer event has synced the key since"
+    previous = entry.previous() if entry is not None else Previous()
+    if event.action == "removed":
+        return f"its {previous.count} rows stay in the sinks, counted by the ledger"
+    try:
+        _drop(event, target, etag, previous, reason, ref.describe())
+    except (TransientError, LedgerConflict) as exc:
+        return (
+            f"its rows could not be removed ({exc}); the ledger counts {previous.count} rows "
+            "for the key's next event to remove"
+        )
+    return f"its {previous.count} rows (old and half-written) were removed from every sink"
 
 
 class _Raced(Exception):
@@ -606,14 +680,34 @@ def _create(
     force: bool,
 ) -> Outcome:
     ref = event.ref
-    done = _embed(ref, target, entry, force)
+    try:
+        done = _embed(ref, target, entry, force)
+    except IngestError as exc:
+        _drop(event, target, etag, previous, exc.reason, ref.describe())
+        raise
     if isinstance(done, Outcome):
+        if (
+            entry is not None
+            and event.sequencer
+            and event.sequencer != entry.sequencer
+            and not is_older(event.sequencer, entry.sequencer)
+        ):  # the same version again, put by a newer event: an older event after it is stale
+            _commit(target, replace(entry, sequencer=event.sequencer), etag)
         return done
     wanted = target.wanted(
         files_sink.identity(
             done.source, done.model, done.chunking, done.sparse_model, done.multi_model
         )
     )
+    pending = _pending(done, target, previous)
+    if pending is not None:
+        sinks = {"files": {"files": pending.files}} if pending.files else {}
+        etag = _commit(
+            target,
+            Entry(ref.key, "pending", event.sequencer, None, pending.count, sinks, done.source),
+            etag,
+        )
+        previous = pending
     try:
         results = _write(done, target, previous)
     except _WriteFailed as exc:

@@ -21,8 +21,16 @@ SearchMode = Literal["dense", "sparse", "hybrid"]
 CHUNK_ID_NAMESPACE = uuid.UUID("6b8b4567-3c2a-5d1e-9f00-6b657474c300")  # kettle's, for UUID5
 
 
+LONG_KEY_BYTES = 1000  # past this, "<key>#<row>" could pass the 1,024-byte key limit
+
+
 def chunk_id(source_key: str, index: int) -> str:
-    """The deterministic id of row ``index`` of a source: a re-ingest overwrites it in place."""
+    """The deterministic id of row ``index`` of a source: a re-ingest overwrites it in place.
+    ``<key>#<row>``; for a key over 1,000 bytes ``sha256:<hex of the key>#<row>`` (S3 Vectors'
+    keys are at most 1,024 bytes; the row's metadata still names the key)."""
+    encoded = source_key.encode("utf-8")
+    if len(encoded) > LONG_KEY_BYTES:
+        return f"sha256:{hashlib.sha256(encoded).hexdigest()}#{index}"
     return f"{source_key}#{index}"
 
 

@@ -16,6 +16,9 @@ hash of what identifies the version: source etag/version, model fingerprints, ch
     <key>.manifest.json       the commit: the model (name, fingerprint, dim), the source (etag,
                               version), counts, and ``files``, the names of this version's files
 
+A key too long for these names under S3's 1,024-byte limit (about 980 bytes and up) is filed as
+``<output prefix>_long/<sha256 of the key>`` instead; its manifest's ``source.key`` names it.
+
 Read the manifest first, then the files it names. The manifest is written last and the previous
 version's files are deleted only after it, so a reader never pairs a new ``.npy`` with an old
 ``.jsonl``: it sees one version whole (or, at worst, a file that is gone and reads again).
@@ -23,6 +26,7 @@ version's files are deleted only after it, so a reader never pairs a new ``.npy`
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import time
@@ -34,6 +38,8 @@ import numpy as np
 from handler.sinks.base import EmbeddedSource, Previous, SinkThrottled, SinkWriteError
 
 MANIFEST_FORMAT = 2  # 2: versioned file names, the manifest names them
+MAX_S3_KEY_BYTES = 1024
+LONGEST_SUFFIX = len(".0123456789ab.sparse.jsonl")  # the tag and the longest file kind
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,9 @@ class OutputKeys:
     @classmethod
     def for_source(cls, output_prefix: str, source_key: str, tag: str = "") -> OutputKeys:
         base = f"{output_prefix}{source_key}"
+        if len(base.encode("utf-8")) + LONGEST_SUFFIX > MAX_S3_KEY_BYTES:
+            digest = hashlib.sha256(source_key.encode("utf-8")).hexdigest()
+            base = f"{output_prefix}_long/{digest}"
         version = f"{base}.{tag}" if tag else base
         return cls(
             vectors=f"{version}.npy",
@@ -84,6 +93,22 @@ def normalize_etag(etag: str | None) -> str | None:
     return etag.strip('"') if etag else etag
 
 
+def version_files(done: EmbeddedSource, keys: OutputKeys) -> dict[str, str | None]:
+    """The manifest's ``files``: this version's file names by kind."""
+    return {
+        "vectors": keys.vectors,
+        "chunks": keys.chunks,
+        "sparse": keys.sparse if done.sparse is not None else None,
+        "multi": keys.multi if done.multi is not None else None,
+    }
+
+
+def keys_of(output_prefix: str, done: EmbeddedSource) -> OutputKeys:
+    """The file names of ``done``'s version (the same version always gets the same names)."""
+    wanted = identity(done.source, done.model, done.chunking, done.sparse_model, done.multi_model)
+    return OutputKeys.for_source(output_prefix, done.key, identity_tag(wanted))
+
+
 def manifest_of(done: EmbeddedSource, keys: OutputKeys) -> dict[str, Any]:
     from kettle import __version__
 
@@ -110,12 +135,7 @@ def manifest_of(done: EmbeddedSource, keys: OutputKeys) -> dict[str, Any]:
         "dtype": "float32",
         "shape": [rows, dim],
         "manifest_key": keys.manifest,
-        "files": {
-            "vectors": keys.vectors,
-            "chunks": keys.chunks,
-            "sparse": keys.sparse if done.sparse is not None else None,
-            "multi": keys.multi if done.multi is not None else None,
-        },
+        "files": version_files(done, keys),
         "identity": identity(
             done.source, done.model, done.chunking, done.sparse_model, done.multi_model
         ),
@@ -187,8 +207,7 @@ def _put(s3: Any, bucket: str, key: str, body: bytes, content_type: str) -> None
 
 def write(s3: Any, bucket: str, output_prefix: str, done: EmbeddedSource) -> dict[str, Any]:
     """Write one version's files and, last, the manifest that commits them; the manifest."""
-    wanted = identity(done.source, done.model, done.chunking, done.sparse_model, done.multi_model)
-    keys = OutputKeys.for_source(output_prefix, done.key, identity_tag(wanted))
+    keys = keys_of(output_prefix, done)
     _put(s3, bucket, keys.vectors, npy_bytes(done.vectors), "application/octet-stream")
     chunk_rows = [r.__dict__ for r in done.records]
     _put(s3, bucket, keys.chunks, jsonl_bytes(chunk_rows), "application/x-ndjson")
@@ -235,6 +254,10 @@ class FilesSink:
 
         self.bucket, self.prefix = bucket, prefix
         self.s3 = s3 if s3 is not None else client("s3")
+
+    def planned_files(self, done: EmbeddedSource) -> dict[str, str | None]:
+        """The files ``write`` will put for ``done`` (the ledger counts them before they exist)."""
+        return version_files(done, keys_of(self.prefix, done))
 
     def write(self, done: EmbeddedSource, previous: Previous) -> dict[str, Any]:
         try:

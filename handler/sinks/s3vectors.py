@@ -159,11 +159,16 @@ class S3VectorsSink:
             }
             for row in range(len(ids))
         ]
+        written = 0
         for batch in put_batches(vectors):
-            with_backoff(
-                lambda b=batch: self.client.put_vectors(**self.where, vectors=b),
-                f"PutVectors of {len(batch)} vectors for {done.key}",
-            )
+            try:
+                with_backoff(
+                    lambda b=batch: self.client.put_vectors(**self.where, vectors=b),
+                    f"PutVectors of {len(batch)} vectors for {done.key}",
+                )
+            except SinkThrottled as exc:
+                raise SinkThrottled(f"{exc}; {written} of {len(ids)} rows written") from exc
+            written += len(batch)
         self._delete_rows(done.key, len(ids), previous.count)
         return {"count": len(ids)}
 

@@ -602,7 +602,11 @@ def test_s3_ingest_path_ends_in_the_dead_letter_queue(deployment):
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {
         "Fn::GetAtt": ["DeadLetterQueue", "Arn"]
     }
-    assert 1 <= queue["RedrivePolicy"]["maxReceiveCount"] <= 5
+    receives = render(queue["RedrivePolicy"]["maxReceiveCount"], params)
+    assert 1 <= int(receives) <= 5
+    # The function knows the same count: on the last receive it dead-letters with a reason.
+    env = res[ingest]["Properties"]["Environment"]["Variables"]
+    assert render(env["MAX_RECEIVE_COUNT"], params) == receives
     timeout = res[ingest]["Properties"]["Timeout"]
     assert queue["VisibilityTimeout"] >= 6 * timeout
     # The DLQ keeps failures the longest SQS allows; both queues are encrypted.

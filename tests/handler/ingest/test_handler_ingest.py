@@ -139,7 +139,9 @@ def test_redelivery_writes_nothing_new(aws):
     record = put(aws, "incoming/notes.md", DOC)
     run({"Records": [record]})
     written = output_versions(aws)
-    assert written == 4  # .npy, .jsonl, .manifest.json and the sync ledger's entry
+    # .npy, .jsonl, .manifest.json and the sync ledger's entry twice: "pending" (before the
+    # writes, naming the files they will put) and "synced"
+    assert written == 5
     again = run({"Records": [record]})
     assert [r["status"] for r in again["results"]] == ["skipped"]
     assert run(sqs_event({"Records": [record]})) == {"batchItemFailures": []}
@@ -147,7 +149,7 @@ def test_redelivery_writes_nothing_new(aws):
     # A new version of the object is embedded again.
     changed = put(aws, "incoming/notes.md", DOC + " One more sentence.")
     assert [r["status"] for r in run({"Records": [changed]})["results"]] == ["embedded"]
-    assert output_versions(aws) == written + 4  # new files, ledger and manifest
+    assert output_versions(aws) == written + 5  # new files, manifest and the ledger twice
     listed = aws["s3"].list_objects_v2(Bucket=OUTPUT_BUCKET)["Contents"]
     assert len(listed) == 4  # only the new version's files (and the ledger) remain
 
@@ -187,6 +189,22 @@ BAD_OBJECTS = [
     ("no-text", "incoming/notext.jsonl", b'{"id": 1, "body": "x"}\n', "bad_document", "line 1"),
     ("json-not-array", "incoming/x.json", b'"just a string"', "bad_document", "array"),
     ("too-large", "incoming/big.txt", b"word " * 100, "too_large", "MAX_OBJECT_BYTES"),
+    # A lone surrogate escape is valid JSON but no text a tokenizer or UTF-8 can hold.
+    ("surrogate-json", "incoming/s.json", b'["fine", "bad \\ud800"]', "bad_document", "item 1"),
+    (
+        "surrogate-jsonl",
+        "incoming/s.jsonl",
+        b'{"id": 1, "text": "ok"}\n{"id": 2, "text": "\\ud800"}\n',
+        "bad_document",
+        "line 2",
+    ),
+    (
+        "surrogate-id",
+        "incoming/i.jsonl",
+        b'{"id": "\\udc00", "text": "ok"}\n',
+        "bad_document",
+        "line 1",
+    ),
 ]
 
 

@@ -310,6 +310,11 @@ def output_keys(aws) -> list[str]:
     return sorted(o["Key"] for o in listed)
 
 
+def outputs_beside_the_ledger(aws) -> list[str]:
+    """The output keys but the sync ledger's (a failed object's entry keeps its sequencer)."""
+    return [k for k in output_keys(aws) if "/_sync/" not in k]
+
+
 def output_versions(aws) -> int:
     return len(aws["s3"].list_object_versions(Bucket=OUTPUT_BUCKET).get("Versions", []))
 
@@ -327,7 +332,9 @@ def test_an_image_object_is_embedded(aws, with_image_model, kettle_image, pictur
     base = f"embeddings/{key}"
     manifest = json.loads(read(aws, f"{base}.manifest.json"))
     files = [manifest["files"]["vectors"], manifest["files"]["chunks"]]
-    ledger = f"embeddings/_sync/{key}.json"
+    from handler.ingest.ledger import Ledger
+
+    ledger = Ledger(None, OUTPUT_BUCKET, "embeddings/").object_key(key)
     assert output_keys(aws) == sorted([*files, f"{base}.manifest.json", ledger])
     vectors = np.load(io.BytesIO(out(aws, base, "vectors")), allow_pickle=False)
     assert vectors.dtype == np.float32 and vectors.shape == (1, kettle_image.embedding_size)
@@ -374,13 +381,13 @@ def test_image_redelivery_writes_nothing_new(aws, with_image_model, pictures):
     record = put(aws, "incoming/p.webp", pictures["rgba.webp"])
     assert [r["status"] for r in run({"Records": [record]})["results"]] == ["embedded"]
     written = output_versions(aws)
-    assert written == 4  # .npy, .jsonl, manifest, the ledger's entry
+    assert written == 5  # .npy, .jsonl, manifest, the ledger's entry: pending, then synced
     assert [r["status"] for r in run({"Records": [record]})["results"]] == ["skipped"]
     assert run(sqs_event({"Records": [record]})) == {"batchItemFailures": []}
     assert output_versions(aws) == written
     changed = put(aws, "incoming/p.webp", pictures["palette.gif"])
     assert [r["status"] for r in run({"Records": [changed]})["results"]] == ["embedded"]
-    assert output_versions(aws) == written + 4
+    assert output_versions(aws) == written + 5
 
 
 BAD_IMAGE_OBJECTS = [
@@ -411,7 +418,7 @@ def test_bad_image_objects_end_in_the_dlq(aws, with_image_model, key, body, code
     [message] = dlq_messages(aws["sqs"], aws["dlq"])
     assert message["error"] == code and words in message["reason"], message
     assert message["key"] == key and message["bucket"] == INPUT_BUCKET
-    assert output_keys(aws) == []
+    assert outputs_beside_the_ledger(aws) == []
 
 
 def test_an_image_past_the_byte_or_pixel_cap_ends_in_the_dlq(
@@ -429,7 +436,7 @@ def test_an_image_past_the_byte_or_pixel_cap_ends_in_the_dlq(
     run({"Records": [put(aws, "incoming/wide.png", raw)]})
     [message] = dlq_messages(aws["sqs"], aws["dlq"])
     assert message["error"] == "too_large" and "MAX_IMAGE_PIXELS" in message["reason"]
-    assert output_keys(aws) == []
+    assert outputs_beside_the_ledger(aws) == []
 
 
 def test_an_image_without_an_image_model_ends_in_the_dlq(aws, pictures):
@@ -438,7 +445,7 @@ def test_an_image_without_an_image_model_ends_in_the_dlq(aws, pictures):
     [message] = dlq_messages(aws["sqs"], aws["dlq"])
     assert message["reason"] == "no image model configured (KETTLE_IMAGE_MODEL)"
     assert message["error"] == "model_not_configured" and message["key"] == "incoming/cat.png"
-    assert output_keys(aws) == []
+    assert outputs_beside_the_ledger(aws) == []
 
 
 def test_a_batch_embeds_image_objects_too(aws, with_image_model, kettle_image, pictures):

@@ -183,12 +183,13 @@ def test_multi_is_part_of_the_outputs_identity(aws, with_colbert, small_chunks):
     aws["s3"].put_object(Bucket=INPUT_BUCKET, Key=key, Body=TEXT.encode())
     plain = batch({"Items": [{"Key": key}], "BatchInput": batch_input()})
     assert plain["processed"] == 1
-    assert output_versions(aws) == 4  # .npy, .jsonl, manifest, ledger: no .multi.npz
+    # .npy, .jsonl, manifest, the ledger twice (pending, synced): no .multi.npz
+    assert output_versions(aws) == 5
     multi = batch({"Items": [{"Key": key}], "BatchInput": batch_input(multi=True)})
-    assert multi["processed"] == 1 and output_versions(aws) == 4 + 5
+    assert multi["processed"] == 1 and output_versions(aws) == 5 + 6
     again = batch({"Items": [{"Key": key}], "BatchInput": batch_input(multi=True)})
     assert again["skipped"] == 1 and again["processed"] == 0
-    assert output_versions(aws) == 9
+    assert output_versions(aws) == 11
 
 
 def test_multi_without_a_late_interaction_model_fails_each_item(aws):
@@ -201,7 +202,8 @@ def test_multi_without_a_late_interaction_model_fails_each_item(aws):
     for reason in reasons:
         assert "no late-interaction model configured (KETTLE_LATE_INTERACTION_MODEL)" in reason
     assert summary["failed"][0]["error"] == "model_not_configured"
-    assert not aws["s3"].list_objects_v2(Bucket=OUTPUT_BUCKET).get("Contents")
+    listed = aws["s3"].list_objects_v2(Bucket=OUTPUT_BUCKET).get("Contents", [])
+    assert [o["Key"] for o in listed if "/_sync/" not in o["Key"]] == []  # the ledger's: failed
 
 
 def test_multi_model_by_name_and_a_bad_multi_flag(aws, extra_models, monkeypatch, kettle_colbert):
