@@ -278,6 +278,14 @@ def describe_baked(settings: Settings) -> list[dict[str, Any]]:
 MODELS = ModelCache()
 
 
+def model_summary(model: Any, with_dim: bool = True) -> dict[str, Any]:
+    """What a loaded model is, as the sinks record it beside its rows: name, kind, fingerprint
+    (and dim)."""
+    m = model.manifest
+    summary = {"name": m.name, "kind": m.kind, "fingerprint": m.fingerprint}
+    return {**summary, "dim": m.dim} if with_dim else summary
+
+
 _VERIFIED: dict[tuple, str | None] = {}
 
 

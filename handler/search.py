@@ -70,7 +70,7 @@ def _query_dense(settings: Settings, query: str) -> np.ndarray:
 
 
 def _query_sparse(settings: Settings, query: str) -> tuple[list[int], list[float]]:
-    from handler.ingest.pipeline import sparse_encoder, sparse_pairs
+    from handler.sparse_vectors import sparse_encoder, sparse_pairs
 
     encoder, _ = sparse_encoder(settings)
     if encoder is None:

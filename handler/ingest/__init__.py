@@ -8,14 +8,17 @@ queue with its reason.
 
 The rooms: ``documents`` (an object body as documents), ``errors`` (IngestError with a code,
 TransientError), ``events`` (S3 / SNS / EventBridge envelopes -> object events), ``ledger`` (what is
-synced per key, in order), ``pipeline`` (one object, text or image: skip, fetch, size check,
-embed, write), ``sqs`` (the entry points on Powertools' BatchProcessor).
+synced per key, in order), ``embedders`` (the models an object is embedded with), ``objects``
+(reading an S3 object: image or text, size checked, S3's failures sorted), ``sync`` (the sync
+transaction: one object event, text or image: skip, fetch, embed, write, commit), ``sqs`` (the
+entry points on Powertools' BatchProcessor).
 """
 
+from handler.ingest.embedders import Embedders
 from handler.ingest.errors import IngestError, TransientError
 from handler.ingest.events import ObjectEvent, ObjectRef, object_events
-from handler.ingest.pipeline import Embedders, Outcome, Target, sync, sync_source
 from handler.ingest.sqs import handle, handle_s3, handle_sqs, send_to_dlq
+from handler.ingest.sync import Outcome, Target, sync, sync_source
 
 __all__ = [
     "Embedders",

@@ -14,7 +14,7 @@ happen to arrive in:
   writes begin, with the larger of the two versions' counts and both versions' files, so whatever
   a write interrupted half-way left behind is known and removed by the next event of the key;
 - it is written last, with S3's conditional writes (If-Match / If-None-Match), so two functions
-  syncing one key at once cannot both win: the loser sees LedgerConflict and the pipeline writes
+  syncing one key at once cannot both win: the loser sees LedgerConflict and the sync writes
   the newer version again over whatever the race left.
 """
 

@@ -5,7 +5,7 @@ connection, a lost race) fails only that record, so SQS delivers it again (batch
 permanent one is recorded in the dead-letter queue with its code and reason, and the message is
 done. On the last receive the queue allows (the record's ApproximateReceiveCount reaching
 MAX_RECEIVE_COUNT, the queue's maxReceiveCount) a transient failure is dead-lettered too, as
-``throttled`` with the counts, its half-written version removed (pipeline.abandon), and an
+``throttled`` with the counts, its half-written version removed (sync.abandon), and an
 unexpected exception as ``internal_error``: SQS's redrive would move the message with no reason.
 A direct S3 event raises at the end when any record was transient, so Lambda's asynchronous
 retries take over.
@@ -29,7 +29,7 @@ from handler.clients import client
 from handler.ingest.documents import SUPPORTED, extension
 from handler.ingest.errors import IngestError, TransientError
 from handler.ingest.events import ObjectEvent, object_events
-from handler.ingest.pipeline import Outcome, Target, abandon, sync
+from handler.ingest.sync import Outcome, Target, abandon, sync
 from handler.observability import count, logger
 from handler.settings import Settings
 
@@ -172,7 +172,7 @@ def give_up(
     event: ObjectEvent, settings: Settings, exc: Exception, receives: int, **details: Any
 ) -> Outcome:
     """The last receive of an event whose every try failed: dead-lettered with the counts, its
-    half-written version removed first (pipeline.abandon)."""
+    half-written version removed first (sync.abandon)."""
     limit = settings.max_receive_count
     transient = isinstance(exc, TransientError)
     failure = str(exc) if transient else f"{type(exc).__name__}: {exc}"

@@ -271,13 +271,13 @@ class _FlakyS3:
 
 def test_transient_errors_are_retried_not_dead_lettered(aws, monkeypatch):
     from handler import clients, ingest
-    from handler.ingest import pipeline
+    from handler.ingest import objects
 
     good = put(aws, "incoming/good.txt", DOC)
     slow = put(aws, "incoming/slow.txt", DOC)
     real = clients.client("s3")
     monkeypatch.setattr(
-        pipeline,
+        objects,
         "client",
         lambda s: _FlakyS3(real, "incoming/slow.txt") if s == "s3" else clients.client(s),
     )

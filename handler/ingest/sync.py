@@ -1,4 +1,5 @@
-"""One object through ingestion, text and images alike: skip, fetch, size check, embed, write.
+"""The sync transaction: one object event through ingestion, text and images alike: skip, fetch,
+size check, embed, write, commit.
 
 :func:`sync` takes one :class:`ObjectEvent` (created or removed) to the sinks and the ledger:
 
@@ -19,51 +20,29 @@ the bucket no longer holds the older version the rows describe.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-import numpy as np
-
 from handler.clients import client
-from handler.images import (
-    IMAGE_EXTENSIONS,
-    ImageDecodeError,
-    ImageTooLargeError,
-    decode_image,
-    is_image_type,
-)
-from handler.ingest.documents import SUPPORTED, documents, extension
+from handler.ingest.documents import documents
+from handler.ingest.embedders import Embedders, ImageEmbedder
 from handler.ingest.errors import IngestError, TransientError
 from handler.ingest.events import ObjectEvent, ObjectRef
 from handler.ingest.ledger import Entry, Ledger, LedgerConflict, is_older
-from handler.models import MODELS, ModelNotConfiguredError
-from handler.observability import count, logger, timed
-from handler.settings import Settings, model_variable
+from handler.ingest.objects import fetch, is_image, transient_or_permanent
+from handler.observability import count, logger
+from handler.settings import Settings
 from handler.sinks import files as files_sink
 from handler.sinks.base import (
-    ChunkRecord,
     EmbeddedSource,
-    ImageRecord,
     Previous,
     SinkThrottled,
     SinkWriteError,
 )
 
 Status = Literal["embedded", "skipped", "stale", "deleted", "ignored", "failed"]
-TRANSIENT_S3_CODES = {
-    "InternalError",
-    "ServiceUnavailable",
-    "SlowDown",
-    "RequestTimeout",
-    "RequestTimeTooSkewed",
-    "Throttling",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "500",
-    "503",
-}
+
+
 RACE_RETRIES = 2  # a lost ledger commit is written again this many times, then retried later
 
 
@@ -76,290 +55,6 @@ class Outcome:
     reason: str | None = None
 
 
-# ---- models --------------------------------------------------------------------------------------
-_CHUNKERS: dict[tuple[str, int, int], Any] = {}
-
-
-def chunker_for(model: Any, settings: Settings) -> Any:
-    from kettle.chunking import TextChunker
-
-    key = (model.model_name, settings.chunk_tokens, settings.chunk_overlap)
-    if key not in _CHUNKERS:
-        _CHUNKERS[key] = TextChunker.for_encoder(
-            model, settings.chunk_tokens, settings.chunk_overlap, prefix=model.passage_prefix
-        )
-    return _CHUNKERS[key]
-
-
-def _not_configured(kind: str, settings: Settings, exc: Exception) -> IngestError:
-    """The reason for the dead-letter queue: "no image model configured (KETTLE_IMAGE_MODEL)",
-    or why this kettle cannot serve the configured one."""
-    if settings.models[kind]:
-        return IngestError("model_not_configured", str(exc))
-    what = kind.replace("_", "-")
-    return IngestError(
-        "model_not_configured", f"no {what} model configured ({model_variable(kind)})"
-    )
-
-
-def _model_summary(model: Any, with_dim: bool = True) -> dict[str, Any]:
-    m = model.manifest
-    summary = {"name": m.name, "kind": m.kind, "fingerprint": m.fingerprint}
-    return {**summary, "dim": m.dim} if with_dim else summary
-
-
-_BM25: list[Any] = []
-
-
-def bm25() -> Any:
-    """kettle's BM25 (Qdrant's tokenizer and hashing; the IDF is Qdrant's modifier)."""
-    if not _BM25:
-        from kettle.bm25 import Bm25
-
-        _BM25.append(Bm25())
-    return _BM25[0]
-
-
-BM25_SUMMARY = {"name": "bm25", "kind": "sparse", "fingerprint": "bm25:english:k1.2:b0.75"}
-
-
-def sparse_encoder(settings: Settings) -> tuple[Any | None, dict[str, Any] | None]:
-    """(the sparse encoder, its summary) SPARSE_VECTORS asks for, or (None, None)."""
-    if settings.sparse_vectors == "bm25":
-        return bm25(), BM25_SUMMARY
-    if settings.sparse_vectors == "model" and settings.models["sparse"]:
-        model = MODELS.get("sparse", settings)
-        return model, _model_summary(model, with_dim=False)
-    return None, None
-
-
-def sparse_pairs(
-    encoder: Any, texts: list[str], query: bool = False
-) -> list[tuple[list[int], list[float]]]:
-    if not texts:
-        return []
-    embed = getattr(encoder, "query_embed" if query else "passage_embed", encoder.embed)
-    return [(np.asarray(e.indices).tolist(), np.asarray(e.values).tolist()) for e in embed(texts)]
-
-
-@dataclass
-class Embedders:
-    """The models an ingestion uses and what identifies their output."""
-
-    dense: Any
-    sparse: Any | None
-    chunker: Any
-    late: Any | None = None  # late interaction: per-chunk token vectors (.multi.npz)
-    sparse_summary: dict[str, Any] | None = None
-
-    @classmethod
-    def load(
-        cls,
-        settings: Settings,
-        model_name: str | None = None,
-        multi: bool = False,
-        multi_model: str | None = None,
-    ) -> Embedders:
-        """The dense model (``model_name`` or the configured one), the sparse encoder when
-        configured and, with ``multi``, the late-interaction model."""
-        late = None
-        if multi:
-            try:
-                late = MODELS.get("late_interaction", settings, multi_model)
-            except ModelNotConfiguredError as exc:
-                raise _not_configured("late_interaction", settings, exc) from None
-            except Exception as exc:
-                raise IngestError(
-                    "model_error", f"late-interaction model unavailable: {exc}"
-                ) from None
-        try:
-            dense = MODELS.get("dense", settings, model_name)
-            sparse, summary = sparse_encoder(settings)
-            return cls(dense, sparse, chunker_for(dense, settings), late, summary)
-        except Exception as exc:
-            raise IngestError("model_error", f"model unavailable: {exc}") from None
-
-    @property
-    def model(self) -> dict[str, Any]:
-        return _model_summary(self.dense)
-
-    @property
-    def multi_model(self) -> dict[str, Any] | None:
-        return None if self.late is None else _model_summary(self.late)
-
-    @property
-    def chunking(self) -> dict[str, Any]:
-        return {"chunk_tokens": self.chunker.chunk_tokens, "overlap": self.chunker.overlap}
-
-    def identity(self, source: dict[str, Any]) -> dict[str, Any]:
-        return files_sink.identity(
-            source, self.model, self.chunking, self.sparse_summary, self.multi_model
-        )
-
-    def embed(
-        self, docs: Iterable[tuple[str, str]], source_key: str, source: dict[str, Any]
-    ) -> EmbeddedSource:
-        """Chunk every document, embed the chunks (dense, and sparse when configured)."""
-        records: list[ChunkRecord] = []
-        texts: list[str] = []
-        doc_count = 0
-        for doc_id, text in docs:
-            doc_count += 1
-            for chunk in self.chunker.chunks(text):
-                records.append(ChunkRecord.of(doc_id, chunk.index, source_key, chunk))
-                texts.append(chunk.text)
-        try:
-            with timed("InferenceLatency"):
-                dim = self.dense.embedding_size
-                rows = list(self.dense.passage_embed(texts)) if texts else []
-                vectors = np.stack(rows) if rows else np.zeros((0, dim), np.float32)
-                sparse = sparse_pairs(self.sparse, texts) if self.sparse is not None else None
-                multi = None
-                if self.late is not None:
-                    multi = list(self.late.embed(texts)) if texts else []
-        except Exception as exc:
-            raise IngestError("model_error", f"model error: {type(exc).__name__}: {exc}") from exc
-        count(Texts=len(texts), Tokens=sum(r.tokens for r in records))
-        return EmbeddedSource(
-            source=source,
-            model=self.model,
-            chunking=self.chunking,
-            vectors=vectors.astype(np.float32, copy=False),
-            records=records,
-            documents=doc_count,
-            sparse_model=self.sparse_summary,
-            sparse=sparse,
-            multi_model=self.multi_model,
-            multi=multi,
-            texts=texts,
-        )
-
-
-IMAGE_CHUNKING = {"unit": "image"}  # an image is one row: no chunking
-
-
-@dataclass
-class ImageEmbedder:
-    """The image model an image object goes through, and what identifies its output."""
-
-    image: Any
-
-    @classmethod
-    def load(cls, settings: Settings) -> ImageEmbedder:
-        try:
-            return cls(MODELS.get("image", settings))
-        except ModelNotConfiguredError as exc:
-            raise _not_configured("image", settings, exc) from None
-        except Exception as exc:
-            raise IngestError("model_error", f"image model unavailable: {exc}") from None
-
-    @property
-    def model(self) -> dict[str, Any]:
-        return _model_summary(self.image)
-
-    def identity(self, source: dict[str, Any]) -> dict[str, Any]:
-        return files_sink.identity(source, self.model, IMAGE_CHUNKING, None)
-
-    def embed(
-        self, raw: bytes, source_key: str, source: dict[str, Any], settings: Settings
-    ) -> EmbeddedSource:
-        """Decode the bytes (undecodable / too_large) and embed them: one unit row."""
-        from kettle.pooling import normalize
-
-        try:
-            image = decode_image(raw, source_key, settings.max_image_pixels)
-        except ImageTooLargeError as exc:
-            raise IngestError("too_large", str(exc)) from None
-        except ImageDecodeError as exc:
-            raise IngestError("undecodable", str(exc)) from None
-        record = ImageRecord(
-            id=source_key,
-            source_key=source_key,
-            sha256=hashlib.sha256(raw).hexdigest(),
-            width=image.width,
-            height=image.height,
-            format=image.format,
-        )
-        try:
-            with timed("InferenceLatency"):
-                vectors = np.stack(list(self.image.embed([image]))).astype(np.float32, copy=False)
-        except Exception as exc:
-            raise IngestError("model_error", f"model error: {type(exc).__name__}: {exc}") from exc
-        if not self.image.manifest.normalize:
-            vectors = normalize(vectors)
-        count(Images=1)
-        return EmbeddedSource(
-            source=source,
-            model=self.model,
-            chunking=IMAGE_CHUNKING,
-            vectors=vectors,
-            records=[record],
-            documents=1,
-        )
-
-
-# ---- S3 ------------------------------------------------------------------------------------------
-def transient_or_permanent(exc: Exception, ref: ObjectRef) -> Exception:
-    """An S3/network failure reading ``ref`` as TransientError or the IngestError it really is."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    if isinstance(exc, ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if code in TRANSIENT_S3_CODES or status >= 500:
-            return TransientError(f"s3://{ref.bucket}/{ref.key}: {code or status}")
-        if code in {"NoSuchKey", "NoSuchVersion", "404", "NoSuchBucket"}:
-            return IngestError(
-                "object_unavailable", f"s3://{ref.bucket}/{ref.key} is gone ({code})"
-            )
-        return IngestError(
-            "object_unavailable", f"s3://{ref.bucket}/{ref.key}: cannot read it ({code})"
-        )
-    if isinstance(exc, (BotoCoreError, OSError)):
-        return TransientError(f"s3://{ref.bucket}/{ref.key}: {type(exc).__name__}: {exc}")
-    return exc
-
-
-def _version_args(ref: ObjectRef) -> dict[str, str]:
-    args = {"Bucket": ref.bucket, "Key": ref.key}
-    if ref.version_id:
-        args["VersionId"] = ref.version_id
-    return args
-
-
-def _content_type(ref: ObjectRef) -> str:
-    """The object's Content-Type (HEAD), for keys whose extension says nothing."""
-    try:
-        return str(client("s3").head_object(**_version_args(ref)).get("ContentType") or "")
-    except Exception as exc:
-        raise transient_or_permanent(exc, ref) from exc
-
-
-def is_image(ref: ObjectRef) -> bool:
-    """Images by extension, else (an unknown extension) by Content-Type; unsupported_type when
-    neither says text nor image."""
-    kind = extension(ref.key)
-    if kind in IMAGE_EXTENSIONS:
-        return True
-    if kind in SUPPORTED:
-        return False
-    content_type = _content_type(ref)
-    if is_image_type(content_type):
-        return True
-    raise IngestError(
-        "unsupported_type",
-        f"{ref.key}: {kind or 'no extension'} is not one of "
-        f"{', '.join(SUPPORTED + IMAGE_EXTENSIONS)}, and its Content-Type "
-        f"({content_type or 'none'}) is not image/*",
-    )
-
-
-def _too_large(key: str, size: int | None, limit: int, variable: str) -> None:
-    if size is not None and size > limit:
-        raise IngestError("too_large", f"{key} is {size} bytes; at most {limit} ({variable})")
-
-
-# ---- the sync ------------------------------------------------------------------------------------
 @dataclass
 class Target:
     """Where a sync writes: the sinks and the ledger beside the files outputs."""
@@ -401,28 +96,6 @@ class Target:
         return {**identity, "sinks": self.sink_names}
 
 
-def _fetch(ref: ObjectRef, limit: int, variable: str) -> tuple[Any, dict[str, Any]]:
-    """GetObject of the version the event names, size-checked: (response, source description)."""
-    _too_large(ref.key, ref.size, limit, variable)
-    try:
-        response = client("s3").get_object(**_version_args(ref))
-    except Exception as exc:
-        raise transient_or_permanent(exc, ref) from exc
-    size = response.get("ContentLength")
-    if size is not None and size > limit:
-        response["Body"].close()
-    _too_large(ref.key, size, limit, variable)
-    version = response.get("VersionId")
-    source = ObjectRef(
-        ref.bucket,
-        ref.key,
-        version if version and version != "null" else ref.version_id,
-        response.get("ETag") or ref.etag,
-        size,
-    ).describe()
-    return response, source
-
-
 def _embed(
     ref: ObjectRef, target: Target, entry: Entry | None, force: bool
 ) -> EmbeddedSource | Outcome:
@@ -451,7 +124,7 @@ def _embed(
         if image
         else (settings.max_object_bytes, "MAX_OBJECT_BYTES")
     )
-    response, source = _fetch(ref, limit, variable)
+    response, source = fetch(ref, limit, variable)
     if current(source):
         response["Body"].close()
         return Outcome("skipped", ref.key, entry.count if entry else 0)
