@@ -19,7 +19,7 @@ def test_embed_dimensions_cuts_and_renormalizes(call_api, dense_model):
     raw_full = np.stack(list(dense_model.embed(TEXTS, normalize=False)))
     np.testing.assert_allclose(np.asarray(raw.json()), raw_full[:, :32], atol=1e-6)
     too_many = call_api("POST", "/embed", {"inputs": "a", "dimensions": 1000})
-    assert too_many.status == 422 and too_many.json()["error"]["param"] == "dimensions"
+    assert too_many.status == 422 and too_many.error["param"] == "dimensions"
 
 
 def test_prompt_name_is_kind(call_api, dense_model):
@@ -27,9 +27,9 @@ def test_prompt_name_is_kind(call_api, dense_model):
     by_prompt = call_api("POST", "/embed", {"inputs": TEXTS, "prompt_name": "query"}).json()
     assert by_kind == by_prompt
     both = call_api("POST", "/embed", {"inputs": "a", "kind": "query", "prompt_name": "passage"})
-    assert both.status == 422 and both.json()["error"]["param"] == "prompt_name"
+    assert both.status == 422 and both.error["param"] == "prompt_name"
     unknown = call_api("POST", "/embed", {"inputs": "a", "prompt_name": "summary"})
-    assert unknown.status == 422 and unknown.json()["error"]["param"] == "prompt_name"
+    assert unknown.status == 422 and unknown.error["param"] == "prompt_name"
 
 
 @pytest.mark.parametrize("path", ["/embed", "/rerank", "/embed_sparse"])
@@ -37,7 +37,7 @@ def test_truncation_direction_left_is_refused_by_name(call_api, path):
     body = {"query": "q", "texts": ["a"]} if path == "/rerank" else {"inputs": ["a"]}
     left = call_api("POST", path, {**body, "truncation_direction": "Left"})
     assert left.status == 422, left
-    error = left.json()["error"]
+    error = left.error
     assert error["param"] == "truncation_direction" and "right" in error["message"]
 
 
@@ -65,10 +65,10 @@ def test_similarity_errors_name_the_sentence(call_api):
     body = {"inputs": {"source_sentence": "a", "sentences": ["b", long]}, "truncate": False}
     result = call_api("POST", "/similarity", body)
     assert result.status == 413, result
-    assert result.json()["error"]["param"] == "inputs.sentences[1]"
-    assert result.json()["error"]["message"].startswith("inputs.sentences[1] has 402 tokens")
+    assert result.error["param"] == "inputs.sentences[1]"
+    assert result.error["message"].startswith("inputs.sentences[1] has 402 tokens")
     empty = call_api("POST", "/similarity", {"inputs": {"source_sentence": "a", "sentences": []}})
-    assert empty.status == 422 and empty.json()["error"]["param"] == "inputs.sentences"
+    assert empty.status == 422 and empty.error["param"] == "inputs.sentences"
 
 
 def test_decode_inverts_tokenize(call_api, dense_model):
@@ -78,11 +78,11 @@ def test_decode_inverts_tokenize(call_api, dense_model):
     with_special = call_api("POST", "/decode", {"ids": ids[0], "skip_special_tokens": False})
     assert with_special.json() == ["[CLS] hello world [SEP]"]
     bad = call_api("POST", "/decode", {"ids": [[101, 7592], [101, 10**9]]})
-    assert bad.status == 422 and bad.json()["error"]["param"] == "ids[1][1]"
+    assert bad.status == 422 and bad.error["param"] == "ids[1][1]"
     flat = call_api("POST", "/decode", {"ids": [101, -1]})
-    assert flat.status == 422 and flat.json()["error"]["param"] == "ids[1]"
+    assert flat.status == 422 and flat.error["param"] == "ids[1]"
     text = call_api("POST", "/decode", {"ids": ["a"]})
-    assert text.status == 422 and text.json()["error"]["param"].startswith("ids")
+    assert text.status == 422 and text.error["param"].startswith("ids")
 
 
 # ---- /embed_all: token vectors, no pooling ------------------------------------------------------
@@ -107,13 +107,13 @@ def test_embed_all_prompt_and_bad_input(call_api, dense_model):
     want = next(dense_model.embed_tokens(["tea"], kind="query"))
     np.testing.assert_allclose(np.asarray(query.json()[0]), want, atol=1e-6)
     bad = call_api("POST", "/embed_all", {"inputs": ["ok", 3]})
-    assert bad.status == 422 and bad.json()["error"]["param"] == "inputs[1]"
+    assert bad.status == 422 and bad.error["param"] == "inputs[1]"
     long = call_api("POST", "/embed_all", {"inputs": ["a", "word " * 400], "truncate": False})
-    assert long.status == 413 and long.json()["error"]["param"] == "inputs[1]"
+    assert long.status == 413 and long.error["param"] == "inputs[1]"
     left = call_api("POST", "/embed_all", {"inputs": "a", "truncation_direction": "Left"})
-    assert left.status == 422 and left.json()["error"]["param"] == "truncation_direction"
+    assert left.status == 422 and left.error["param"] == "truncation_direction"
     unknown = call_api("POST", "/embed_all", {"inputs": "a", "prompt_name": "summary"})
-    assert unknown.status == 422 and unknown.json()["error"]["param"] == "prompt_name"
+    assert unknown.status == 422 and unknown.error["param"] == "prompt_name"
 
 
 # ---- /predict: the cross-encoder as TEI's sequence-pair classifier ------------------------------
@@ -162,7 +162,7 @@ def test_predict_scores_pairs_as_tei_does(call_api, reranker):
 def test_predict_bad_inputs_name_the_item(call_api, reranker, inputs, param, words):
     result = call_api("POST", "/predict", {"inputs": inputs})
     assert result.status == 422, result
-    error = result.json()["error"]
+    error = result.error
     assert error["param"] == param, error
     assert (
         words in error["message"]
@@ -174,14 +174,14 @@ def test_predict_limits(call_api, reranker):
     long = call_api(
         "POST", "/predict", {"inputs": [PAIRS[0], ["q", "word " * 200]], "truncate": False}
     )
-    assert long.status == 413 and long.json()["error"]["param"] == "inputs[1]"
+    assert long.status == 413 and long.error["param"] == "inputs[1]"
     assert call_api("POST", "/predict", {"inputs": [["q", "word " * 200]]}).status == 200  # cut
 
 
 def test_rerank_truncate_false_names_the_long_text(call_api, reranker):
     body = {"query": "q", "texts": ["a", "word " * 200], "truncate": False}
     long = call_api("POST", "/rerank", body)
-    error = long.json()["error"]
+    error = long.error
     assert long.status == 413 and error["param"] == "texts[1]", error
     assert error["message"].startswith("query + texts[1] is "), error
     assert call_api("POST", "/rerank", body | {"truncate": True}).status == 200
@@ -189,7 +189,7 @@ def test_rerank_truncate_false_names_the_long_text(call_api, reranker):
 
 def test_predict_without_a_reranker_is_501(call_api):
     result = call_api("POST", "/predict", {"inputs": ["q", "a"]})
-    assert result.status == 501 and "KETTLE_RERANK_MODEL" in result.json()["error"]["message"]
+    assert result.status == 501 and "KETTLE_RERANK_MODEL" in result.error["message"]
 
 
 def test_openapi_documents_embed_all_and_predict(call_api):
