@@ -351,9 +351,11 @@ class OpenAIEmbeddingResponse(_Response):
     usage: Usage
 
 
-class SparseVector(_Response):
-    indices: list[int]
-    values: list[float]
+class SparseValue(_Response):
+    """One non-zero weight of a sparse vector (TEI's /embed_sparse item)."""
+
+    index: int = Field(description="The vocabulary id.")
+    value: float
 
 
 class RankedText(_Response):
@@ -395,6 +397,47 @@ class ModelList(_Response):
     configured: dict[str, str | None]
 
 
+class OpenAIModel(_Response):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = Field(description="When it was baked (Unix seconds).")
+    owned_by: str = Field(description="The organisation in its name (kettle for a bare name).")
+    kind: str = Field(description="kettle's kind: dense, sparse, rerank, image, late_interaction.")
+
+
+class OpenAIModelList(_Response):
+    object: Literal["list"] = "list"
+    data: list[OpenAIModel]
+
+
+class EmbeddingModelType(_Response):
+    pooling: str = Field(description="TEI's pooling name: mean, cls, last_token, splade.")
+
+
+class ModelType(_Response):
+    embedding: EmbeddingModelType
+
+
+class Info(_Response):
+    """text-embeddings-inference's /info, for the dense model."""
+
+    model_id: str
+    model_sha: str | None = Field(None, description="The Hub revision it was baked from.")
+    model_dtype: str = Field(description="float32, or int8 / uint8 for a quantized bake.")
+    served_model_name: str
+    model_type: ModelType
+    max_concurrent_requests: int = Field(description="Per Lambda instance.")
+    max_input_length: int = Field(description="Tokens per text (the model's max_length).")
+    max_batch_tokens: int = Field(description="Padded tokens per ONNX Runtime run.")
+    max_batch_requests: int | None = None
+    max_client_batch_size: int = Field(description="Texts per request (MAX_TEXTS).")
+    auto_truncate: bool
+    tokenization_workers: int
+    version: str = Field(description="kettle's version.")
+    sha: str | None = None
+    docker_label: str | None = None
+
+
 class Health(_Response):
     status: Literal["ok", "unavailable"]
     model: str
@@ -421,7 +464,33 @@ class ErrorInfo(_Response):
 
 
 class ErrorResponse(_Response):
+    """kettle's own routes' error body."""
+
     error: ErrorInfo
+    request_id: str | None = None
+
+
+class OpenAIErrorInfo(_Response):
+    message: str = Field(description="What is wrong, naming the field and item.")
+    type: str
+    param: str | None = Field(None, description='The field at fault, e.g. "input[3]".')
+    code: str
+
+
+class OpenAIErrorResponse(_Response):
+    """OpenAI's error body (/v1/*)."""
+
+    error: OpenAIErrorInfo
+    request_id: str | None = None
+
+
+class TeiErrorResponse(_Response):
+    """text-embeddings-inference's error body (its routes), with kettle's code and field."""
+
+    error: str = Field(description="What is wrong, naming the field and item.")
+    error_type: Literal["Unhealthy", "Backend", "Overloaded", "Validation", "Tokenizer", "Empty"]
+    code: str = Field(description="kettle's error code (handler/errors.py).")
+    param: str | None = Field(None, description='The field at fault, e.g. "inputs[3]".')
     request_id: str | None = None
 
 
@@ -477,7 +546,11 @@ __all__ = [
     "EmbedRequest",
     "Embedding",
     "ErrorResponse",
+    "OpenAIErrorResponse",
+    "TeiErrorResponse",
     "Health",
+    "Info",
+    "OpenAIModelList",
     "ModelList",
     "OpenAIEmbeddingRequest",
     "OpenAIEmbeddingResponse",
@@ -491,7 +564,7 @@ __all__ = [
     "SearchResult",
     "SimilarityRequest",
     "SparseRequest",
-    "SparseVector",
+    "SparseValue",
     "Text",
     "TextList",
     "Texts",

@@ -5,6 +5,7 @@ kettle for vectors and token counts, and answers JSON."""
 from __future__ import annotations
 
 import base64
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -41,7 +42,14 @@ if TYPE_CHECKING:  # the request models, by name: handler.validation checks the 
     )
 
 router = Router()
-_TEXT_ERRORS = ("too_many_texts", "invalid_text", "model_not_configured", "model_not_baked")
+_TEXT_ERRORS = (
+    "too_many_texts",
+    "empty_input",
+    "invalid_text",
+    "model_not_configured",
+    "model_not_baked",
+)
+tei_responses = partial(responses, shape="tei")  # TEI's routes answer TEI's error body
 
 
 def _right_only(direction: str, truncate: bool) -> None:
@@ -121,7 +129,9 @@ def _dense_inputs(
     "/embed",
     operation_id="embed",
     summary="Dense embeddings (text-embeddings-inference shape)",
-    responses=responses("list[list[float]]", *_TEXT_ERRORS, "text_too_long", "response_too_large"),
+    responses=tei_responses(
+        "list[list[float]]", *_TEXT_ERRORS, "text_too_long", "response_too_large"
+    ),
 )
 def embed(request: EmbedRequest):
     texts, model, kind, prompt = _dense_inputs(request, request.kind)
@@ -143,7 +153,11 @@ def embed(request: EmbedRequest):
     operation_id="createEmbedding",
     summary="OpenAI-compatible embeddings",
     responses=responses(
-        "OpenAIEmbeddingResponse", *_TEXT_ERRORS, "model_not_found", "invalid_dimensions"
+        "OpenAIEmbeddingResponse",
+        *_TEXT_ERRORS,
+        "model_not_found",
+        "invalid_dimensions",
+        shape="openai",
     ),
 )
 def openai_embeddings(request: OpenAIEmbeddingRequest):
@@ -190,8 +204,8 @@ def openai_embeddings(request: OpenAIEmbeddingRequest):
 @router.post(
     "/embed_sparse",
     operation_id="embedSparse",
-    summary="Sparse (SPLADE) embeddings",
-    responses=responses("list[SparseVector]", *_TEXT_ERRORS, "text_too_long"),
+    summary="Sparse (SPLADE) embeddings, TEI's shape: per text, a list of {index, value}",
+    responses=tei_responses("list[list[SparseValue]]", *_TEXT_ERRORS, "text_too_long"),
 )
 def embed_sparse(request: SparseRequest):
     settings = Settings.from_env()
@@ -203,11 +217,15 @@ def embed_sparse(request: SparseRequest):
         embedded = model.embed_with_usage(
             texts, kind=request.prompt_name, truncate=request.truncate
         )
-    result = [
-        {
-            "indices": np.asarray(e.indices).tolist(),
-            "values": np.round(np.asarray(e.values, np.float64), 6).tolist(),
-        }
+    result = [  # TEI's shape: per text, its non-zero weights as {"index", "value"}
+        [
+            {"index": i, "value": v}
+            for i, v in zip(
+                np.asarray(e.indices).tolist(),
+                np.round(np.asarray(e.values, np.float64), 6).tolist(),
+                strict=True,
+            )
+        ]
         for e in embedded.vectors
     ]
     _log("embed_sparse", len(texts), sum(embedded.token_counts))
@@ -233,7 +251,7 @@ def _check_pair_lengths(model, firsts: list[int], seconds: list[int], names) -> 
     "/rerank",
     operation_id="rerank",
     summary="Rerank texts against a query, best first",
-    responses=responses("list[RankedText]", *_TEXT_ERRORS, "text_too_long"),
+    responses=tei_responses("list[RankedText]", *_TEXT_ERRORS, "text_too_long"),
 )
 def rerank(request: RerankRequest):
     settings = Settings.from_env()
@@ -290,7 +308,7 @@ def embed_multi(request: EmbedMultiRequest):
     "/embed_all",
     operation_id="embedAll",
     summary="TEI's /embed_all: the dense model's token vectors per text, before pooling",
-    responses=responses(
+    responses=tei_responses(
         "list[list[list[float]]]",
         *_TEXT_ERRORS,
         "text_too_long",
@@ -334,7 +352,7 @@ def _predict_pairs(inputs: str | list, name: str) -> tuple[list[tuple[str, str]]
     "/predict",
     operation_id="predict",
     summary="TEI's /predict with the cross-encoder: a score and label per [query, text] pair",
-    responses=responses(
+    responses=tei_responses(
         "list[Prediction] | list[list[Prediction]]", *_TEXT_ERRORS, "text_too_long"
     ),
 )
@@ -361,7 +379,7 @@ def predict(request: PredictRequest):
     "/similarity",
     operation_id="similarity",
     summary="TEI's /similarity: cosine similarity of source_sentence to each of sentences",
-    responses=responses("list[float]", *_TEXT_ERRORS, "text_too_long"),
+    responses=tei_responses("list[float]", *_TEXT_ERRORS, "text_too_long"),
 )
 def similarity(request: SimilarityRequest):
     settings = Settings.from_env()
@@ -397,7 +415,7 @@ def _similarity_error(exc: ApiError) -> ApiError:
     "/decode",
     operation_id="decode",
     summary="TEI's /decode: token ids -> text, with the dense model's tokenizer",
-    responses=responses("list[str]", "model_not_configured", "model_not_baked"),
+    responses=tei_responses("list[str]", "model_not_configured", "model_not_baked"),
 )
 def decode(request: DecodeRequest):
     settings = Settings.from_env()
@@ -424,7 +442,7 @@ def decode(request: DecodeRequest):
     "/tokenize",
     operation_id="tokenize",
     summary="Tokens of each input",
-    responses=responses("list[list[Token]]", *_TEXT_ERRORS),
+    responses=tei_responses("list[list[Token]]", *_TEXT_ERRORS),
 )
 def tokenize(request: TokenizeRequest):
     settings = Settings.from_env()

@@ -94,3 +94,25 @@ def test_a_stage_prefix_keeps_the_routes_shape():
     assert shape_for("/embed_multi") == "kettle"
     assert shape_for("/v1/models/") == "openai"
     assert shape_for(None) == "kettle"
+
+
+def test_the_openapi_document_declares_each_routes_error_shape(call_api):
+    from handler.errors import shape_for
+
+    spec = call_api("GET", "/openapi.json").json()
+    models = {"kettle": "ErrorResponse", "openai": "OpenAIErrorResponse", "tei": "TeiErrorResponse"}
+    seen = set()
+    for path, methods in spec["paths"].items():
+        for operation in methods.values():
+            for status, answer in operation["responses"].items():
+                if int(status) < 400 or path == "/health":  # its 503 is a Health body
+                    continue
+                ref = answer["content"]["application/json"]["schema"]["$ref"]
+                assert ref.rsplit("/", 1)[-1] == models[shape_for(path)], (path, status, ref)
+                seen.add(shape_for(path))
+    assert seen == {"kettle", "openai", "tei"}
+    tei = spec["components"]["schemas"]["TeiErrorResponse"]
+    assert set(tei["properties"]["error_type"]["enum"]) == {
+        "Unhealthy", "Backend", "Overloaded", "Validation", "Tokenizer", "Empty"
+    }  # fmt: skip
+    assert {"/info", "/v1/models"} <= set(spec["paths"])

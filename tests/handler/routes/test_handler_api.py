@@ -262,10 +262,13 @@ def test_sparse_returns_kettles_sparse_vectors(call_api, monkeypatch, sparse_bak
     assert result.status == 200, result
     want = list(SparseTextEmbedding(SPARSE, models_dir=models_dir).embed(TEXTS[:2]))
     got = result.json()
-    assert len(got) == 2
+    assert len(got) == 2  # TEI's shape: per text, a list of {"index", "value"}
     for g, w in zip(got, want, strict=True):
-        assert g["indices"] == w.indices.tolist()
-        np.testing.assert_allclose(g["values"], w.values, atol=1e-6)
+        assert all(set(item) == {"index", "value"} for item in g), g[:3]
+        assert [item["index"] for item in g] == w.indices.tolist()
+        np.testing.assert_allclose([item["value"] for item in g], w.values, atol=1e-6)
+    one = call_api("POST", "/embed_sparse", {"inputs": TEXTS[0]}).json()
+    assert len(one) == 1 and one[0] == got[0]
 
 
 def test_rerank_without_a_configured_model_is_501(call_api):

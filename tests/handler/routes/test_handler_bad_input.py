@@ -214,7 +214,7 @@ def test_openapi_declares_the_error_answers_and_the_non_empty_constraints():
     for status in ("400", "413", "422", "500", "501", "503"):
         assert status in embed["responses"], status
         schema = embed["responses"][status]["content"]["application/json"]["schema"]
-        assert schema["$ref"].endswith("/ErrorResponse")
+        assert schema["$ref"].endswith("/TeiErrorResponse")  # /embed is TEI's route
     for path in ("/v1/embeddings", "/embed_sparse", "/rerank", "/embed_image", "/embed_multi"):
         assert {"400", "422"} <= set(spec["paths"][path]["post"]["responses"]), path
     inputs = spec["components"]["schemas"]["EmbedRequest"]["properties"]["inputs"]
@@ -240,7 +240,7 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "/embed_all": ("inputs", "truncate", "prompt_name", "truncation_direction"),
     "/predict": ("inputs", "raw_scores", "truncate", "truncation_direction"),
 }
-GETS = ("/models", "/health", "/openapi.json", "/nope")
+GETS = ("/models", "/health", "/openapi.json", "/info", "/v1/models", "/nope")
 
 # Text with what breaks naive handling: lone surrogates, NUL, brackets, quotes, long digits.
 texts = st.one_of(

@@ -63,3 +63,22 @@ def test_sdk_errors_carry_the_message(client):
     with pytest.raises(openai.UnprocessableEntityError) as bad:
         client.embeddings.create(input=["ok", ""], model=DENSE)
     assert "input[1] is an empty string" in str(bad.value)
+
+
+def test_sdk_lists_the_baked_models(client, models_dir):
+    from kettle import list_baked
+
+    listed = client.models.list()
+    ids = [m.id for m in listed.data]
+    assert DENSE in ids and set(ids) == set(list_baked(models_dir))
+    [dense] = [m for m in listed.data if m.id == DENSE]
+    assert dense.object == "model" and dense.owned_by == "sentence-transformers"
+    assert dense.created > 0
+
+
+def test_sdk_model_names_are_case_insensitive(client, dense_model):
+    [want] = list(dense_model.embed(TEXTS[:1]))
+    for name in (DENSE.upper(), "ALL-minilm-l6-v2"):
+        response = client.embeddings.create(input=TEXTS[0], model=name, encoding_format="float")
+        assert response.model == DENSE
+        np.testing.assert_allclose(response.data[0].embedding, want, atol=1e-7)

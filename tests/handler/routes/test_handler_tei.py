@@ -198,3 +198,36 @@ def test_openapi_documents_embed_all_and_predict(call_api):
         assert {"200", "422"} <= set(spec["paths"][path]["post"]["responses"]), path
     inputs = spec["components"]["schemas"]["PredictRequest"]["properties"]["inputs"]
     assert len(inputs["anyOf"]) == 3 and inputs["anyOf"][1]["maxItems"] == 2
+
+
+# ---- /info: TEI's Info for the dense model -------------------------------------------------------
+def test_info_answers_teis_fields_for_the_dense_model(call_api, dense_model, monkeypatch):
+    import kettle
+
+    monkeypatch.setenv("MAX_TEXTS", "77")
+    result = call_api("GET", "/info")
+    assert result.status == 200, result
+    info = result.json()
+    manifest = dense_model.manifest
+    assert info["model_id"] == info["served_model_name"] == dense_model.model_name
+    assert info["model_type"] == {"embedding": {"pooling": "mean"}}
+    weight_type = (manifest.quantization or {}).get("weight_type")
+    assert info["model_dtype"] == {"QInt8": "int8", "QUInt8": "uint8"}.get(weight_type, "float32")
+    assert info["model_sha"] is None  # baked from a PyPI package, not a Hub revision
+    assert info["max_input_length"] == dense_model.max_length == 256
+    assert info["max_batch_tokens"] == dense_model.token_budget
+    assert info["max_client_batch_size"] == 77
+    assert info["max_concurrent_requests"] == 1 and info["auto_truncate"] is True
+    assert info["tokenization_workers"] >= 1 and info["version"] == kettle.__version__
+    teis = {
+        "model_id", "model_sha", "model_dtype", "model_type", "max_concurrent_requests",
+        "max_input_length", "max_batch_tokens", "max_batch_requests", "max_client_batch_size",
+        "auto_truncate", "tokenization_workers", "version", "sha", "docker_label",
+    }  # fmt: skip
+    assert teis <= set(info)
+
+
+def test_info_without_its_model_is_teis_unhealthy(call_api, monkeypatch):
+    monkeypatch.setenv("KETTLE_MODEL", "kettle-tests/not-baked-anywhere")
+    result = call_api("GET", "/info")
+    assert result.status == 503 and result.json()["error_type"] == "Unhealthy", result
