@@ -149,9 +149,12 @@ _PRECISION = (
 
 
 # ---- requests ------------------------------------------------------------------------------------
-# TEI's truncation side: kettle cuts texts on the right only, so "Left" is refused by name.
+# TEI's truncation side (kettle's truncation_direction, in TEI's spelling or kettle's).
 TruncationDirection = Literal["Right", "right", "Left", "left"]
-_DIRECTION = "TEI's: which side truncate=true cuts. kettle cuts on the right; Left is a 422."
+_DIRECTION = (
+    "TEI's: which end truncate=true cuts from a text past max_length: Right keeps its start, "
+    "Left its end (the model's prefix or prompt stays whole)."
+)
 _PROMPT = "TEI's prompt_name: the model's prompt to apply, query or passage (same as kind)."
 
 

@@ -27,7 +27,7 @@ from kettle.batching import (
 from kettle.errors import TextTooLongError, check_texts
 from kettle.onnx_model import OnnxModel
 from kettle.parallel import WorkerPool, run_batch, step_spec, workers_for
-from kettle.tokenize import TextTokenizer
+from kettle.tokenize import TextTokenizer, TruncationDirection
 
 TextKind = Literal["query", "passage"]
 V = TypeVar("V")
@@ -93,16 +93,33 @@ class TextEncoder(OnnxModel):
             raise ValueError(f"kind must be 'query', 'passage' or None, got {kind!r}")
         return self.manifest.query_prefix if kind == "query" else self.manifest.passage_prefix
 
-    def _encoder(self, kind: TextKind | None) -> Callable[[list[str]], Sequence[Any]]:
-        """Texts -> encodings as the model reads them (the kind's prefix applied)."""
-        prefix = self._prefix(kind)
-        if not prefix:
-            return self.tokenizer.encode
-        return lambda texts: self.tokenizer.encode([prefix + t for t in texts])
+    def _encoder(
+        self,
+        kind: TextKind | None,
+        truncation_direction: TruncationDirection = "right",
+        prompt: str = "",
+    ) -> Callable[[list[str]], Sequence[Any]]:
+        """Texts -> encodings as the model reads them (the kind's prefix, then ``prompt``, before
+        each). ``left``: a text past max_length loses its start instead of its end
+        (``TextTokenizer.cut_left``: prefix and prompt stay whole); a text that fits is encoded
+        exactly as with ``right``."""
+        direction = direction_of(truncation_direction)
+        prefix = self._prefix(kind) + prompt
 
-    def _full_count(self, text: str, kind: TextKind | None) -> int:
+        def encode(texts: list[str]) -> Sequence[Any]:
+            encodings = self.tokenizer.encode([prefix + t for t in texts] if prefix else texts)
+            if direction == "right":
+                return encodings
+            return [
+                self.tokenizer.cut_left(t, prefix) if e.overflowing else e
+                for t, e in zip(texts, encodings, strict=True)
+            ]
+
+        return encode
+
+    def _full_count(self, text: str, kind: TextKind | None, prompt: str = "") -> int:
         """Tokens of one text without truncation (only for the error of ``truncate=False``)."""
-        return self.token_counts([self._prefix(kind) + text], truncate=False)[0]
+        return self.token_counts([self._prefix(kind) + prompt + text], truncate=False)[0]
 
     # ------------------------------------------------------------------ the shared path
     def feeds(self, encodings: Sequence[Any]) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -127,26 +144,31 @@ class TextEncoder(OnnxModel):
         kind: TextKind | None = None,
         window_size: int | None = None,
         parallel: int | None = None,
+        truncation_direction: TruncationDirection = "right",
+        prompt: str = "",
     ) -> Iterator[tuple[Any, int]]:
         """(result of ``last_step``, tokens read) per item, in input order, one bounded window at
         a time. Every item of a window is checked and tokenized before any of it runs, so a bad
         item or (``truncate=False``) a text past max_length stops the window with nothing run.
-        ``parallel``: worker processes run the batches (kettle.parallel), same results."""
+        ``parallel``: worker processes run the batches (kettle.parallel), same results.
+        ``truncation_direction``: which end of a text past max_length is cut; ``prompt``: text
+        before each item, after the kind's prefix (``_encoder``)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if isinstance(texts, str):
             texts = [texts]
         workers = workers_for(parallel, texts, batch_size)
-        encode = encode or self._encoder(kind)
+        if encode is None:
+            encode = self._encoder(kind, truncation_direction, prompt)
         size = window_size or max(DEFAULT_WINDOW, batch_size)
         if workers:
             with WorkerPool(self, workers) as pool:
                 yield from self._windows(
-                    texts, size, batch_size, last_step, encode, check, truncate, kind, pool
+                    texts, size, batch_size, last_step, encode, check, truncate, kind, pool, prompt
                 )
         else:
             yield from self._windows(
-                texts, size, batch_size, last_step, encode, check, truncate, kind, None
+                texts, size, batch_size, last_step, encode, check, truncate, kind, None, prompt
             )
 
     def _windows(
@@ -160,6 +182,7 @@ class TextEncoder(OnnxModel):
         truncate: bool,
         kind: TextKind | None,
         pool: WorkerPool | None,
+        prompt: str = "",
     ) -> Iterator[tuple[Any, int]]:
         spec = step_spec(last_step) if pool is not None else None
         for offset, window in _offset_windows(texts, size):
@@ -170,7 +193,7 @@ class TextEncoder(OnnxModel):
                     if e.overflowing:
                         raise TextTooLongError(
                             index=offset + i,
-                            tokens=self._full_count(window[i], kind),
+                            tokens=self._full_count(window[i], kind, prompt),
                             limit=self.max_length,
                             model=self.model_name,
                         )
@@ -211,6 +234,8 @@ class TextEncoder(OnnxModel):
         *,
         kind: TextKind | None,
         truncate: bool,
+        truncation_direction: TruncationDirection = "right",
+        prompt: str = "",
     ) -> tuple[list[Any], list[int]]:
         """Every text's result and token count; all texts are checked before any is embedded."""
         if isinstance(texts, str):
@@ -224,9 +249,19 @@ class TextEncoder(OnnxModel):
                 truncate=truncate,
                 kind=kind,
                 window_size=max(len(texts), DEFAULT_WINDOW, batch_size),
+                truncation_direction=truncation_direction,
+                prompt=prompt,
             )
         )
         return [r for r, _ in pairs], [n for _, n in pairs]
+
+
+def direction_of(value: str) -> TruncationDirection:
+    """ "right" or "left" (TEI spells them Right / Left); ValueError for anything else."""
+    folded = value.lower() if isinstance(value, str) else value
+    if folded not in ("right", "left"):
+        raise ValueError(f"truncation_direction must be 'right' or 'left', got {value!r}")
+    return folded
 
 
 def _n_tokens(encoding: Any) -> int:
@@ -243,4 +278,12 @@ def _offset_windows(items: Iterable[Any], size: int) -> Iterator[tuple[int, list
         offset += len(window)
 
 
-__all__ = ["DEFAULT_BATCH_SIZE", "Embedded", "TextEncoder", "TextKind", "check_texts"]
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "Embedded",
+    "TextEncoder",
+    "TextKind",
+    "TruncationDirection",
+    "check_texts",
+    "direction_of",
+]

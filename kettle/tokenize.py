@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
 TOKENIZER_FILE = "tokenizer.json"
+TruncationDirection = Literal["right", "left"]
 
 
 class TextTokenizer:
@@ -45,11 +47,35 @@ class TextTokenizer:
         """Tokens per text, special tokens included; ``truncate=False`` counts the whole text."""
         if truncate:
             return [len(e.ids) for e in self.encode(texts)]
+        return [len(e.ids) for e in self.untruncated.encode_batch(list(texts))]
+
+    @property
+    def untruncated(self) -> Tokenizer:
+        """The same tokenizer without truncation (built on first use)."""
         if self._untruncated is None:
             self._untruncated = Tokenizer.from_str(self._tok.to_str())
             self._untruncated.no_truncation()
             self._untruncated.no_padding()
-        return [len(e.ids) for e in self._untruncated.encode_batch(list(texts))]
+        return self._untruncated
+
+    def cut_left(self, text: str, prefix: str = "") -> Encoding:
+        """``prefix + text`` as the model reads it, its **start** cut to fit max_length (TEI's
+        ``truncation_direction: left``): the end of a long text is kept. A prefix (the model's
+        query or passage prefix, a named prompt) is kept whole, as it is with right truncation;
+        only the text loses tokens. The special tokens are the tokenizer's own (post-processor).
+        A prefix that leaves no room for the text is cut with the text, from the left."""
+        tok = self.untruncated
+        body = tok.encode(text, add_special_tokens=False)
+        room = self.max_length - tok.num_special_tokens_to_add(False)
+        head = tok.encode(prefix, add_special_tokens=False) if prefix else None
+        if head is not None and len(head.ids) < room:
+            room -= len(head.ids)
+            body.truncate(room, direction="left")
+            return tok.post_process(Encoding.merge([head, body], growing_offsets=True))
+        if head is not None:
+            body = tok.encode(prefix + text, add_special_tokens=False)
+        body.truncate(room, direction="left")
+        return tok.post_process(body)
 
     def pad(self, encodings: Sequence[Encoding]) -> dict[str, np.ndarray]:
         """ONNX inputs for one batch, padded to its longest member."""

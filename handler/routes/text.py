@@ -52,17 +52,6 @@ _TEXT_ERRORS = (
 tei_responses = partial(responses, shape="tei")  # TEI's routes answer TEI's error body
 
 
-def _right_only(direction: str, truncate: bool) -> None:
-    """TEI's truncation_direction: kettle's tokenizers cut on the right, so Left is refused."""
-    if truncate and direction.lower() == "left":
-        raise ApiError(
-            "validation_error",
-            "truncation_direction Left is not supported: kettle cuts texts on the right (send "
-            "Right, or truncate=false to refuse texts that are too long)",
-            "truncation_direction",
-        )
-
-
 def _kind(kind: str | None, prompt_name: str | None) -> str | None:
     """kettle's kind from ``kind`` or TEI's ``prompt_name`` (the same prefixes)."""
     if kind and prompt_name and kind != prompt_name:
@@ -120,7 +109,6 @@ def _dense_inputs(
     settings = Settings.from_env()
     texts = as_list(request.inputs)
     check_count(texts, "inputs", settings)
-    _right_only(request.truncation_direction, request.truncate)
     model = model_for("dense", settings)
     return (texts, model, *_prompt(model, kind, request.prompt_name))
 
@@ -142,6 +130,7 @@ def embed(request: EmbedRequest):
             prompt_name=prompt,
             normalize=request.normalize,
             truncate=request.truncate,
+            truncation_direction=request.truncation_direction,
         )
     vectors = _cut(embedded.vectors, request.dimensions, request.normalize, model.model_name)
     _log("embed", len(texts), sum(embedded.token_counts))
@@ -211,11 +200,13 @@ def embed_sparse(request: SparseRequest):
     settings = Settings.from_env()
     texts = as_list(request.inputs)
     check_count(texts, "inputs", settings)
-    _right_only(request.truncation_direction, request.truncate)
     model = model_for("sparse", settings)
     with timed("InferenceLatency"), named("inputs", model):
         embedded = model.embed_with_usage(
-            texts, kind=request.prompt_name, truncate=request.truncate
+            texts,
+            kind=request.prompt_name,
+            truncate=request.truncate,
+            truncation_direction=request.truncation_direction,
         )
     result = [  # TEI's shape: per text, its non-zero weights as {"index", "value"}
         [
@@ -257,7 +248,6 @@ def rerank(request: RerankRequest):
     settings = Settings.from_env()
     texts = request.texts
     check_count(texts, "texts", settings)
-    _right_only(request.truncation_direction, request.truncate)
     model = model_for("rerank", settings)
     if not request.truncate:
         query_tokens = model.token_counts([request.query], truncate=False)[0]
@@ -274,6 +264,7 @@ def rerank(request: RerankRequest):
             top_n=request.top_n,
             sigmoid=not request.raw_scores,
             return_documents=request.return_text,
+            truncation_direction=request.truncation_direction,
         )
     tokens = model.token_count([request.query]) * len(texts) + model.token_count(texts)
     _log("rerank", len(texts), tokens)
@@ -322,7 +313,11 @@ def embed_all(request: EmbedAllRequest):
         try:
             with named("inputs", model):  # kettle's input errors -> ApiErrors naming the item
                 embedded = model.embed_tokens_with_usage(
-                    texts, kind=kind, prompt_name=prompt, truncate=request.truncate
+                    texts,
+                    kind=kind,
+                    prompt_name=prompt,
+                    truncate=request.truncate,
+                    truncation_direction=request.truncation_direction,
                 )
         except ValueError as exc:  # what is left: a graph that pools inside has no tokens
             raise ApiError("model_not_supported", str(exc)) from None
@@ -358,7 +353,6 @@ def _predict_pairs(inputs: str | list, name: str) -> tuple[list[tuple[str, str]]
 )
 def predict(request: PredictRequest):
     settings = Settings.from_env()
-    _right_only(request.truncation_direction, request.truncate)
     model = model_for("rerank", settings)
     pairs, batched = _predict_pairs(request.inputs, model.model_name)
     check_count(pairs, "inputs", settings, "pairs")
@@ -368,7 +362,11 @@ def predict(request: PredictRequest):
     if not request.truncate:
         _check_pair_lengths(model, firsts, seconds, lambda i: (place(i), place(i)))
     with timed("InferenceLatency"), named("inputs", model):
-        scores = model.rerank_pairs(pairs, sigmoid=not request.raw_scores)
+        scores = model.rerank_pairs(
+            pairs,
+            sigmoid=not request.raw_scores,
+            truncation_direction=request.truncation_direction,
+        )
     _log("predict", len(pairs), sum(firsts) + sum(seconds))
     label = model.label
     out = [[{"score": round(float(s), 6), "label": label}] for s in scores]
@@ -385,14 +383,17 @@ def similarity(request: SimilarityRequest):
     settings = Settings.from_env()
     source, sentences = request.inputs.source_sentence, request.inputs.sentences
     check_count(sentences, "inputs.sentences", settings)
-    _right_only(request.truncation_direction, request.truncate)
     model = model_for("dense", settings)
     texts = [source, *sentences]
     with timed("InferenceLatency"):
         try:
             with named("texts", model):
                 embedded = model.embed_with_usage(
-                    texts, kind=request.prompt_name, normalize=True, truncate=request.truncate
+                    texts,
+                    kind=request.prompt_name,
+                    normalize=True,
+                    truncate=request.truncate,
+                    truncation_direction=request.truncation_direction,
                 )
         except ApiError as exc:  # texts[0] is the source sentence, texts[i] sentences[i - 1]
             raise _similarity_error(exc) from None

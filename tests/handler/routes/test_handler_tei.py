@@ -4,6 +4,8 @@ truncation_direction on /embed, /embed_sparse and /rerank; /similarity, /decode,
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -32,13 +34,38 @@ def test_prompt_name_is_kind(call_api, dense_model):
     assert unknown.status == 422 and unknown.error["param"] == "prompt_name"
 
 
-@pytest.mark.parametrize("path", ["/embed", "/rerank", "/embed_sparse"])
-def test_truncation_direction_left_is_refused_by_name(call_api, path):
-    body = {"query": "q", "texts": ["a"]} if path == "/rerank" else {"inputs": ["a"]}
-    left = call_api("POST", path, {**body, "truncation_direction": "Left"})
-    assert left.status == 422, left
-    error = left.error
-    assert error["param"] == "truncation_direction" and "right" in error["message"]
+LONG = " ".join(["tea", "kettle", "water", "boil", "steam"][i % 5] for i in range(330))
+
+
+def test_truncation_direction_left_keeps_the_end_on_every_dense_route(call_api, dense_model):
+    left = dense_model.embed_with_usage([LONG], truncation_direction="left").vectors
+    right = dense_model.embed_with_usage([LONG]).vectors
+    assert float(left[0] @ right[0]) < 0.9999  # the two ends of the text read differently
+    body = {"inputs": [LONG], "truncation_direction": "Left"}
+    np.testing.assert_allclose(call_api("POST", "/embed", body).json(), left, atol=1e-7)
+    tokens = call_api("POST", "/embed_all", body).json()
+    [want] = dense_model.embed_tokens_with_usage([LONG], truncation_direction="left").vectors
+    np.testing.assert_allclose(tokens[0], want, atol=1e-6)
+    similarity = call_api(
+        "POST",
+        "/similarity",
+        {"inputs": {"source_sentence": "tea", "sentences": [LONG]}, "truncation_direction": "Left"},
+    )
+    [tea] = dense_model.embed_with_usage(["tea"]).vectors
+    np.testing.assert_allclose(similarity.json(), [float(left[0] @ tea)], atol=1e-6)
+    lower = call_api("POST", "/embed", {"inputs": [LONG], "truncation_direction": "left"})
+    assert lower.json() == call_api("POST", "/embed", body).json()
+
+
+def test_truncation_direction_left_on_the_sparse_route(call_api, monkeypatch, sparse_baked):
+    from kettle.sparse import SparseTextEmbedding
+
+    monkeypatch.setenv("KETTLE_SPARSE_MODEL", sparse_baked)
+    model = SparseTextEmbedding(sparse_baked, models_dir=os.environ["KETTLE_MODELS_DIR"])
+    [want] = model.embed_with_usage([LONG], truncation_direction="left").vectors
+    result = call_api("POST", "/embed_sparse", {"inputs": LONG, "truncation_direction": "Left"})
+    assert result.status == 200, result
+    assert [item["index"] for item in result.json()[0]] == want.indices.tolist()
 
 
 def test_truncation_direction_right_and_left_without_truncation(call_api, dense_model):
@@ -110,8 +137,8 @@ def test_embed_all_prompt_and_bad_input(call_api, dense_model):
     assert bad.status == 422 and bad.error["param"] == "inputs[1]"
     long = call_api("POST", "/embed_all", {"inputs": ["a", "word " * 400], "truncate": False})
     assert long.status == 413 and long.error["param"] == "inputs[1]"
-    left = call_api("POST", "/embed_all", {"inputs": "a", "truncation_direction": "Left"})
-    assert left.status == 422 and left.error["param"] == "truncation_direction"
+    side = call_api("POST", "/embed_all", {"inputs": "a", "truncation_direction": "Middle"})
+    assert side.status == 422 and side.error["param"] == "truncation_direction"
     unknown = call_api("POST", "/embed_all", {"inputs": "a", "prompt_name": "summary"})
     assert unknown.status == 422 and unknown.error["param"] == "prompt_name"
 
@@ -185,6 +212,19 @@ def test_rerank_truncate_false_names_the_long_text(call_api, reranker):
     assert long.status == 413 and error["param"] == "texts[1]", error
     assert error["message"].startswith("query + texts[1] is "), error
     assert call_api("POST", "/rerank", body | {"truncate": True}).status == 200
+
+
+def test_rerank_and_predict_take_truncation_direction_left(call_api, reranker):
+    pair = ("q", "first words " + "tea " * 200 + "last words")
+    left = reranker.rerank_pairs([pair], sigmoid=True, truncation_direction="left")
+    right = reranker.rerank_pairs([pair], sigmoid=True)
+    assert left != right
+    body = {"truncation_direction": "Left"}
+    ranked = call_api("POST", "/rerank", {"query": pair[0], "texts": [pair[1]], **body})
+    assert ranked.status == 200, ranked
+    np.testing.assert_allclose(ranked.json()[0]["score"], left[0], atol=1e-6)
+    predicted = call_api("POST", "/predict", {"inputs": list(pair), **body}).json()
+    np.testing.assert_allclose(predicted[0]["score"], left[0], atol=1e-6)
 
 
 def test_predict_without_a_reranker_is_501(call_api):
