@@ -69,6 +69,52 @@ def _check_texts(value: Any, info: Any) -> Any:
     return value
 
 
+def _check_openai_input(value: Any, info: Any) -> Any:
+    """OpenAI's input: a text, a non-empty list of texts, one list of token ids, or a non-empty
+    list of them (ids are ints >= 0; the model's vocabulary bounds them later). The error names
+    the item (``input[2]``, ``input[2][5]``)."""
+    field = info.field_name
+    expected = "a string, a list of strings, a list of token ids or a list of such lists"
+    if _is_one_text(value, field, "input_type", expected):
+        return value
+    first = value[0]
+    if isinstance(first, int) and not isinstance(first, bool):  # one text's token ids
+        _check_ids(value, field, [])
+        return value
+    if not isinstance(first, list):  # texts
+        for index, item in enumerate(value):
+            _check_one(item, field, index)
+        return value
+    for index, item in enumerate(value):  # token ids per text
+        where = f"{field}[{index}]"
+        if not isinstance(item, list):
+            raise PydanticCustomError(
+                "input_type",
+                "{field} is {type}; a batch of token ids holds lists of ints",
+                {"field": where, "index": index, "type": json_type(item)},
+            )
+        if not item:
+            raise PydanticCustomError(
+                "empty_list", "{field} is an empty list", {"field": where, "index": index}
+            )
+        _check_ids(item, field, [index])
+    return value
+
+
+def _check_ids(ids: list, field: str, path: list[int]) -> None:
+    for j, token in enumerate(ids):
+        if isinstance(token, bool) or not isinstance(token, int) or token < 0:
+            where = field + "".join(f"[{i}]" for i in (*path, j))
+            what = (
+                json_type(token) if not isinstance(token, int) or isinstance(token, bool) else token
+            )
+            raise PydanticCustomError(
+                "token_id",
+                "{field} is {what}, not a token id (an integer >= 0)",
+                {"field": where, "index": [*path, j], "what": what},
+            )
+
+
 def _check_text(value: Any, info: Any) -> Any:
     _check_one(value, info.field_name, None)
     return value
@@ -125,6 +171,21 @@ Texts = Annotated[
     WithJsonSchema({"anyOf": [_TEXT_SCHEMA, _TEXT_LIST_SCHEMA]}),
 ]
 TextList = Annotated[list[str], BeforeValidator(_check_texts), WithJsonSchema(_TEXT_LIST_SCHEMA)]
+_IDS_SCHEMA = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1}
+OpenAIInput = Annotated[
+    str | list[str] | list[int] | list[list[int]],
+    BeforeValidator(_check_openai_input),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                _TEXT_SCHEMA,
+                _TEXT_LIST_SCHEMA,
+                _IDS_SCHEMA,
+                {"type": "array", "items": _IDS_SCHEMA, "minItems": 1},
+            ]
+        }
+    ),
+]
 _SEQUENCE_SCHEMA = {"type": "array", "items": _TEXT_SCHEMA, "minItems": 1, "maxItems": 2}
 PredictInputs = Annotated[
     str | list[str] | list[list[str]],
@@ -191,7 +252,12 @@ class OpenAIEmbeddingRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore", strict=True, defer_build=True)
 
-    input: Texts = Field(description="A text or a list of texts (token arrays are not accepted).")
+    input: OpenAIInput = Field(
+        description="A text, a list of texts, or texts as token ids of the model's own tokenizer "
+        "(a list of ints, or a list of them; without special tokens; read as they are, not "
+        "decoded). tiktoken's ids (LangChain's OpenAIEmbeddings' default) are not this "
+        "model's: send text (check_embedding_ctx_length=False)."
+    )
     model: Text = Field(description="A baked dense model, e.g. all-MiniLM-L6-v2.")
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: PositiveInt | None = Field(

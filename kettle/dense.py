@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from kettle.batching import DEFAULT_BATCH_SIZE
-from kettle.encoder import Embedded, TextEncoder, TextKind, TruncationDirection
+from kettle.encoder import Embedded, TextEncoder, TextKind, TruncationDirection, direction_of
 from kettle.pooling import normalize as unit
 from kettle.pooling import pool
 from kettle.registry import DEFAULT_MODEL, register_custom
@@ -150,6 +150,35 @@ class TextEmbedding(TextEncoder):
             truncate=truncate,
             truncation_direction=truncation_direction,
             prompt=self._prompt_text(prompt_name),
+        )
+        dim = self.embedding_size
+        matrix = np.stack(vectors) if vectors else np.zeros((0, dim), dtype=np.float32)
+        return Embedded(matrix.astype(np.float32, copy=False), counts)
+
+    def embed_token_ids(
+        self,
+        ids: Sequence[Sequence[int]],
+        *,
+        normalize: bool | None = None,
+        truncate: bool = True,
+        truncation_direction: TruncationDirection = "right",
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> Embedded[np.ndarray]:
+        """Vectors and token counts for texts given as token ids of **this model's** tokenizer
+        (one list per text, without special tokens: ``model.tokenizer.untruncated.encode(text,
+        add_special_tokens=False).ids``), as OpenAI's API takes ``input``. The ids are read as
+        they are, not decoded: the special tokens are added and the ids cut to max_length as a
+        text's are, so a text's ids give that text's vector exactly (decoding and tokenizing
+        again need not give the same ids back). Ids of another tokenizer (tiktoken's, which
+        LangChain's OpenAIEmbeddings sends by default) mean other tokens here: send text.
+        A list that is empty or holds an id outside the vocabulary is an InvalidTextError
+        naming it (``ids[2][5]``); ``truncate=False`` refuses a list past max_length."""
+        vectors, counts = self._id_usage(
+            ids,
+            batch_size,
+            partial(self._last_step, normalize=normalize),
+            truncate=truncate,
+            truncation_direction=direction_of(truncation_direction),
         )
         dim = self.embedding_size
         matrix = np.stack(vectors) if vectors else np.zeros((0, dim), dtype=np.float32)

@@ -24,7 +24,7 @@ from kettle.batching import (
     plan_batches,
     windows,
 )
-from kettle.errors import TextTooLongError, check_texts
+from kettle.errors import InvalidTextError, TextTooLongError, check_texts
 from kettle.onnx_model import OnnxModel
 from kettle.parallel import WorkerPool, run_batch, step_spec, workers_for
 from kettle.tokenize import TextTokenizer, TruncationDirection
@@ -117,6 +117,26 @@ class TextEncoder(OnnxModel):
 
         return encode
 
+    def check_token_ids(self, items: Sequence[Any], offset: int = 0) -> None:
+        """InvalidTextError naming the first item that is not a non-empty list of this model's
+        token ids (ints in 0..vocab_size - 1), and the id at fault."""
+        vocab = self.tokenizer.vocab_size
+        for i, item in enumerate(items):
+            index = offset + i
+            if not isinstance(item, (list, tuple)) or not item:
+                what = "an empty list" if isinstance(item, (list, tuple)) else type(item).__name__
+                raise InvalidTextError(
+                    f"is {what}, not a list of token ids", field="ids", index=index
+                )
+            for j, token in enumerate(item):
+                if isinstance(token, bool) or not isinstance(token, (int, np.integer)):
+                    reason = f"is {type(token).__name__}, not a token id"
+                elif not 0 <= token < vocab:
+                    reason = f"is {token}; {self.model_name}'s token ids are 0..{vocab - 1}"
+                else:
+                    continue
+                raise InvalidTextError(reason, field="ids", index=index, where=f"ids[{index}][{j}]")
+
     def _full_count(self, text: str, kind: TextKind | None, prompt: str = "") -> int:
         """Tokens of one text without truncation (only for the error of ``truncate=False``)."""
         return self.token_counts([self._prefix(kind) + prompt + text], truncate=False)[0]
@@ -191,9 +211,11 @@ class TextEncoder(OnnxModel):
             if not truncate:
                 for i, e in enumerate(encodings):
                     if e.overflowing:
+                        full = getattr(e, "full_length", None)  # token ids know their length
                         raise TextTooLongError(
                             index=offset + i,
-                            tokens=self._full_count(window[i], kind, prompt),
+                            tokens=full or self._full_count(window[i], kind, prompt),
+                            field="texts" if full is None else "ids",
                             limit=self.max_length,
                             model=self.model_name,
                         )
@@ -251,6 +273,36 @@ class TextEncoder(OnnxModel):
                 window_size=max(len(texts), DEFAULT_WINDOW, batch_size),
                 truncation_direction=truncation_direction,
                 prompt=prompt,
+            )
+        )
+        return [r for r, _ in pairs], [n for _, n in pairs]
+
+    def _id_usage(
+        self,
+        ids: Sequence[Sequence[int]],
+        batch_size: int,
+        last_step: Callable[[np.ndarray, np.ndarray], Sequence[Any]],
+        *,
+        truncate: bool,
+        truncation_direction: TruncationDirection,
+    ) -> tuple[list[Any], list[int]]:
+        """``_usage`` for token ids (``TextTokenizer.from_ids``): every list checked first."""
+        if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
+            raise InvalidTextError("must be a list of lists of token ids", field="ids")
+        items = list(ids)
+
+        def encode(window: list[Sequence[int]]) -> list[Any]:
+            return [self.tokenizer.from_ids(item, truncation_direction) for item in window]
+
+        pairs = list(
+            self._with_counts(
+                items,
+                batch_size,
+                last_step,
+                encode,
+                self.check_token_ids,
+                truncate=truncate,
+                window_size=max(len(items), DEFAULT_WINDOW, batch_size),
             )
         )
         return [r for r, _ in pairs], [n for _, n in pairs]

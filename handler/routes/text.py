@@ -137,6 +137,23 @@ def embed(request: EmbedRequest):
     return json_response(json_vectors(vectors, request.precision))
 
 
+def _openai_input(value: str | list) -> tuple[list, bool, bool]:
+    """(items, as token ids, one flat list of ids) of OpenAI's ``input``."""
+    if isinstance(value, str):
+        return [value], False, False
+    if isinstance(value[0], int):
+        return [value], True, True
+    return value, isinstance(value[0], list), False
+
+
+def _flat_ids_error(exc: ApiError) -> ApiError:
+    """An error kettle named ``input[0]...`` for what was one flat list of ids: ``input...``."""
+    if not exc.param or not exc.param.startswith("input[0]"):
+        return exc
+    where = "input" + exc.param[len("input[0]") :]
+    return ApiError(exc.code, exc.message.replace(exc.param, where, 1), where, exc.details)
+
+
 @router.post(
     "/v1/embeddings",
     operation_id="createEmbedding",
@@ -151,7 +168,7 @@ def embed(request: EmbedRequest):
 )
 def openai_embeddings(request: OpenAIEmbeddingRequest):
     settings = Settings.from_env()
-    texts = as_list(request.input)
+    texts, as_ids, flat = _openai_input(request.input)
     check_count(texts, "input", settings)
     name = resolve_name(request.model, "dense", settings)
     model = model_for("dense", settings, name)
@@ -162,8 +179,15 @@ def openai_embeddings(request: OpenAIEmbeddingRequest):
             f"dimensions is {request.dimensions}; {name} makes {dim}-dimensional vectors",
             "dimensions",
         )
-    with timed("InferenceLatency"), named("input", model):
-        embedded = model.embed_with_usage(texts, normalize=True)
+    with timed("InferenceLatency"):
+        try:
+            with named("input", model):
+                if as_ids:  # the model's own token ids, read as they are (embed_token_ids)
+                    embedded = model.embed_token_ids(texts, normalize=True)
+                else:
+                    embedded = model.embed_with_usage(texts, normalize=True)
+        except ApiError as exc:
+            raise (_flat_ids_error(exc) if flat else exc) from None
     vectors = embedded.vectors
     if request.dimensions is not None and request.dimensions < dim:
         vectors = vectors[:, : request.dimensions]  # Matryoshka-style: cut, then unit length

@@ -239,8 +239,10 @@ def test_openai_unknown_model_lists_the_baked_ones(call_api, version):
 def test_openai_bad_requests(call_api):
     too_big = call_api("POST", "/v1/embeddings", {"input": "a", "model": DENSE, "dimensions": 999})
     assert too_big.status == 422 and too_big.error["param"] == "dimensions"
-    tokens = call_api("POST", "/v1/embeddings", {"input": [[101, 102]], "model": DENSE})
-    assert tokens.status == 422 and tokens.error["param"] == "input[0]"
+    tokens = call_api("POST", "/v1/embeddings", {"input": [[101, -1]], "model": DENSE})
+    assert tokens.status == 422 and tokens.error["param"] == "input[0][1]", tokens
+    mixed = call_api("POST", "/v1/embeddings", {"input": ["a", [101]], "model": DENSE})
+    assert mixed.status == 422 and mixed.error["param"] == "input[1]", mixed
     fmt = call_api("POST", "/v1/embeddings", {"input": "a", "model": DENSE, "encoding_format": "x"})
     assert fmt.status == 422 and fmt.error["param"] == "encoding_format"
     no_model = call_api("POST", "/v1/embeddings", {"input": "a"})
