@@ -9,7 +9,7 @@ request id.
     handler/routes/text.py    /embed /v1/embeddings /embed_sparse /rerank /embed_multi /tokenize
                               /similarity /decode /embed_all /predict (TEI)
     handler/routes/image.py   /embed_image
-    handler/routes/meta.py    /models /health
+    handler/routes/meta.py    /models /health /info (TEI) /v1/models (OpenAI)
 """
 
 from __future__ import annotations
