@@ -336,7 +336,9 @@ def model_tokens(family: str, items: list) -> dict:
     else:
         model = TextCrossEncoder(RERANK, models_dir=PATHS["fp32"])
         lengths, fe_batch = [len(e.ids) for e in model.encode_pairs(items)], 64
-        full = [len(e.ids) for e in model._longest_first.encode_batch(items)]  # FastEmbed's cut
+        full = [
+            len(e.ids) for e in model._pair_tokenizer("longest_first", "right").encode_batch(items)
+        ]  # FastEmbed's cut
         if full != lengths:
             raise RuntimeError("FastEmbed and kettle would cut some pair to different lengths")
     kettle = sum(

@@ -9,7 +9,7 @@ request id.
     handler/routes/text.py    /embed /v1/embeddings /embed_sparse /rerank /embed_multi /tokenize
                               /similarity /decode /embed_all /predict (TEI)
     handler/routes/image.py   /embed_image
-    handler/routes/meta.py    /models /health
+    handler/routes/meta.py    /models /health /info (TEI) /v1/models (OpenAI)
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 
 from handler import body, openapi
 from handler.body import json_type
-from handler.errors import INTERNAL_MESSAGE, ApiError, error_body
+from handler.errors import INTERNAL_MESSAGE, ApiError, error_body, shape_for
 from handler.middleware import request_body, request_context, request_id_of
 from handler.models import ModelFilesError, ModelNotConfiguredError, ModelUnavailableError
 from handler.observability import count, logger
@@ -36,10 +36,18 @@ from handler.settings import Settings
 ROUTERS = (text.router, image.router, meta.router, search.router)
 
 
-# ---- errors -> one JSON shape --------------------------------------------------------------------
-def error_response(exc: ApiError, request_id: str | None) -> Response:
+# ---- errors -> the shape of the route's family (handler.errors) ---------------------------------
+def _path_of(event: Any) -> Any:
+    """The request's path from a raw event of either payload version (None if it has none)."""
+    if not isinstance(event, dict):
+        return None
+    return event.get("rawPath") or event.get("path")
+
+
+def error_response(exc: ApiError, request_id: str | None, path: str | None = None) -> Response:
     count(**{"ClientErrors" if exc.status < 500 else "ServerErrors": 1})
-    payload = error_body(exc.code, exc.message, exc.param, exc.details, request_id)
+    shape = shape_for(path)
+    payload = error_body(exc.code, exc.message, exc.param, exc.details, request_id, shape)
     headers = {"X-Request-Id": request_id} if request_id else None
     return Response(exc.status, JSON, payload, headers=headers)
 
@@ -63,33 +71,36 @@ def _build(cls: type[ApiGatewayResolver]) -> ApiGatewayResolver:
     def _docs():
         return Response(200, "text/html", openapi.swagger_html(app))
 
+    def answer(exc: ApiError) -> Response:
+        return error_response(exc, request_id_of(app), app.current_event.path)
+
     @app.exception_handler(ApiError)
     def _api_error(exc: ApiError):
-        return error_response(exc, request_id_of(app))
+        return answer(exc)
 
     @app.exception_handler(ModelUnavailableError)
     def _unknown_model(exc: ModelUnavailableError):
-        return error_response(ApiError(exc.code, str(exc), "model"), request_id_of(app))
+        return answer(ApiError(exc.code, str(exc), "model"))
 
     @app.exception_handler(ModelNotConfiguredError)
     def _not_configured(exc: ModelNotConfiguredError):
-        return error_response(ApiError(exc.code, str(exc)), request_id_of(app))
+        return answer(ApiError(exc.code, str(exc)))
 
     @app.exception_handler(ModelFilesError)
     def _files(exc: ModelFilesError):
         logger.error("model files do not match the manifest", extra={"problem": str(exc)})
-        return error_response(ApiError(exc.code, str(exc)), request_id_of(app))
+        return answer(ApiError(exc.code, str(exc)))
 
     @app.exception_handler(Exception)
     def _internal(exc: Exception):
         logger.exception("unhandled error")
-        return error_response(ApiError("internal_error", INTERNAL_MESSAGE), request_id_of(app))
+        return answer(ApiError("internal_error", INTERNAL_MESSAGE))
 
     @app.not_found
     def _not_found(exc: Exception):
         event = app.current_event
         message = f"no route {event.http_method} {event.path}; see /docs"
-        return error_response(ApiError("no_route", message), request_id_of(app))
+        return answer(ApiError("no_route", message))
 
     return app
 
@@ -115,16 +126,17 @@ def resolver_for(event: dict[str, Any]) -> ApiGatewayResolver:
 
 
 # ---- the entry -----------------------------------------------------------------------------------
-def _plain_response(exc: ApiError, request_id: str | None) -> dict[str, Any]:
+def _plain_response(exc: ApiError, request_id: str | None, event: Any = None) -> dict[str, Any]:
     """A response both payload versions accept (for errors found before a resolver runs)."""
     count(**{"ClientErrors" if exc.status < 500 else "ServerErrors": 1})
+    shape = shape_for(_path_of(event))
     headers = {"Content-Type": JSON}
     if request_id:
         headers["X-Request-Id"] = request_id
     return {
         "statusCode": exc.status,
         "headers": headers,
-        "body": error_body(exc.code, exc.message, exc.param, exc.details, request_id),
+        "body": error_body(exc.code, exc.message, exc.param, exc.details, request_id, shape),
         "isBase64Encoded": False,
     }
 
@@ -206,10 +218,10 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         check_event(event)
         return app.resolve(_prepared(event, Settings.from_env()), context)
     except ApiError as exc:
-        return _plain_response(exc, request_id)
+        return _plain_response(exc, request_id, event)
     except Exception:
         logger.exception("unhandled error before routing")
-        return _plain_response(ApiError("internal_error", INTERNAL_MESSAGE), request_id)
+        return _plain_response(ApiError("internal_error", INTERNAL_MESSAGE), request_id, event)
 
 
 __all__ = ["ApiError", "handle", "http_app", "is_api_event", "resolver_for", "rest_app"]

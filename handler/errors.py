@@ -3,12 +3,19 @@
 As text-embeddings-inference maps its ``ErrorType`` to a status in one place and infinity raises
 one exception class, every refusal here is an ``ApiError(code, message, param)``; the status and the
 OpenAI-style ``type`` come from ``ERRORS``, so a code means the same answer wherever it is raised.
+
+The body takes the shape its route's clients parse (``SHAPES``, by route family): TEI's
+``{"error": "...", "error_type": "Validation"}`` on TEI's routes, OpenAI's ``{"error": {"message",
+"type", "param", "code"}}`` on ``/v1/*``, and kettle's own (OpenAI's with ``details``) elsewhere.
+Only the body differs: the status is the table's in all three.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
+
+Shape = Literal["kettle", "openai", "tei"]
 
 # code -> (HTTP status, OpenAI-style error type)
 ERRORS: dict[str, tuple[int, str]] = {
@@ -21,6 +28,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "bad_event": (400, "invalid_request_error"),
     "method_not_allowed": (405, "invalid_request_error"),
     "validation_error": (422, "invalid_request_error"),
+    "empty_input": (422, "invalid_request_error"),  # an empty list or string (TEI's Empty)
     "invalid_text": (422, "invalid_request_error"),
     "invalid_dimensions": (422, "invalid_request_error"),
     "invalid_image": (422, "invalid_request_error"),
@@ -73,23 +81,77 @@ class ApiError(Exception):
         return ERRORS[self.code][0]
 
 
+# Route -> the error shape its clients parse; any other route answers kettle's.
+SHAPES: dict[str, Shape] = {
+    **dict.fromkeys(
+        (
+            "/embed",
+            "/embed_all",
+            "/embed_sparse",
+            "/rerank",
+            "/predict",
+            "/similarity",
+            "/tokenize",
+            "/decode",
+            "/info",
+        ),
+        "tei",
+    ),
+    "/v1/embeddings": "openai",
+    "/v1/models": "openai",
+}
+
+
+def shape_for(path: Any) -> Shape:
+    """The error shape of the route at ``path`` (a stage prefix such as /prod is allowed)."""
+    if not isinstance(path, str):
+        return "kettle"
+    path = path.rstrip("/") or "/"
+    for route in sorted(SHAPES, key=len, reverse=True):
+        if path == route or path.endswith(route):
+            return SHAPES[route]
+    return "kettle"
+
+
+def tei_error_type(code: str) -> str:
+    """TEI's ``ErrorType`` for ``code``, read from the code's status as TEI maps its types to
+    statuses (router/src/http/server.rs): Overloaded is 429, Unhealthy 503, Backend the other
+    5xx; an empty input is Empty; every other refusal of the request is Validation."""
+    status = ERRORS[code][0]
+    if code == "empty_input":
+        return "Empty"
+    if status == 429:
+        return "Overloaded"
+    if status == 503:
+        return "Unhealthy"
+    if status >= 500:
+        return "Backend"
+    return "Validation"
+
+
 def error_body(
     code: str,
     message: str,
     param: str | None = None,
     details: list[dict[str, Any]] | None = None,
     request_id: str | None = None,
+    shape: Shape = "kettle",
 ) -> str:
-    """The one error shape (OpenAI's, so its SDK shows the message): {"error": {...}}."""
-    error: dict[str, Any] = {
-        "message": message,
-        "type": ERRORS[code][1],
-        "param": param,
-        "code": code,
-    }
-    if details:
-        error["details"] = details
-    body: dict[str, Any] = {"error": error}
+    """The error as ``shape``'s JSON (see the module's docstring). TEI's body keeps kettle's
+    ``code`` and ``param`` beside its two fields, so the field at fault is named in all three."""
+    body: dict[str, Any]
+    if shape == "tei":
+        body = {"error": message, "error_type": tei_error_type(code), "code": code, "param": param}
+    else:
+        error: dict[str, Any] = {
+            "message": message,
+            "type": ERRORS[code][1],
+            "param": param,
+            "code": code,
+        }
+        if details and shape == "kettle":
+            error["details"] = details
+        body = {"error": error}
     if request_id:
         body["request_id"] = request_id
     return json.dumps(body)
@@ -102,4 +164,14 @@ def status_of(code: str) -> int:
     return ERRORS[code][0]
 
 
-__all__ = ["ERRORS", "INTERNAL_MESSAGE", "ApiError", "error_body", "status_of"]
+__all__ = [
+    "ERRORS",
+    "INTERNAL_MESSAGE",
+    "SHAPES",
+    "ApiError",
+    "Shape",
+    "error_body",
+    "shape_for",
+    "status_of",
+    "tei_error_type",
+]

@@ -232,14 +232,19 @@ class ModelCache:
 
 def resolve_name(requested: str, kind: str, settings: Settings) -> str:
     """The baked ``kind`` model a request means by ``requested``: its full name, or the part after
-    the organisation ("all-MiniLM-L6-v2") when that is unambiguous. ModelUnavailableError lists
+    the organisation ("all-MiniLM-L6-v2") when that is unambiguous, in any case (as kettle's own
+    lookups are). ModelUnavailableError lists
     the baked models of that kind otherwise."""
     baked = baked_models(settings, kind)
     if requested in baked:
         return requested
-    short = [n for n in baked if n.rsplit("/", 1)[-1].lower() == requested.lower()]
-    if len(short) == 1:
-        return short[0]
+    folded = requested.lower()  # names are case-insensitive, as in the library
+    for names in (
+        [n for n in baked if n.lower() == folded],
+        [n for n in baked if n.rsplit("/", 1)[-1].lower() == folded],
+    ):
+        if len(names) == 1:
+            return names[0]
     raise ModelUnavailableError(
         f"model {requested!r} is not baked here; baked {kind} models: {', '.join(baked) or 'none'}",
         requested,
@@ -259,12 +264,14 @@ def describe_baked(settings: Settings) -> list[dict[str, Any]]:
     described = []
     for name in list_baked(settings.models_dir):
         try:
-            manifest = find_model(name, settings.models_dir, verify=False).manifest
+            found = find_model(name, settings.models_dir, verify=False)
         except (LookupError, ValueError):
             continue
+        manifest = found.manifest
         described.append(
             {
                 "name": manifest.name,
+                "created": _baked_at(found.path),
                 "kind": manifest.kind,
                 "dim": manifest.dim,
                 "max_length": manifest.max_length,
@@ -273,6 +280,14 @@ def describe_baked(settings: Settings) -> list[dict[str, Any]]:
             }
         )
     return described
+
+
+def _baked_at(path: Any) -> int:
+    """When the model was baked (its manifest's modification time, Unix seconds; 0 if unknown)."""
+    try:
+        return int((path / "manifest.json").stat().st_mtime)
+    except OSError:
+        return 0
 
 
 MODELS = ModelCache()

@@ -69,6 +69,52 @@ def _check_texts(value: Any, info: Any) -> Any:
     return value
 
 
+def _check_openai_input(value: Any, info: Any) -> Any:
+    """OpenAI's input: a text, a non-empty list of texts, one list of token ids, or a non-empty
+    list of them (ids are ints >= 0; the model's vocabulary bounds them later). The error names
+    the item (``input[2]``, ``input[2][5]``)."""
+    field = info.field_name
+    expected = "a string, a list of strings, a list of token ids or a list of such lists"
+    if _is_one_text(value, field, "input_type", expected):
+        return value
+    first = value[0]
+    if isinstance(first, int) and not isinstance(first, bool):  # one text's token ids
+        _check_ids(value, field, [])
+        return value
+    if not isinstance(first, list):  # texts
+        for index, item in enumerate(value):
+            _check_one(item, field, index)
+        return value
+    for index, item in enumerate(value):  # token ids per text
+        where = f"{field}[{index}]"
+        if not isinstance(item, list):
+            raise PydanticCustomError(
+                "input_type",
+                "{field} is {type}; a batch of token ids holds lists of ints",
+                {"field": where, "index": index, "type": json_type(item)},
+            )
+        if not item:
+            raise PydanticCustomError(
+                "empty_list", "{field} is an empty list", {"field": where, "index": index}
+            )
+        _check_ids(item, field, [index])
+    return value
+
+
+def _check_ids(ids: list, field: str, path: list[int]) -> None:
+    for j, token in enumerate(ids):
+        if isinstance(token, bool) or not isinstance(token, int) or token < 0:
+            where = field + "".join(f"[{i}]" for i in (*path, j))
+            what = (
+                json_type(token) if not isinstance(token, int) or isinstance(token, bool) else token
+            )
+            raise PydanticCustomError(
+                "token_id",
+                "{field} is {what}, not a token id (an integer >= 0)",
+                {"field": where, "index": [*path, j], "what": what},
+            )
+
+
 def _check_text(value: Any, info: Any) -> Any:
     _check_one(value, info.field_name, None)
     return value
@@ -125,6 +171,21 @@ Texts = Annotated[
     WithJsonSchema({"anyOf": [_TEXT_SCHEMA, _TEXT_LIST_SCHEMA]}),
 ]
 TextList = Annotated[list[str], BeforeValidator(_check_texts), WithJsonSchema(_TEXT_LIST_SCHEMA)]
+_IDS_SCHEMA = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1}
+OpenAIInput = Annotated[
+    str | list[str] | list[int] | list[list[int]],
+    BeforeValidator(_check_openai_input),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                _TEXT_SCHEMA,
+                _TEXT_LIST_SCHEMA,
+                _IDS_SCHEMA,
+                {"type": "array", "items": _IDS_SCHEMA, "minItems": 1},
+            ]
+        }
+    ),
+]
 _SEQUENCE_SCHEMA = {"type": "array", "items": _TEXT_SCHEMA, "minItems": 1, "maxItems": 2}
 PredictInputs = Annotated[
     str | list[str] | list[list[str]],
@@ -149,9 +210,12 @@ _PRECISION = (
 
 
 # ---- requests ------------------------------------------------------------------------------------
-# TEI's truncation side: kettle cuts texts on the right only, so "Left" is refused by name.
+# TEI's truncation side (kettle's truncation_direction, in TEI's spelling or kettle's).
 TruncationDirection = Literal["Right", "right", "Left", "left"]
-_DIRECTION = "TEI's: which side truncate=true cuts. kettle cuts on the right; Left is a 422."
+_DIRECTION = (
+    "TEI's: which end truncate=true cuts from a text past max_length: Right keeps its start, "
+    "Left its end (the model's prefix or prompt stays whole)."
+)
 _PROMPT = "TEI's prompt_name: the model's prompt to apply, query or passage (same as kind)."
 
 
@@ -188,7 +252,12 @@ class OpenAIEmbeddingRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore", strict=True, defer_build=True)
 
-    input: Texts = Field(description="A text or a list of texts (token arrays are not accepted).")
+    input: OpenAIInput = Field(
+        description="A text, a list of texts, or texts as token ids of the model's own tokenizer "
+        "(a list of ints, or a list of them; without special tokens; read as they are, not "
+        "decoded). tiktoken's ids (LangChain's OpenAIEmbeddings' default) are not this "
+        "model's: send text (check_embedding_ctx_length=False)."
+    )
     model: Text = Field(description="A baked dense model, e.g. all-MiniLM-L6-v2.")
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: PositiveInt | None = Field(
@@ -351,9 +420,11 @@ class OpenAIEmbeddingResponse(_Response):
     usage: Usage
 
 
-class SparseVector(_Response):
-    indices: list[int]
-    values: list[float]
+class SparseValue(_Response):
+    """One non-zero weight of a sparse vector (TEI's /embed_sparse item)."""
+
+    index: int = Field(description="The vocabulary id.")
+    value: float
 
 
 class RankedText(_Response):
@@ -395,6 +466,47 @@ class ModelList(_Response):
     configured: dict[str, str | None]
 
 
+class OpenAIModel(_Response):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = Field(description="When it was baked (Unix seconds).")
+    owned_by: str = Field(description="The organisation in its name (kettle for a bare name).")
+    kind: str = Field(description="kettle's kind: dense, sparse, rerank, image, late_interaction.")
+
+
+class OpenAIModelList(_Response):
+    object: Literal["list"] = "list"
+    data: list[OpenAIModel]
+
+
+class EmbeddingModelType(_Response):
+    pooling: str = Field(description="TEI's pooling name: mean, cls, last_token, splade.")
+
+
+class ModelType(_Response):
+    embedding: EmbeddingModelType
+
+
+class Info(_Response):
+    """text-embeddings-inference's /info, for the dense model."""
+
+    model_id: str
+    model_sha: str | None = Field(None, description="The Hub revision it was baked from.")
+    model_dtype: str = Field(description="float32, or int8 / uint8 for a quantized bake.")
+    served_model_name: str
+    model_type: ModelType
+    max_concurrent_requests: int = Field(description="Per Lambda instance.")
+    max_input_length: int = Field(description="Tokens per text (the model's max_length).")
+    max_batch_tokens: int = Field(description="Padded tokens per ONNX Runtime run.")
+    max_batch_requests: int | None = None
+    max_client_batch_size: int = Field(description="Texts per request (MAX_TEXTS).")
+    auto_truncate: bool
+    tokenization_workers: int
+    version: str = Field(description="kettle's version.")
+    sha: str | None = None
+    docker_label: str | None = None
+
+
 class Health(_Response):
     status: Literal["ok", "unavailable"]
     model: str
@@ -421,7 +533,33 @@ class ErrorInfo(_Response):
 
 
 class ErrorResponse(_Response):
+    """kettle's own routes' error body."""
+
     error: ErrorInfo
+    request_id: str | None = None
+
+
+class OpenAIErrorInfo(_Response):
+    message: str = Field(description="What is wrong, naming the field and item.")
+    type: str
+    param: str | None = Field(None, description='The field at fault, e.g. "input[3]".')
+    code: str
+
+
+class OpenAIErrorResponse(_Response):
+    """OpenAI's error body (/v1/*)."""
+
+    error: OpenAIErrorInfo
+    request_id: str | None = None
+
+
+class TeiErrorResponse(_Response):
+    """text-embeddings-inference's error body (its routes), with kettle's code and field."""
+
+    error: str = Field(description="What is wrong, naming the field and item.")
+    error_type: Literal["Unhealthy", "Backend", "Overloaded", "Validation", "Tokenizer", "Empty"]
+    code: str = Field(description="kettle's error code (handler/errors.py).")
+    param: str | None = Field(None, description='The field at fault, e.g. "inputs[3]".')
     request_id: str | None = None
 
 
@@ -477,7 +615,11 @@ __all__ = [
     "EmbedRequest",
     "Embedding",
     "ErrorResponse",
+    "OpenAIErrorResponse",
+    "TeiErrorResponse",
     "Health",
+    "Info",
+    "OpenAIModelList",
     "ModelList",
     "OpenAIEmbeddingRequest",
     "OpenAIEmbeddingResponse",
@@ -491,7 +633,7 @@ __all__ = [
     "SearchResult",
     "SimilarityRequest",
     "SparseRequest",
-    "SparseVector",
+    "SparseValue",
     "Text",
     "TextList",
     "Texts",

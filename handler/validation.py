@@ -162,8 +162,13 @@ def validation_error(errors: list[dict[str, Any]]) -> ApiError:
             message = msg if field and msg.startswith(field.split("[")[0]) else f"{field}: {msg}"
         details.append({"field": field or "body", "message": message, "type": kind})
     first = details[0] if details else {"field": "body", "message": "invalid request"}
-    code = "invalid_text" if errors and errors[0].get("type") == "invalid_text" else None
-    return ApiError(code or "validation_error", first["message"], first["field"], details)
+    kind = errors[0].get("type") if errors else None
+    code = {
+        "invalid_text": "invalid_text",
+        "empty_list": "empty_input",
+        "empty_text": "empty_input",
+    }
+    return ApiError(code.get(kind, "validation_error"), first["message"], first["field"], details)
 
 
 def invalid_json(exc: json.JSONDecodeError) -> ApiError:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from kettle.batching import DEFAULT_BATCH_SIZE
-from kettle.encoder import Embedded, TextEncoder, TextKind
+from kettle.encoder import Embedded, TextEncoder, TextKind, TruncationDirection, direction_of
 from kettle.pooling import normalize as unit
 from kettle.pooling import pool
 from kettle.registry import DEFAULT_MODEL, register_custom
@@ -98,6 +98,7 @@ class TextEmbedding(TextEncoder):
         normalize: bool | None = None,
         truncate: bool = True,
         prompt_name: str | None = None,
+        truncation_direction: TruncationDirection = "right",
         **kwargs: Any,
     ) -> Iterator[np.ndarray]:
         """float32 vectors in input order, from any iterable, in bounded memory.
@@ -109,9 +110,9 @@ class TextEmbedding(TextEncoder):
         being cut (texts are checked one window of 2,048 at a time, before that window runs).
         ``prompt_name``: prepend one of the model's named prompts (sentence-transformers'
         ``prompt_name``, e.g. "query"); an unknown name is a ValueError listing the known ones.
+        ``truncation_direction="left"`` (TEI's): a text past max_length keeps its end instead of
+        its start; the prefix or prompt stays whole either way.
         """
-        if prompt_name is not None:
-            documents = _prompted(self.prompt(prompt_name), documents)
         return self._stream(
             documents,
             batch_size,
@@ -119,6 +120,8 @@ class TextEmbedding(TextEncoder):
             truncate=truncate,
             kind=kwargs.pop("kind", None),
             parallel=parallel,
+            truncation_direction=truncation_direction,
+            prompt=self._prompt_text(prompt_name),
         )
 
     def embed_with_usage(
@@ -130,21 +133,52 @@ class TextEmbedding(TextEncoder):
         truncate: bool = True,
         batch_size: int = DEFAULT_BATCH_SIZE,
         prompt_name: str | None = None,
+        truncation_direction: TruncationDirection = "right",
     ) -> Embedded[np.ndarray]:
         """Vectors ``[n, dim]`` float32 and tokens per text, from one tokenization.
 
         ``kind`` applies the model's query or passage prefix, ``prompt_name`` one of its named
-        prompts (as ``embed``; the counts include the prompt's tokens, as the model sees them).
+        prompts (as ``embed``; the counts include the prompt's tokens, as the model sees them),
+        ``truncation_direction`` which end of a long text is cut (as ``embed``).
         Every text is checked (and, with ``truncate=False``, measured) before any is embedded.
         """
-        if prompt_name is not None:
-            texts = list(_prompted(self.prompt(prompt_name), texts))
         vectors, counts = self._usage(
             texts,
             batch_size,
             partial(self._last_step, normalize=normalize),
             kind=kind,
             truncate=truncate,
+            truncation_direction=truncation_direction,
+            prompt=self._prompt_text(prompt_name),
+        )
+        dim = self.embedding_size
+        matrix = np.stack(vectors) if vectors else np.zeros((0, dim), dtype=np.float32)
+        return Embedded(matrix.astype(np.float32, copy=False), counts)
+
+    def embed_token_ids(
+        self,
+        ids: Sequence[Sequence[int]],
+        *,
+        normalize: bool | None = None,
+        truncate: bool = True,
+        truncation_direction: TruncationDirection = "right",
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> Embedded[np.ndarray]:
+        """Vectors and token counts for texts given as token ids of **this model's** tokenizer
+        (one list per text, without special tokens: ``model.tokenizer.untruncated.encode(text,
+        add_special_tokens=False).ids``), as OpenAI's API takes ``input``. The ids are read as
+        they are, not decoded: the special tokens are added and the ids cut to max_length as a
+        text's are, so a text's ids give that text's vector exactly (decoding and tokenizing
+        again need not give the same ids back). Ids of another tokenizer (tiktoken's, which
+        LangChain's OpenAIEmbeddings sends by default) mean other tokens here: send text.
+        A list that is empty or holds an id outside the vocabulary is an InvalidTextError
+        naming it (``ids[2][5]``); ``truncate=False`` refuses a list past max_length."""
+        vectors, counts = self._id_usage(
+            ids,
+            batch_size,
+            partial(self._last_step, normalize=normalize),
+            truncate=truncate,
+            truncation_direction=direction_of(truncation_direction),
         )
         dim = self.embedding_size
         matrix = np.stack(vectors) if vectors else np.zeros((0, dim), dtype=np.float32)
@@ -169,15 +203,21 @@ class TextEmbedding(TextEncoder):
         truncate: bool = True,
         prompt_name: str | None = None,
         kind: TextKind | None = None,
+        truncation_direction: TruncationDirection = "right",
     ) -> Iterator[np.ndarray]:
         """The model's last hidden states per text, ``[tokens, hidden]`` float32, special tokens
         included, before pooling and normalisation (sentence-transformers'
         ``output_value="token_embeddings"``, TEI's ``/embed_all``), in input order. A model
         whose graph pools inside it (CLIP's text tower) has none: ValueError."""
-        if prompt_name is not None:
-            documents = _prompted(self.prompt(prompt_name), documents)
         return self._stream(
-            documents, batch_size, self._token_step, truncate=truncate, kind=kind, parallel=parallel
+            documents,
+            batch_size,
+            self._token_step,
+            truncate=truncate,
+            kind=kind,
+            parallel=parallel,
+            truncation_direction=truncation_direction,
+            prompt=self._prompt_text(prompt_name),
         )
 
     def embed_tokens_with_usage(
@@ -188,12 +228,17 @@ class TextEmbedding(TextEncoder):
         truncate: bool = True,
         batch_size: int = DEFAULT_BATCH_SIZE,
         prompt_name: str | None = None,
+        truncation_direction: TruncationDirection = "right",
     ) -> Embedded[list[np.ndarray]]:
         """``embed_tokens`` for a list, with the tokens per text (the rows of each matrix)."""
-        if prompt_name is not None:
-            texts = list(_prompted(self.prompt(prompt_name), texts))
         matrices, counts = self._usage(
-            texts, batch_size, self._token_step, kind=kind, truncate=truncate
+            texts,
+            batch_size,
+            self._token_step,
+            kind=kind,
+            truncate=truncate,
+            truncation_direction=truncation_direction,
+            prompt=self._prompt_text(prompt_name),
         )
         return Embedded(matrices, counts)
 
@@ -201,6 +246,9 @@ class TextEmbedding(TextEncoder):
     def prompts(self) -> dict[str, str]:
         """sentence-transformers' named prompts of this model (name -> prefix)."""
         return dict(self.manifest.prompts)
+
+    def _prompt_text(self, name: str | None) -> str:
+        return "" if name is None else self.prompt(name)
 
     def prompt(self, name: str) -> str:
         """The text of the named prompt ``name``."""
@@ -224,10 +272,3 @@ class TextEmbedding(TextEncoder):
         """Embed documents to be searched (the model's passage prefix applied)."""
         parallel = kwargs.pop("parallel", None)
         return self.embed(texts, batch_size, parallel, kind="passage", **kwargs)
-
-
-def _prompted(prompt: str, texts: str | Iterable[Any]) -> Iterable[Any]:
-    """``prompt`` before every text; non-str items pass through so embed() names them."""
-    if isinstance(texts, str):
-        texts = [texts]
-    return (prompt + t if isinstance(t, str) else t for t in texts)

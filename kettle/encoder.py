@@ -24,10 +24,10 @@ from kettle.batching import (
     plan_batches,
     windows,
 )
-from kettle.errors import TextTooLongError, check_texts
+from kettle.errors import InvalidTextError, TextTooLongError, check_texts
 from kettle.onnx_model import OnnxModel
 from kettle.parallel import WorkerPool, run_batch, step_spec, workers_for
-from kettle.tokenize import TextTokenizer
+from kettle.tokenize import TextTokenizer, TruncationDirection
 
 TextKind = Literal["query", "passage"]
 V = TypeVar("V")
@@ -93,16 +93,53 @@ class TextEncoder(OnnxModel):
             raise ValueError(f"kind must be 'query', 'passage' or None, got {kind!r}")
         return self.manifest.query_prefix if kind == "query" else self.manifest.passage_prefix
 
-    def _encoder(self, kind: TextKind | None) -> Callable[[list[str]], Sequence[Any]]:
-        """Texts -> encodings as the model reads them (the kind's prefix applied)."""
-        prefix = self._prefix(kind)
-        if not prefix:
-            return self.tokenizer.encode
-        return lambda texts: self.tokenizer.encode([prefix + t for t in texts])
+    def _encoder(
+        self,
+        kind: TextKind | None,
+        truncation_direction: TruncationDirection = "right",
+        prompt: str = "",
+    ) -> Callable[[list[str]], Sequence[Any]]:
+        """Texts -> encodings as the model reads them (the kind's prefix, then ``prompt``, before
+        each). ``left``: a text past max_length loses its start instead of its end
+        (``TextTokenizer.cut_left``: prefix and prompt stay whole); a text that fits is encoded
+        exactly as with ``right``."""
+        direction = direction_of(truncation_direction)
+        prefix = self._prefix(kind) + prompt
 
-    def _full_count(self, text: str, kind: TextKind | None) -> int:
+        def encode(texts: list[str]) -> Sequence[Any]:
+            encodings = self.tokenizer.encode([prefix + t for t in texts] if prefix else texts)
+            if direction == "right":
+                return encodings
+            return [
+                self.tokenizer.cut_left(t, prefix) if e.overflowing else e
+                for t, e in zip(texts, encodings, strict=True)
+            ]
+
+        return encode
+
+    def check_token_ids(self, items: Sequence[Any], offset: int = 0) -> None:
+        """InvalidTextError naming the first item that is not a non-empty list of this model's
+        token ids (ints in 0..vocab_size - 1), and the id at fault."""
+        vocab = self.tokenizer.vocab_size
+        for i, item in enumerate(items):
+            index = offset + i
+            if not isinstance(item, (list, tuple)) or not item:
+                what = "an empty list" if isinstance(item, (list, tuple)) else type(item).__name__
+                raise InvalidTextError(
+                    f"is {what}, not a list of token ids", field="ids", index=index
+                )
+            for j, token in enumerate(item):
+                if isinstance(token, bool) or not isinstance(token, (int, np.integer)):
+                    reason = f"is {type(token).__name__}, not a token id"
+                elif not 0 <= token < vocab:
+                    reason = f"is {token}; {self.model_name}'s token ids are 0..{vocab - 1}"
+                else:
+                    continue
+                raise InvalidTextError(reason, field="ids", index=index, where=f"ids[{index}][{j}]")
+
+    def _full_count(self, text: str, kind: TextKind | None, prompt: str = "") -> int:
         """Tokens of one text without truncation (only for the error of ``truncate=False``)."""
-        return self.token_counts([self._prefix(kind) + text], truncate=False)[0]
+        return self.token_counts([self._prefix(kind) + prompt + text], truncate=False)[0]
 
     # ------------------------------------------------------------------ the shared path
     def feeds(self, encodings: Sequence[Any]) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -127,26 +164,31 @@ class TextEncoder(OnnxModel):
         kind: TextKind | None = None,
         window_size: int | None = None,
         parallel: int | None = None,
+        truncation_direction: TruncationDirection = "right",
+        prompt: str = "",
     ) -> Iterator[tuple[Any, int]]:
         """(result of ``last_step``, tokens read) per item, in input order, one bounded window at
         a time. Every item of a window is checked and tokenized before any of it runs, so a bad
         item or (``truncate=False``) a text past max_length stops the window with nothing run.
-        ``parallel``: worker processes run the batches (kettle.parallel), same results."""
+        ``parallel``: worker processes run the batches (kettle.parallel), same results.
+        ``truncation_direction``: which end of a text past max_length is cut; ``prompt``: text
+        before each item, after the kind's prefix (``_encoder``)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if isinstance(texts, str):
             texts = [texts]
         workers = workers_for(parallel, texts, batch_size)
-        encode = encode or self._encoder(kind)
+        if encode is None:
+            encode = self._encoder(kind, truncation_direction, prompt)
         size = window_size or max(DEFAULT_WINDOW, batch_size)
         if workers:
             with WorkerPool(self, workers) as pool:
                 yield from self._windows(
-                    texts, size, batch_size, last_step, encode, check, truncate, kind, pool
+                    texts, size, batch_size, last_step, encode, check, truncate, kind, pool, prompt
                 )
         else:
             yield from self._windows(
-                texts, size, batch_size, last_step, encode, check, truncate, kind, None
+                texts, size, batch_size, last_step, encode, check, truncate, kind, None, prompt
             )
 
     def _windows(
@@ -160,6 +202,7 @@ class TextEncoder(OnnxModel):
         truncate: bool,
         kind: TextKind | None,
         pool: WorkerPool | None,
+        prompt: str = "",
     ) -> Iterator[tuple[Any, int]]:
         spec = step_spec(last_step) if pool is not None else None
         for offset, window in _offset_windows(texts, size):
@@ -168,9 +211,11 @@ class TextEncoder(OnnxModel):
             if not truncate:
                 for i, e in enumerate(encodings):
                     if e.overflowing:
+                        full = getattr(e, "full_length", None)  # token ids know their length
                         raise TextTooLongError(
                             index=offset + i,
-                            tokens=self._full_count(window[i], kind),
+                            tokens=full or self._full_count(window[i], kind, prompt),
+                            field="texts" if full is None else "ids",
                             limit=self.max_length,
                             model=self.model_name,
                         )
@@ -211,6 +256,8 @@ class TextEncoder(OnnxModel):
         *,
         kind: TextKind | None,
         truncate: bool,
+        truncation_direction: TruncationDirection = "right",
+        prompt: str = "",
     ) -> tuple[list[Any], list[int]]:
         """Every text's result and token count; all texts are checked before any is embedded."""
         if isinstance(texts, str):
@@ -224,9 +271,49 @@ class TextEncoder(OnnxModel):
                 truncate=truncate,
                 kind=kind,
                 window_size=max(len(texts), DEFAULT_WINDOW, batch_size),
+                truncation_direction=truncation_direction,
+                prompt=prompt,
             )
         )
         return [r for r, _ in pairs], [n for _, n in pairs]
+
+    def _id_usage(
+        self,
+        ids: Sequence[Sequence[int]],
+        batch_size: int,
+        last_step: Callable[[np.ndarray, np.ndarray], Sequence[Any]],
+        *,
+        truncate: bool,
+        truncation_direction: TruncationDirection,
+    ) -> tuple[list[Any], list[int]]:
+        """``_usage`` for token ids (``TextTokenizer.from_ids``): every list checked first."""
+        if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
+            raise InvalidTextError("must be a list of lists of token ids", field="ids")
+        items = list(ids)
+
+        def encode(window: list[Sequence[int]]) -> list[Any]:
+            return [self.tokenizer.from_ids(item, truncation_direction) for item in window]
+
+        pairs = list(
+            self._with_counts(
+                items,
+                batch_size,
+                last_step,
+                encode,
+                self.check_token_ids,
+                truncate=truncate,
+                window_size=max(len(items), DEFAULT_WINDOW, batch_size),
+            )
+        )
+        return [r for r, _ in pairs], [n for _, n in pairs]
+
+
+def direction_of(value: str) -> TruncationDirection:
+    """ "right" or "left" (TEI spells them Right / Left); ValueError for anything else."""
+    folded = value.lower() if isinstance(value, str) else value
+    if folded not in ("right", "left"):
+        raise ValueError(f"truncation_direction must be 'right' or 'left', got {value!r}")
+    return folded
 
 
 def _n_tokens(encoding: Any) -> int:
@@ -243,4 +330,12 @@ def _offset_windows(items: Iterable[Any], size: int) -> Iterator[tuple[int, list
         offset += len(window)
 
 
-__all__ = ["DEFAULT_BATCH_SIZE", "Embedded", "TextEncoder", "TextKind", "check_texts"]
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "Embedded",
+    "TextEncoder",
+    "TextKind",
+    "TruncationDirection",
+    "check_texts",
+    "direction_of",
+]

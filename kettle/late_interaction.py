@@ -160,7 +160,11 @@ class LateInteractionTextEmbedding(TextEncoder):
             for e in self._query_tok.encode_batch(list(texts))
         ]
 
-    def _encoder(self, kind: TextKind | None):
+    def _encoder(
+        self, kind: TextKind | None, truncation_direction: str = "right", prompt: str = ""
+    ):
+        if truncation_direction.lower() != "right" or prompt:  # its markers: encode_* below
+            raise ValueError("late interaction models take no prompt and truncate on the right")
         return self.encode_queries if kind == "query" else self.encode_documents
 
     def feeds(self, encodings: Sequence[Tokens | Encoding]) -> tuple[dict, np.ndarray]:

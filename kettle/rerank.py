@@ -7,20 +7,22 @@ else the manifest's ``extra["score_label"]``). ``sigmoid=True`` maps it to (0, 1
 Truncation: a pair longer than max_length loses document tokens first (tokenizers'
 ``only_second``), so the query is read whole. When the query alone leaves no room for the document
 that strategy fails, and such a pair is cut ``longest_first`` instead (the Hugging Face default,
-which sentence-transformers' CrossEncoder uses for every pair).
+which sentence-transformers' CrossEncoder uses for every pair). ``truncation_direction="left"``
+(TEI's) cuts the same tokens' count from the start of the document instead of its end.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
 from kettle.batching import DEFAULT_BATCH_SIZE
-from kettle.encoder import TextEncoder
+from kettle.encoder import TextEncoder, TruncationDirection, direction_of
 from kettle.errors import InvalidTextError, check_texts, text_problem
 from kettle.registry import DEFAULT_RERANK_MODEL, register_custom
 
@@ -72,12 +74,17 @@ class TextCrossEncoder(TextEncoder):
 
     def _setup(self, max_length: int | None = None, token_budget: int | None = None) -> None:
         super()._setup(max_length, token_budget)
-        base = self.tokenizer.tokenizer.to_str()
-        self._doc_first = Tokenizer.from_str(base)
-        self._doc_first.enable_truncation(self.max_length, strategy="only_second")
-        self._longest_first = Tokenizer.from_str(base)
-        self._longest_first.enable_truncation(self.max_length, strategy="longest_first")
+        self._pair_tokenizers: dict[tuple[str, str], Tokenizer] = {}
         self._label = int(self.manifest.extra.get("score_label", 0))
+
+    def _pair_tokenizer(self, strategy: str, direction: str) -> Tokenizer:
+        """The tokenizer truncating pairs by ``strategy`` from ``direction`` (built on first use)."""
+        key = (strategy, direction)
+        if key not in self._pair_tokenizers:
+            tok = Tokenizer.from_str(self.tokenizer.tokenizer.to_str())
+            tok.enable_truncation(self.max_length, strategy=strategy, direction=direction)
+            self._pair_tokenizers[key] = tok
+        return self._pair_tokenizers[key]
 
     @property
     def label(self) -> str:
@@ -113,19 +120,23 @@ class TextCrossEncoder(TextEncoder):
             max_length=int(kwargs.pop("max_length", 512)),
         )
 
-    def encode_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[Encoding]:
-        """Token ids of each pair as the model sees them (document cut first, see module doc)."""
+    def encode_pairs(
+        self, pairs: Sequence[tuple[str, str]], truncation_direction: TruncationDirection = "right"
+    ) -> list[Encoding]:
+        """Token ids of each pair as the model sees them (document cut first, see module doc;
+        from its start with ``truncation_direction="left"``)."""
+        direction = direction_of(truncation_direction)
         pairs = [(q, d) for q, d in pairs]
         try:
-            return self._doc_first.encode_batch(pairs)
+            return self._pair_tokenizer("only_second", direction).encode_batch(pairs)
         except Exception:  # tokenizers raises a plain Exception on a truncation error
-            return [self._encode_one(pair) for pair in pairs]
+            return [self._encode_one(pair, direction) for pair in pairs]
 
-    def _encode_one(self, pair: tuple[str, str]) -> Encoding:
+    def _encode_one(self, pair: tuple[str, str], direction: str) -> Encoding:
         try:
-            return self._doc_first.encode(*pair)
+            return self._pair_tokenizer("only_second", direction).encode(*pair)
         except Exception:
-            return self._longest_first.encode(*pair)
+            return self._pair_tokenizer("longest_first", direction).encode(*pair)
 
     def _scores(self, logits: np.ndarray, mask: np.ndarray) -> np.ndarray:
         if logits.ndim != 2 or not 0 <= self._label < logits.shape[1]:
@@ -146,12 +157,15 @@ class TextCrossEncoder(TextEncoder):
         parallel: int | None = None,
         *,
         sigmoid: bool = False,
+        truncation_direction: TruncationDirection = "right",
         **kwargs: Any,
     ) -> list[float]:
         """Scores of (query, document) pairs, in input order: raw logits, or their sigmoid.
-        ``parallel``: worker processes, as in ``TextEmbedding.embed``."""
+        ``parallel``: worker processes, as in ``TextEmbedding.embed``; ``truncation_direction``:
+        which end of a long document is cut."""
+        encode = partial(self.encode_pairs, truncation_direction=truncation_direction)
         stream = self._stream(
-            pairs, batch_size, self._scores, self.encode_pairs, check_pairs, parallel=parallel
+            pairs, batch_size, self._scores, encode, check_pairs, parallel=parallel
         )
         scores = np.fromiter(stream, dtype=np.float64)
         if sigmoid:
@@ -166,15 +180,22 @@ class TextCrossEncoder(TextEncoder):
         batch_size: int = DEFAULT_BATCH_SIZE,
         sigmoid: bool = False,
         return_documents: bool = False,
+        truncation_direction: TruncationDirection = "right",
     ) -> list[RerankResult]:
         """Documents ordered by relevance to ``query``, best first (ties keep input order).
 
-        ``top_n`` keeps the best n; ``return_documents`` puts each text in its result.
+        ``top_n`` keeps the best n; ``return_documents`` puts each text in its result;
+        ``truncation_direction`` as in ``rerank_pairs``.
         """
         if top_n is not None and top_n < 1:
             raise ValueError(f"top_n must be at least 1, got {top_n}")
         documents = self._documents(query, documents)
-        scores = self.rerank_pairs([(query, d) for d in documents], batch_size, sigmoid=sigmoid)
+        scores = self.rerank_pairs(
+            [(query, d) for d in documents],
+            batch_size,
+            sigmoid=sigmoid,
+            truncation_direction=truncation_direction,
+        )
         order = sorted(range(len(scores)), key=lambda i: -scores[i])[:top_n]
         return [
             RerankResult(i, scores[i], documents[i] if return_documents else None) for i in order

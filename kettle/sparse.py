@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from kettle.batching import DEFAULT_BATCH_SIZE
-from kettle.encoder import Embedded, TextEncoder, TextKind
+from kettle.encoder import Embedded, TextEncoder, TextKind, TruncationDirection
 from kettle.pooling import normalize as unit
 from kettle.registry import DEFAULT_SPARSE_MODEL, UnknownModelError
 
@@ -192,10 +192,12 @@ class SparseTextEmbedding(TextEncoder):
         top_k: int | None = None,
         normalize: bool | None = None,
         truncate: bool = True,
+        truncation_direction: TruncationDirection = "right",
         **kwargs: Any,
     ) -> Iterator[SparseEmbedding]:
         """One SparseEmbedding per text, in input order; ``top_k`` keeps the largest weights,
         ``normalize=True`` scales each vector to unit L2 norm (SPLADE weights are raw by default).
+        ``truncation_direction="left"``: a long text keeps its end (see TextEmbedding.embed).
         """
         return self._stream(
             documents,
@@ -204,6 +206,7 @@ class SparseTextEmbedding(TextEncoder):
             truncate=truncate,
             kind=kwargs.pop("kind", None),
             parallel=parallel,
+            truncation_direction=truncation_direction,
         )
 
     def embed_with_usage(
@@ -215,10 +218,16 @@ class SparseTextEmbedding(TextEncoder):
         truncate: bool = True,
         batch_size: int = DEFAULT_BATCH_SIZE,
         top_k: int | None = None,
+        truncation_direction: TruncationDirection = "right",
     ) -> Embedded[list[SparseEmbedding]]:
         """SparseEmbeddings and tokens per text, from one tokenization (see TextEmbedding)."""
         vectors, counts = self._usage(
-            texts, batch_size, self._step(top_k, normalize), kind=kind, truncate=truncate
+            texts,
+            batch_size,
+            self._step(top_k, normalize),
+            kind=kind,
+            truncate=truncate,
+            truncation_direction=truncation_direction,
         )
         return Embedded(vectors, counts)
 

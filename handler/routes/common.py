@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from aws_lambda_powertools.event_handler import Response
 
-from handler.errors import ERRORS, ApiError
+from handler.errors import ERRORS, ApiError, Shape
 from handler.models import MODELS, ModelUnavailableError
 from handler.settings import Settings
 
@@ -114,10 +114,18 @@ def json_response(payload: Any, status: int = 200) -> Response:
     return Response(status_code=status, content_type=JSON, body=body)
 
 
-def responses(model: str | None, *codes: str) -> dict[int, dict[str, Any]]:
+ERROR_MODELS: dict[Shape, str] = {
+    "kettle": "ErrorResponse",
+    "openai": "OpenAIErrorResponse",
+    "tei": "TeiErrorResponse",
+}
+
+
+def responses(model: str | None, *codes: str, shape: Shape = "kettle") -> dict[int, dict[str, Any]]:
     """An OpenAPI ``responses=`` for a route: its 200 body and the 4xx/5xx answers its error
-    codes can give, each with the one error shape. ``model`` is the 200 body's type as written
-    in handler.schemas ("list[SparseVector]"): resolved when the document is first built
+    codes can give, each with the error body of ``shape`` (the route's family, handler.errors.
+    SHAPES; a test holds the two together). ``model`` is the 200 body's type as written
+    in handler.schemas ("list[RankedText]"): resolved when the document is first built
     (resolve_responses), so importing the routes costs no pydantic."""
     out: dict[int, dict[str, Any]] = {200: {"description": "OK"}}
     if model is not None:
@@ -128,7 +136,7 @@ def responses(model: str | None, *codes: str) -> dict[int, dict[str, Any]]:
     for status, names in sorted(statuses.items()):
         out[status] = {
             "description": "error codes: " + ", ".join(names),
-            "content": {JSON: _content("ErrorResponse")},
+            "content": {JSON: _content(ERROR_MODELS[shape])},
         }
     return out
 

@@ -1,12 +1,15 @@
-"""GET /models (what is baked, loaded and served) and GET /health (can this instance serve its
-dense model: baked, and its files matching the manifest's sha256)."""
+"""GET /models (what is baked, loaded and served), GET /health (can this instance serve its
+dense model: baked, and its files matching the manifest's sha256), TEI's GET /info (the dense
+model and the request limits) and OpenAI's GET /v1/models (the baked models)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from handler.models import MODELS, describe_baked, files_problem
-from handler.routes.common import json_response, responses
+from handler.routes.common import json_response, model_for, responses
 from handler.settings import Settings
 
 router = Router()
@@ -65,3 +68,71 @@ def health():
         },
         200 if ok else 503,
     )
+
+
+# ---- TEI's /info and OpenAI's /v1/models -------------------------------------------------------
+# kettle's pooling names -> TEI's (router/src/lib.rs, EmbeddingModel.pooling)
+_TEI_POOLING = {"mean": "mean", "cls": "cls", "last": "last_token", "splade": "splade"}
+_DTYPES = {"QInt8": "int8", "QUInt8": "uint8"}  # ONNX Runtime's weight types; else float32
+
+
+def _dtype(manifest: Any) -> str:
+    weight_type = (manifest.quantization or {}).get("weight_type")
+    return _DTYPES.get(weight_type, "float32")
+
+
+@router.get(
+    "/info",
+    operation_id="info",
+    summary="TEI's /info: the dense model (KETTLE_MODEL) and this deployment's request limits",
+    responses=responses("Info", "model_not_baked", "model_files_mismatch", shape="tei"),
+)
+def info():
+    from kettle import __version__, available_cpus
+
+    settings = Settings.from_env()
+    model = model_for("dense", settings)
+    manifest = model.manifest
+    source = manifest.source or {}
+    pooling = _TEI_POOLING.get(manifest.pooling, manifest.pooling)
+    return json_response(
+        {
+            "model_id": model.model_name,
+            "model_sha": source.get("version") if source.get("type") == "hf" else None,
+            "model_dtype": _dtype(manifest),
+            "served_model_name": model.model_name,
+            "model_type": {"embedding": {"pooling": pooling}},
+            # One request at a time per Lambda instance: more run on more instances.
+            "max_concurrent_requests": 1,
+            "max_input_length": model.max_length,
+            "max_batch_tokens": model.token_budget,
+            "max_batch_requests": None,
+            "max_client_batch_size": settings.max_texts,
+            "auto_truncate": True,  # truncate defaults to true on every route
+            "tokenization_workers": available_cpus(),
+            "version": __version__,
+            "sha": None,
+            "docker_label": None,
+        }
+    )
+
+
+@router.get(
+    "/v1/models",
+    operation_id="listOpenAIModels",
+    summary="OpenAI's model list: every baked model (its kind beside OpenAI's fields)",
+    responses={200: responses("OpenAIModelList")[200]},
+)
+def openai_models():
+    settings = Settings.from_env()
+    data = [
+        {
+            "id": d["name"],
+            "object": "model",
+            "created": d["created"],
+            "owned_by": d["name"].split("/", 1)[0] if "/" in d["name"] else "kettle",
+            "kind": d["kind"],
+        }
+        for d in describe_baked(settings)
+    ]
+    return json_response({"object": "list", "data": data})

@@ -5,6 +5,7 @@ kettle for vectors and token counts, and answers JSON."""
 from __future__ import annotations
 
 import base64
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -41,18 +42,14 @@ if TYPE_CHECKING:  # the request models, by name: handler.validation checks the 
     )
 
 router = Router()
-_TEXT_ERRORS = ("too_many_texts", "invalid_text", "model_not_configured", "model_not_baked")
-
-
-def _right_only(direction: str, truncate: bool) -> None:
-    """TEI's truncation_direction: kettle's tokenizers cut on the right, so Left is refused."""
-    if truncate and direction.lower() == "left":
-        raise ApiError(
-            "validation_error",
-            "truncation_direction Left is not supported: kettle cuts texts on the right (send "
-            "Right, or truncate=false to refuse texts that are too long)",
-            "truncation_direction",
-        )
+_TEXT_ERRORS = (
+    "too_many_texts",
+    "empty_input",
+    "invalid_text",
+    "model_not_configured",
+    "model_not_baked",
+)
+tei_responses = partial(responses, shape="tei")  # TEI's routes answer TEI's error body
 
 
 def _kind(kind: str | None, prompt_name: str | None) -> str | None:
@@ -112,7 +109,6 @@ def _dense_inputs(
     settings = Settings.from_env()
     texts = as_list(request.inputs)
     check_count(texts, "inputs", settings)
-    _right_only(request.truncation_direction, request.truncate)
     model = model_for("dense", settings)
     return (texts, model, *_prompt(model, kind, request.prompt_name))
 
@@ -121,7 +117,9 @@ def _dense_inputs(
     "/embed",
     operation_id="embed",
     summary="Dense embeddings (text-embeddings-inference shape)",
-    responses=responses("list[list[float]]", *_TEXT_ERRORS, "text_too_long", "response_too_large"),
+    responses=tei_responses(
+        "list[list[float]]", *_TEXT_ERRORS, "text_too_long", "response_too_large"
+    ),
 )
 def embed(request: EmbedRequest):
     texts, model, kind, prompt = _dense_inputs(request, request.kind)
@@ -132,10 +130,28 @@ def embed(request: EmbedRequest):
             prompt_name=prompt,
             normalize=request.normalize,
             truncate=request.truncate,
+            truncation_direction=request.truncation_direction,
         )
     vectors = _cut(embedded.vectors, request.dimensions, request.normalize, model.model_name)
     _log("embed", len(texts), sum(embedded.token_counts))
     return json_response(json_vectors(vectors, request.precision))
+
+
+def _openai_input(value: str | list) -> tuple[list, bool, bool]:
+    """(items, as token ids, one flat list of ids) of OpenAI's ``input``."""
+    if isinstance(value, str):
+        return [value], False, False
+    if isinstance(value[0], int):
+        return [value], True, True
+    return value, isinstance(value[0], list), False
+
+
+def _flat_ids_error(exc: ApiError) -> ApiError:
+    """An error kettle named ``input[0]...`` for what was one flat list of ids: ``input...``."""
+    if not exc.param or not exc.param.startswith("input[0]"):
+        return exc
+    where = "input" + exc.param[len("input[0]") :]
+    return ApiError(exc.code, exc.message.replace(exc.param, where, 1), where, exc.details)
 
 
 @router.post(
@@ -143,12 +159,16 @@ def embed(request: EmbedRequest):
     operation_id="createEmbedding",
     summary="OpenAI-compatible embeddings",
     responses=responses(
-        "OpenAIEmbeddingResponse", *_TEXT_ERRORS, "model_not_found", "invalid_dimensions"
+        "OpenAIEmbeddingResponse",
+        *_TEXT_ERRORS,
+        "model_not_found",
+        "invalid_dimensions",
+        shape="openai",
     ),
 )
 def openai_embeddings(request: OpenAIEmbeddingRequest):
     settings = Settings.from_env()
-    texts = as_list(request.input)
+    texts, as_ids, flat = _openai_input(request.input)
     check_count(texts, "input", settings)
     name = resolve_name(request.model, "dense", settings)
     model = model_for("dense", settings, name)
@@ -159,8 +179,15 @@ def openai_embeddings(request: OpenAIEmbeddingRequest):
             f"dimensions is {request.dimensions}; {name} makes {dim}-dimensional vectors",
             "dimensions",
         )
-    with timed("InferenceLatency"), named("input", model):
-        embedded = model.embed_with_usage(texts, normalize=True)
+    with timed("InferenceLatency"):
+        try:
+            with named("input", model):
+                if as_ids:  # the model's own token ids, read as they are (embed_token_ids)
+                    embedded = model.embed_token_ids(texts, normalize=True)
+                else:
+                    embedded = model.embed_with_usage(texts, normalize=True)
+        except ApiError as exc:
+            raise (_flat_ids_error(exc) if flat else exc) from None
     vectors = embedded.vectors
     if request.dimensions is not None and request.dimensions < dim:
         vectors = vectors[:, : request.dimensions]  # Matryoshka-style: cut, then unit length
@@ -190,24 +217,30 @@ def openai_embeddings(request: OpenAIEmbeddingRequest):
 @router.post(
     "/embed_sparse",
     operation_id="embedSparse",
-    summary="Sparse (SPLADE) embeddings",
-    responses=responses("list[SparseVector]", *_TEXT_ERRORS, "text_too_long"),
+    summary="Sparse (SPLADE) embeddings, TEI's shape: per text, a list of {index, value}",
+    responses=tei_responses("list[list[SparseValue]]", *_TEXT_ERRORS, "text_too_long"),
 )
 def embed_sparse(request: SparseRequest):
     settings = Settings.from_env()
     texts = as_list(request.inputs)
     check_count(texts, "inputs", settings)
-    _right_only(request.truncation_direction, request.truncate)
     model = model_for("sparse", settings)
     with timed("InferenceLatency"), named("inputs", model):
         embedded = model.embed_with_usage(
-            texts, kind=request.prompt_name, truncate=request.truncate
+            texts,
+            kind=request.prompt_name,
+            truncate=request.truncate,
+            truncation_direction=request.truncation_direction,
         )
-    result = [
-        {
-            "indices": np.asarray(e.indices).tolist(),
-            "values": np.round(np.asarray(e.values, np.float64), 6).tolist(),
-        }
+    result = [  # TEI's shape: per text, its non-zero weights as {"index", "value"}
+        [
+            {"index": i, "value": v}
+            for i, v in zip(
+                np.asarray(e.indices).tolist(),
+                np.round(np.asarray(e.values, np.float64), 6).tolist(),
+                strict=True,
+            )
+        ]
         for e in embedded.vectors
     ]
     _log("embed_sparse", len(texts), sum(embedded.token_counts))
@@ -233,13 +266,12 @@ def _check_pair_lengths(model, firsts: list[int], seconds: list[int], names) -> 
     "/rerank",
     operation_id="rerank",
     summary="Rerank texts against a query, best first",
-    responses=responses("list[RankedText]", *_TEXT_ERRORS, "text_too_long"),
+    responses=tei_responses("list[RankedText]", *_TEXT_ERRORS, "text_too_long"),
 )
 def rerank(request: RerankRequest):
     settings = Settings.from_env()
     texts = request.texts
     check_count(texts, "texts", settings)
-    _right_only(request.truncation_direction, request.truncate)
     model = model_for("rerank", settings)
     if not request.truncate:
         query_tokens = model.token_counts([request.query], truncate=False)[0]
@@ -256,6 +288,7 @@ def rerank(request: RerankRequest):
             top_n=request.top_n,
             sigmoid=not request.raw_scores,
             return_documents=request.return_text,
+            truncation_direction=request.truncation_direction,
         )
     tokens = model.token_count([request.query]) * len(texts) + model.token_count(texts)
     _log("rerank", len(texts), tokens)
@@ -290,7 +323,7 @@ def embed_multi(request: EmbedMultiRequest):
     "/embed_all",
     operation_id="embedAll",
     summary="TEI's /embed_all: the dense model's token vectors per text, before pooling",
-    responses=responses(
+    responses=tei_responses(
         "list[list[list[float]]]",
         *_TEXT_ERRORS,
         "text_too_long",
@@ -304,7 +337,11 @@ def embed_all(request: EmbedAllRequest):
         try:
             with named("inputs", model):  # kettle's input errors -> ApiErrors naming the item
                 embedded = model.embed_tokens_with_usage(
-                    texts, kind=kind, prompt_name=prompt, truncate=request.truncate
+                    texts,
+                    kind=kind,
+                    prompt_name=prompt,
+                    truncate=request.truncate,
+                    truncation_direction=request.truncation_direction,
                 )
         except ValueError as exc:  # what is left: a graph that pools inside has no tokens
             raise ApiError("model_not_supported", str(exc)) from None
@@ -334,13 +371,12 @@ def _predict_pairs(inputs: str | list, name: str) -> tuple[list[tuple[str, str]]
     "/predict",
     operation_id="predict",
     summary="TEI's /predict with the cross-encoder: a score and label per [query, text] pair",
-    responses=responses(
+    responses=tei_responses(
         "list[Prediction] | list[list[Prediction]]", *_TEXT_ERRORS, "text_too_long"
     ),
 )
 def predict(request: PredictRequest):
     settings = Settings.from_env()
-    _right_only(request.truncation_direction, request.truncate)
     model = model_for("rerank", settings)
     pairs, batched = _predict_pairs(request.inputs, model.model_name)
     check_count(pairs, "inputs", settings, "pairs")
@@ -350,7 +386,11 @@ def predict(request: PredictRequest):
     if not request.truncate:
         _check_pair_lengths(model, firsts, seconds, lambda i: (place(i), place(i)))
     with timed("InferenceLatency"), named("inputs", model):
-        scores = model.rerank_pairs(pairs, sigmoid=not request.raw_scores)
+        scores = model.rerank_pairs(
+            pairs,
+            sigmoid=not request.raw_scores,
+            truncation_direction=request.truncation_direction,
+        )
     _log("predict", len(pairs), sum(firsts) + sum(seconds))
     label = model.label
     out = [[{"score": round(float(s), 6), "label": label}] for s in scores]
@@ -361,20 +401,23 @@ def predict(request: PredictRequest):
     "/similarity",
     operation_id="similarity",
     summary="TEI's /similarity: cosine similarity of source_sentence to each of sentences",
-    responses=responses("list[float]", *_TEXT_ERRORS, "text_too_long"),
+    responses=tei_responses("list[float]", *_TEXT_ERRORS, "text_too_long"),
 )
 def similarity(request: SimilarityRequest):
     settings = Settings.from_env()
     source, sentences = request.inputs.source_sentence, request.inputs.sentences
     check_count(sentences, "inputs.sentences", settings)
-    _right_only(request.truncation_direction, request.truncate)
     model = model_for("dense", settings)
     texts = [source, *sentences]
     with timed("InferenceLatency"):
         try:
             with named("texts", model):
                 embedded = model.embed_with_usage(
-                    texts, kind=request.prompt_name, normalize=True, truncate=request.truncate
+                    texts,
+                    kind=request.prompt_name,
+                    normalize=True,
+                    truncate=request.truncate,
+                    truncation_direction=request.truncation_direction,
                 )
         except ApiError as exc:  # texts[0] is the source sentence, texts[i] sentences[i - 1]
             raise _similarity_error(exc) from None
@@ -397,7 +440,7 @@ def _similarity_error(exc: ApiError) -> ApiError:
     "/decode",
     operation_id="decode",
     summary="TEI's /decode: token ids -> text, with the dense model's tokenizer",
-    responses=responses("list[str]", "model_not_configured", "model_not_baked"),
+    responses=tei_responses("list[str]", "model_not_configured", "model_not_baked"),
 )
 def decode(request: DecodeRequest):
     settings = Settings.from_env()
@@ -424,7 +467,7 @@ def decode(request: DecodeRequest):
     "/tokenize",
     operation_id="tokenize",
     summary="Tokens of each input",
-    responses=responses("list[list[Token]]", *_TEXT_ERRORS),
+    responses=tei_responses("list[list[Token]]", *_TEXT_ERRORS),
 )
 def tokenize(request: TokenizeRequest):
     settings = Settings.from_env()

@@ -107,6 +107,20 @@ class ApiResult:
     def json(self) -> Any:
         return json.loads(self.text)
 
+    @property
+    def error(self) -> dict[str, Any]:
+        """The error of any of the three shapes (handler.errors) as kettle's error object:
+        message, type (TEI's error_type on TEI's routes), param and code."""
+        body = self.json()
+        if isinstance(body["error"], str):  # TEI's {"error": "...", "error_type": ...}
+            return {
+                "message": body["error"],
+                "type": body["error_type"],
+                "param": body.get("param"),
+                "code": body.get("code"),
+            }
+        return body["error"]
+
     def __repr__(self) -> str:
         return f"ApiResult({self.status}, {self.text[:300]!r})"
 

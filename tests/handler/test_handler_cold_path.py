@@ -68,7 +68,7 @@ loaded = MODELS.loaded()
 event = http_api_event("POST", "/embed", {"content-type": "application/json"}, b'{"inputs": "tea"}')
 result = api_handler(event, LocalContext())
 print(json.dumps({"loaded": loaded, "status": result["statusCode"],
-                  "error": json.loads(result["body"])["error"]}))
+                  "error": json.loads(result["body"])}))
 """
 
 
@@ -78,8 +78,10 @@ def test_a_model_that_fails_to_load_during_init_is_answered_by_the_first_request
     found = _fresh(UNBAKED_FIRST_EMBED, KETTLE_MODEL="kettle-tests/not-baked-anywhere")
     assert found["loaded"] == []
     assert found["status"] == 503, found
+    # /embed is TEI's route: TEI's shape, Unhealthy for a model that cannot be served
     assert found["error"]["code"] == "model_not_baked"
-    assert "kettle-tests/not-baked-anywhere" in found["error"]["message"]
+    assert found["error"]["error_type"] == "Unhealthy"
+    assert "kettle-tests/not-baked-anywhere" in found["error"]["error"]
 
 
 def test_with_tracing_on_the_entry_points_are_traced():

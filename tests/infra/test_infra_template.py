@@ -36,6 +36,12 @@ ROUTES = {
     "POST /embed_multi",
     "POST /tokenize",
     "POST /search",
+    "POST /embed_all",
+    "POST /predict",
+    "POST /similarity",
+    "POST /decode",
+    "GET /info",
+    "GET /v1/models",
     "GET /models",
     "GET /health",
     "GET /openapi.json",
@@ -282,6 +288,16 @@ def test_http_api_routes_and_authorization(deployment):
     permission = deployment["Resources"]["HttpApiInvokePermission"]["Properties"]
     assert permission["FunctionName"] == {"Ref": f"{api}Aliaslive"}
     assert render(permission["SourceArn"], params).endswith(":${HttpApi}/*")
+
+
+def test_the_http_api_routes_every_route_the_handler_serves():
+    """A route the handler serves but the HTTP API does not route answers API Gateway's 404."""
+    from handler import openapi
+    from handler.api import http_app
+
+    spec = json.loads(openapi.document(http_app))
+    served = {f"{method.upper()} {path}" for path, ops in spec["paths"].items() for method in ops}
+    assert served | {"GET /openapi.json", "GET /docs"} == ROUTES
 
 
 def test_image_route_requires_an_image_uri(sam_template):

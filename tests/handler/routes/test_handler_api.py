@@ -65,7 +65,7 @@ def test_embed_truncate_false_names_the_text_that_is_too_long(call_api, version)
         "POST", "/embed", {"inputs": ["short", long_text], "truncate": False}, version=version
     )
     assert result.status == 413, result
-    error = result.json()["error"]
+    error = result.error
     assert error["param"] == "inputs[1]"
     assert "inputs[1] has 402 tokens" in error["message"] and "256" in error["message"]
     assert call_api("POST", "/embed", {"inputs": ["short", long_text]}).status == 200
@@ -113,10 +113,10 @@ def test_bad_requests_name_the_field_and_item(call_api, version, kwargs, status,
     result = call_api("POST", "/embed", version=version, **kwargs)
     assert result.status == status, result
     assert result.headers["content-type"].startswith("application/json")
-    body = result.json()
-    assert body["error"]["param"] == param, body
-    assert words in body["error"]["message"], body
-    assert body["request_id"]
+    error = result.error
+    assert error["param"] == param, result
+    assert words in error["message"], result
+    assert result.json()["request_id"]
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -138,7 +138,7 @@ def test_too_many_texts_is_413(call_api, monkeypatch, version):
     monkeypatch.setenv("MAX_TEXTS", "3")
     result = call_api("POST", "/embed", {"inputs": ["a", "b", "c", "d"]}, version=version)
     assert result.status == 413, result
-    error = result.json()["error"]
+    error = result.error
     assert error["param"] == "inputs" and "4 texts" in error["message"]
     assert "MAX_TEXTS" in error["message"]
     assert call_api("POST", "/embed", {"inputs": ["a", "b", "c"]}).status == 200
@@ -149,7 +149,7 @@ def test_too_many_bytes_is_413(call_api, monkeypatch, version):
     monkeypatch.setenv("MAX_REQUEST_BYTES", "200")
     result = call_api("POST", "/embed", {"inputs": ["x" * 300]}, version=version)
     assert result.status == 413, result
-    assert "MAX_REQUEST_BYTES" in result.json()["error"]["message"]
+    assert "MAX_REQUEST_BYTES" in result.error["message"]
     # The limit counts decoded bytes: the same body base64-encoded is not measured larger.
     small = {"inputs": ["x" * 120]}
     assert call_api("POST", "/embed", small, version=version, base64_body=True).status == 200
@@ -159,7 +159,7 @@ def test_too_many_bytes_is_413(call_api, monkeypatch, version):
 def test_unknown_route_is_a_json_404(call_api, version):
     result = call_api("GET", "/nope", version=version)
     assert result.status == 404
-    assert "/nope" in result.json()["error"]["message"]
+    assert "/nope" in result.error["message"]
 
 
 @pytest.fixture
@@ -183,7 +183,7 @@ def test_a_failure_inside_is_a_generic_500_and_is_logged(call_api, monkeypatch, 
     result = call_api("POST", "/embed", {"inputs": "a"}, version=version)
     assert result.status == 500, result
     body = result.json()
-    assert body["error"]["message"] == "internal error; it has been logged"
+    assert result.error["message"] == "internal error; it has been logged"
     assert body["request_id"]
     assert "secret" not in result.text and "Traceback" not in result.text
     [error] = [line for line in log_lines() if line["level"] == "ERROR"]
@@ -231,27 +231,29 @@ def test_openai_unknown_model_lists_the_baked_ones(call_api, version):
         "POST", "/v1/embeddings", {"input": "a", "model": "text-embedding-3-small"}, version=version
     )
     assert result.status == 404, result
-    error = result.json()["error"]
+    error = result.error
     assert error["param"] == "model" and error["code"] == "model_not_found"
     assert "text-embedding-3-small" in error["message"] and DENSE in error["message"]
 
 
 def test_openai_bad_requests(call_api):
     too_big = call_api("POST", "/v1/embeddings", {"input": "a", "model": DENSE, "dimensions": 999})
-    assert too_big.status == 422 and too_big.json()["error"]["param"] == "dimensions"
-    tokens = call_api("POST", "/v1/embeddings", {"input": [[101, 102]], "model": DENSE})
-    assert tokens.status == 422 and tokens.json()["error"]["param"] == "input[0]"
+    assert too_big.status == 422 and too_big.error["param"] == "dimensions"
+    tokens = call_api("POST", "/v1/embeddings", {"input": [[101, -1]], "model": DENSE})
+    assert tokens.status == 422 and tokens.error["param"] == "input[0][1]", tokens
+    mixed = call_api("POST", "/v1/embeddings", {"input": ["a", [101]], "model": DENSE})
+    assert mixed.status == 422 and mixed.error["param"] == "input[1]", mixed
     fmt = call_api("POST", "/v1/embeddings", {"input": "a", "model": DENSE, "encoding_format": "x"})
-    assert fmt.status == 422 and fmt.json()["error"]["param"] == "encoding_format"
+    assert fmt.status == 422 and fmt.error["param"] == "encoding_format"
     no_model = call_api("POST", "/v1/embeddings", {"input": "a"})
-    assert no_model.status == 422 and no_model.json()["error"]["param"] == "model"
+    assert no_model.status == 422 and no_model.error["param"] == "model"
 
 
 # ---- /embed_sparse and /rerank -------------------------------------------------------------------
 def test_sparse_without_a_configured_model_is_501(call_api):
     result = call_api("POST", "/embed_sparse", {"inputs": "a"})
     assert result.status == 501, result
-    assert "KETTLE_SPARSE_MODEL" in result.json()["error"]["message"]
+    assert "KETTLE_SPARSE_MODEL" in result.error["message"]
 
 
 def test_sparse_returns_kettles_sparse_vectors(call_api, monkeypatch, sparse_baked, models_dir):
@@ -262,16 +264,19 @@ def test_sparse_returns_kettles_sparse_vectors(call_api, monkeypatch, sparse_bak
     assert result.status == 200, result
     want = list(SparseTextEmbedding(SPARSE, models_dir=models_dir).embed(TEXTS[:2]))
     got = result.json()
-    assert len(got) == 2
+    assert len(got) == 2  # TEI's shape: per text, a list of {"index", "value"}
     for g, w in zip(got, want, strict=True):
-        assert g["indices"] == w.indices.tolist()
-        np.testing.assert_allclose(g["values"], w.values, atol=1e-6)
+        assert all(set(item) == {"index", "value"} for item in g), g[:3]
+        assert [item["index"] for item in g] == w.indices.tolist()
+        np.testing.assert_allclose([item["value"] for item in g], w.values, atol=1e-6)
+    one = call_api("POST", "/embed_sparse", {"inputs": TEXTS[0]}).json()
+    assert len(one) == 1 and one[0] == got[0]
 
 
 def test_rerank_without_a_configured_model_is_501(call_api):
     result = call_api("POST", "/rerank", {"query": "q", "texts": ["a"]})
     assert result.status == 501, result
-    assert "KETTLE_RERANK_MODEL" in result.json()["error"]["message"]
+    assert "KETTLE_RERANK_MODEL" in result.error["message"]
 
 
 def test_rerank_orders_best_first(call_api, monkeypatch, rerank_model):
@@ -296,7 +301,7 @@ def test_rerank_orders_best_first(call_api, monkeypatch, rerank_model):
     assert [t["index"] for t in top] == [w.index for w in want[:2]]
     assert all("text" not in t for t in top)
     bad = call_api("POST", "/rerank", {"query": query, "texts": ["a", 3]})
-    assert bad.status == 422 and bad.json()["error"]["param"] == "texts[1]"
+    assert bad.status == 422 and bad.error["param"] == "texts[1]"
 
 
 # ---- /tokenize, /models, /health, docs -----------------------------------------------------------
@@ -334,7 +339,7 @@ def test_health(call_api, monkeypatch):
     missing = call_api("GET", "/health")
     assert missing.status == 503 and missing.json()["baked"] is False
     embed = call_api("POST", "/embed", {"inputs": "a"})
-    assert embed.status == 503 and "bge-small" in embed.json()["error"]["message"]
+    assert embed.status == 503 and "bge-small" in embed.error["message"]
 
 
 def test_openapi_and_swagger(call_api):
@@ -366,7 +371,7 @@ def test_a_response_past_lambdas_limit_is_413_not_a_lambda_error(call_api, monke
     monkeypatch.setattr(common, "LAMBDA_RESPONSE_LIMIT", 20_000)  # stands in for 6 MB
     result = call_api("POST", "/embed", {"inputs": ["a"] * 8})  # ~8 x 384 numbers
     assert result.status == 413, result
-    assert result.json()["error"]["code"] == "response_too_large"
+    assert result.error["code"] == "response_too_large"
     b64 = call_api(
         "POST", "/v1/embeddings", {"input": ["a"] * 8, "model": DENSE, "encoding_format": "base64"}
     )

@@ -51,7 +51,7 @@ def _call(method: str, path: str, **kwargs: Any) -> ApiResult:
 def test_a_lone_surrogate_in_any_text_field_is_422_naming_the_item(path, body, param):
     result = _call("POST", path, raw=_raw(body, "ab" + SURROGATE + "c"))
     assert result.status == 422, result
-    error = result.json()["error"]
+    error = result.error
     assert error["param"] == param and error["code"] == "invalid_text"
     assert error["message"] == f"{param}: lone surrogate U+D800 at character 2"
 
@@ -59,7 +59,7 @@ def test_a_lone_surrogate_in_any_text_field_is_422_naming_the_item(path, body, p
 @pytest.mark.parametrize("version", VERSIONS)
 def test_a_low_surrogate_alone_and_a_valid_pair(version):
     low = _call("POST", "/embed", raw=_raw({"inputs": ["X"]}, "\\udfff"), version=version)
-    assert low.status == 422 and "U+DFFF at character 0" in low.json()["error"]["message"]
+    assert low.status == 422 and "U+DFFF at character 0" in low.error["message"]
     pair = _call("POST", "/embed", raw=_raw({"inputs": ["X"]}, "\\ud83d\\ude00"), version=version)
     assert pair.status == 200, pair  # an escaped pair is one character (an emoji): fine
 
@@ -69,7 +69,7 @@ def test_deep_nesting_is_a_400_before_parsing(version):
     deep = '{"inputs": ' + "[" * 3000 + "]" * 3000 + "}"
     result = _call("POST", "/embed", raw=deep, version=version)
     assert result.status == 400, result
-    error = result.json()["error"]
+    error = result.error
     assert error["code"] == "json_too_deep" and error["param"] == "body"
     assert "3001 levels" in error["message"]
     objects = '{"a": ' * 2000 + "1" + "}" * 2000
@@ -94,7 +94,7 @@ def test_brackets_inside_strings_are_text_not_nesting(dense_model):
 def test_an_integer_past_4300_digits_names_its_field(body, param, words):
     result = _call("POST", "/embed", raw=body % ("9" * 5000))
     assert result.status == 422, result
-    error = result.json()["error"]
+    error = result.error
     assert error["param"] == param and words in error["message"], error
 
 
@@ -104,7 +104,7 @@ def test_a_huge_integer_in_a_field_openai_ignores_is_ignored(dense_model):
     assert _call("POST", "/v1/embeddings", raw=raw).status == 200
     huge = f'{{"input": "tea", "model": "{DENSE}", "dimensions": {digits}}}'
     result = _call("POST", "/v1/embeddings", raw=huge)
-    assert result.status == 422 and result.json()["error"]["param"] == "dimensions"
+    assert result.status == 422 and result.error["param"] == "dimensions"
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -115,7 +115,7 @@ def test_a_huge_integer_in_a_field_openai_ignores_is_ignored(dense_model):
 def test_a_body_that_is_not_an_object_is_a_400_saying_an_object_was_expected(version, raw, what):
     result = _call("POST", "/embed", raw=raw, version=version)
     assert result.status == 400, result
-    error = result.json()["error"]
+    error = result.error
     assert error["code"] == "body_not_object" and error["param"] == "body"
     assert error["message"] == f"the request body must be a JSON object, not {what}"
 
@@ -147,7 +147,7 @@ def test_malformed_events_are_a_400_naming_the_field(version, change, param):
 
     result = ApiResult(api_handler(_malformed(version, change), lambda_context()))
     assert result.status == 400, result
-    error = result.json()["error"]
+    error = result.error
     assert error["code"] == "bad_event"
     assert error["param"] == (param or "multiValueHeaders")
 
@@ -157,7 +157,7 @@ def test_an_event_that_is_not_an_api_event_is_a_400(event):
     from handler.app import api_handler
 
     result = ApiResult(api_handler(event, lambda_context()))
-    assert result.status == 400 and result.json()["error"]["code"] == "bad_event"
+    assert result.status == 400 and result.error["code"] == "bad_event"
 
 
 def test_an_image_that_does_not_decode_shows_no_object_repr(with_image_model):
@@ -166,8 +166,8 @@ def test_an_image_that_does_not_decode_shows_no_object_repr(with_image_model):
     item = base64.b64encode(b"GIF89a" + b"\x00" * 40).decode()
     result = _call("POST", "/embed_image", body={"images": ["iVBORw0KGgo=", item]})
     assert result.status == 422, result
-    assert result.json()["error"]["param"] == "images[0]"
-    assert " at 0x" not in result.text and "<" not in result.json()["error"]["message"]
+    assert result.error["param"] == "images[0]"
+    assert " at 0x" not in result.text and "<" not in result.error["message"]
 
 
 # ---- a corrupted model --------------------------------------------------------------------------
@@ -196,7 +196,7 @@ def test_health_reports_a_model_whose_files_do_not_match(corrupted_models):
     assert body["files_ok"] is False and "model.onnx" in body["problem"]
     embed = _call("POST", "/embed", body={"inputs": "a"})
     assert embed.status == 503, embed
-    error = embed.json()["error"]
+    error = embed.error
     assert error["code"] == "model_files_mismatch" and "model.onnx" in error["message"]
 
 
@@ -214,7 +214,7 @@ def test_openapi_declares_the_error_answers_and_the_non_empty_constraints():
     for status in ("400", "413", "422", "500", "501", "503"):
         assert status in embed["responses"], status
         schema = embed["responses"][status]["content"]["application/json"]["schema"]
-        assert schema["$ref"].endswith("/ErrorResponse")
+        assert schema["$ref"].endswith("/TeiErrorResponse")  # /embed is TEI's route
     for path in ("/v1/embeddings", "/embed_sparse", "/rerank", "/embed_image", "/embed_multi"):
         assert {"400", "422"} <= set(spec["paths"][path]["post"]["responses"]), path
     inputs = spec["components"]["schemas"]["EmbedRequest"]["properties"]["inputs"]
@@ -240,7 +240,7 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "/embed_all": ("inputs", "truncate", "prompt_name", "truncation_direction"),
     "/predict": ("inputs", "raw_scores", "truncate", "truncation_direction"),
 }
-GETS = ("/models", "/health", "/openapi.json", "/nope")
+GETS = ("/models", "/health", "/openapi.json", "/info", "/v1/models", "/nope")
 
 # Text with what breaks naive handling: lone surrogates, NUL, brackets, quotes, long digits.
 texts = st.one_of(
@@ -286,7 +286,7 @@ def _check(result: ApiResult) -> None:
     assert result.status < 500 or result.status == 501, result
     assert result.headers["content-type"].startswith(("application/json", "text/html")), result
     if result.status >= 400:
-        error = result.json()["error"]
+        error = result.error
         assert error["message"] and error["code"], result
         assert " at 0x" not in result.text and "Traceback" not in result.text, result
 

@@ -76,5 +76,5 @@ def test_embed_applies_a_named_prompt_and_refuses_an_unknown_one(
     assert not np.allclose(plain, want, atol=1e-4)  # the prompt changed the vectors
     refused = call_api("POST", "/embed", {"inputs": texts, "prompt_name": "no-such-prompt"})
     assert refused.status == 422, refused
-    assert refused.json()["error"]["param"] == "prompt_name"
-    assert name in refused.json()["error"]["message"]
+    assert refused.error["param"] == "prompt_name"
+    assert name in refused.error["message"]

@@ -57,7 +57,7 @@ def vectors_of(result) -> np.ndarray:
 
 def error_of(result, status: int, param: str | None) -> dict:
     assert result.status == status, result
-    error = result.json()["error"]
+    error = result.error
     assert error["param"] == param, error
     assert "Traceback" not in result.text
     return error

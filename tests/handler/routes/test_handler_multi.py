@@ -63,7 +63,7 @@ def test_truncate_false_names_the_text_that_is_too_long(call_api, with_colbert, 
     texts = ["cat", TOO_LONG]
     result = call_api("POST", "/embed_multi", {"inputs": texts, "truncate": False})
     assert result.status == 413, result
-    error = result.json()["error"]
+    error = result.error
     assert error["param"] == "inputs[1]" and error["code"] == "text_too_long"
     assert str(kettle_colbert.max_length) in error["message"]
     cut = call_api("POST", "/embed_multi", {"inputs": texts})
@@ -82,16 +82,16 @@ def test_bad_requests_name_the_field_and_item(call_api, with_colbert, monkeypatc
     for body, status, param in cases:
         result = call_api("POST", "/embed_multi", body)
         assert result.status == status, (body, result)
-        assert result.json()["error"]["param"] == param, (body, result)
+        assert result.error["param"] == param, (body, result)
     monkeypatch.setenv("MAX_TEXTS", "2")
     result = call_api("POST", "/embed_multi", {"inputs": DOCS})
-    assert result.status == 413 and result.json()["error"]["param"] == "inputs"
+    assert result.status == 413 and result.error["param"] == "inputs"
 
 
 def test_embed_multi_without_a_configured_model_is_501(call_api):
     result = call_api("POST", "/embed_multi", {"inputs": "a"})
     assert result.status == 501, result
-    assert "KETTLE_LATE_INTERACTION_MODEL" in result.json()["error"]["message"]
+    assert "KETTLE_LATE_INTERACTION_MODEL" in result.error["message"]
 
 
 # ---- batches with "multi": true -----------------------------------------------------------------

@@ -4,6 +4,8 @@ truncation_direction on /embed, /embed_sparse and /rerank; /similarity, /decode,
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -19,7 +21,7 @@ def test_embed_dimensions_cuts_and_renormalizes(call_api, dense_model):
     raw_full = np.stack(list(dense_model.embed(TEXTS, normalize=False)))
     np.testing.assert_allclose(np.asarray(raw.json()), raw_full[:, :32], atol=1e-6)
     too_many = call_api("POST", "/embed", {"inputs": "a", "dimensions": 1000})
-    assert too_many.status == 422 and too_many.json()["error"]["param"] == "dimensions"
+    assert too_many.status == 422 and too_many.error["param"] == "dimensions"
 
 
 def test_prompt_name_is_kind(call_api, dense_model):
@@ -27,18 +29,43 @@ def test_prompt_name_is_kind(call_api, dense_model):
     by_prompt = call_api("POST", "/embed", {"inputs": TEXTS, "prompt_name": "query"}).json()
     assert by_kind == by_prompt
     both = call_api("POST", "/embed", {"inputs": "a", "kind": "query", "prompt_name": "passage"})
-    assert both.status == 422 and both.json()["error"]["param"] == "prompt_name"
+    assert both.status == 422 and both.error["param"] == "prompt_name"
     unknown = call_api("POST", "/embed", {"inputs": "a", "prompt_name": "summary"})
-    assert unknown.status == 422 and unknown.json()["error"]["param"] == "prompt_name"
+    assert unknown.status == 422 and unknown.error["param"] == "prompt_name"
 
 
-@pytest.mark.parametrize("path", ["/embed", "/rerank", "/embed_sparse"])
-def test_truncation_direction_left_is_refused_by_name(call_api, path):
-    body = {"query": "q", "texts": ["a"]} if path == "/rerank" else {"inputs": ["a"]}
-    left = call_api("POST", path, {**body, "truncation_direction": "Left"})
-    assert left.status == 422, left
-    error = left.json()["error"]
-    assert error["param"] == "truncation_direction" and "right" in error["message"]
+LONG = " ".join(["tea", "kettle", "water", "boil", "steam"][i % 5] for i in range(330))
+
+
+def test_truncation_direction_left_keeps_the_end_on_every_dense_route(call_api, dense_model):
+    left = dense_model.embed_with_usage([LONG], truncation_direction="left").vectors
+    right = dense_model.embed_with_usage([LONG]).vectors
+    assert float(left[0] @ right[0]) < 0.9999  # the two ends of the text read differently
+    body = {"inputs": [LONG], "truncation_direction": "Left"}
+    np.testing.assert_allclose(call_api("POST", "/embed", body).json(), left, atol=1e-7)
+    tokens = call_api("POST", "/embed_all", body).json()
+    [want] = dense_model.embed_tokens_with_usage([LONG], truncation_direction="left").vectors
+    np.testing.assert_allclose(tokens[0], want, atol=1e-6)
+    similarity = call_api(
+        "POST",
+        "/similarity",
+        {"inputs": {"source_sentence": "tea", "sentences": [LONG]}, "truncation_direction": "Left"},
+    )
+    [tea] = dense_model.embed_with_usage(["tea"]).vectors
+    np.testing.assert_allclose(similarity.json(), [float(left[0] @ tea)], atol=1e-6)
+    lower = call_api("POST", "/embed", {"inputs": [LONG], "truncation_direction": "left"})
+    assert lower.json() == call_api("POST", "/embed", body).json()
+
+
+def test_truncation_direction_left_on_the_sparse_route(call_api, monkeypatch, sparse_baked):
+    from kettle.sparse import SparseTextEmbedding
+
+    monkeypatch.setenv("KETTLE_SPARSE_MODEL", sparse_baked)
+    model = SparseTextEmbedding(sparse_baked, models_dir=os.environ["KETTLE_MODELS_DIR"])
+    [want] = model.embed_with_usage([LONG], truncation_direction="left").vectors
+    result = call_api("POST", "/embed_sparse", {"inputs": LONG, "truncation_direction": "Left"})
+    assert result.status == 200, result
+    assert [item["index"] for item in result.json()[0]] == want.indices.tolist()
 
 
 def test_truncation_direction_right_and_left_without_truncation(call_api, dense_model):
@@ -65,10 +92,10 @@ def test_similarity_errors_name_the_sentence(call_api):
     body = {"inputs": {"source_sentence": "a", "sentences": ["b", long]}, "truncate": False}
     result = call_api("POST", "/similarity", body)
     assert result.status == 413, result
-    assert result.json()["error"]["param"] == "inputs.sentences[1]"
-    assert result.json()["error"]["message"].startswith("inputs.sentences[1] has 402 tokens")
+    assert result.error["param"] == "inputs.sentences[1]"
+    assert result.error["message"].startswith("inputs.sentences[1] has 402 tokens")
     empty = call_api("POST", "/similarity", {"inputs": {"source_sentence": "a", "sentences": []}})
-    assert empty.status == 422 and empty.json()["error"]["param"] == "inputs.sentences"
+    assert empty.status == 422 and empty.error["param"] == "inputs.sentences"
 
 
 def test_decode_inverts_tokenize(call_api, dense_model):
@@ -78,11 +105,11 @@ def test_decode_inverts_tokenize(call_api, dense_model):
     with_special = call_api("POST", "/decode", {"ids": ids[0], "skip_special_tokens": False})
     assert with_special.json() == ["[CLS] hello world [SEP]"]
     bad = call_api("POST", "/decode", {"ids": [[101, 7592], [101, 10**9]]})
-    assert bad.status == 422 and bad.json()["error"]["param"] == "ids[1][1]"
+    assert bad.status == 422 and bad.error["param"] == "ids[1][1]"
     flat = call_api("POST", "/decode", {"ids": [101, -1]})
-    assert flat.status == 422 and flat.json()["error"]["param"] == "ids[1]"
+    assert flat.status == 422 and flat.error["param"] == "ids[1]"
     text = call_api("POST", "/decode", {"ids": ["a"]})
-    assert text.status == 422 and text.json()["error"]["param"].startswith("ids")
+    assert text.status == 422 and text.error["param"].startswith("ids")
 
 
 # ---- /embed_all: token vectors, no pooling ------------------------------------------------------
@@ -107,13 +134,13 @@ def test_embed_all_prompt_and_bad_input(call_api, dense_model):
     want = next(dense_model.embed_tokens(["tea"], kind="query"))
     np.testing.assert_allclose(np.asarray(query.json()[0]), want, atol=1e-6)
     bad = call_api("POST", "/embed_all", {"inputs": ["ok", 3]})
-    assert bad.status == 422 and bad.json()["error"]["param"] == "inputs[1]"
+    assert bad.status == 422 and bad.error["param"] == "inputs[1]"
     long = call_api("POST", "/embed_all", {"inputs": ["a", "word " * 400], "truncate": False})
-    assert long.status == 413 and long.json()["error"]["param"] == "inputs[1]"
-    left = call_api("POST", "/embed_all", {"inputs": "a", "truncation_direction": "Left"})
-    assert left.status == 422 and left.json()["error"]["param"] == "truncation_direction"
+    assert long.status == 413 and long.error["param"] == "inputs[1]"
+    side = call_api("POST", "/embed_all", {"inputs": "a", "truncation_direction": "Middle"})
+    assert side.status == 422 and side.error["param"] == "truncation_direction"
     unknown = call_api("POST", "/embed_all", {"inputs": "a", "prompt_name": "summary"})
-    assert unknown.status == 422 and unknown.json()["error"]["param"] == "prompt_name"
+    assert unknown.status == 422 and unknown.error["param"] == "prompt_name"
 
 
 # ---- /predict: the cross-encoder as TEI's sequence-pair classifier ------------------------------
@@ -162,7 +189,7 @@ def test_predict_scores_pairs_as_tei_does(call_api, reranker):
 def test_predict_bad_inputs_name_the_item(call_api, reranker, inputs, param, words):
     result = call_api("POST", "/predict", {"inputs": inputs})
     assert result.status == 422, result
-    error = result.json()["error"]
+    error = result.error
     assert error["param"] == param, error
     assert (
         words in error["message"]
@@ -174,22 +201,35 @@ def test_predict_limits(call_api, reranker):
     long = call_api(
         "POST", "/predict", {"inputs": [PAIRS[0], ["q", "word " * 200]], "truncate": False}
     )
-    assert long.status == 413 and long.json()["error"]["param"] == "inputs[1]"
+    assert long.status == 413 and long.error["param"] == "inputs[1]"
     assert call_api("POST", "/predict", {"inputs": [["q", "word " * 200]]}).status == 200  # cut
 
 
 def test_rerank_truncate_false_names_the_long_text(call_api, reranker):
     body = {"query": "q", "texts": ["a", "word " * 200], "truncate": False}
     long = call_api("POST", "/rerank", body)
-    error = long.json()["error"]
+    error = long.error
     assert long.status == 413 and error["param"] == "texts[1]", error
     assert error["message"].startswith("query + texts[1] is "), error
     assert call_api("POST", "/rerank", body | {"truncate": True}).status == 200
 
 
+def test_rerank_and_predict_take_truncation_direction_left(call_api, reranker):
+    pair = ("q", "first words " + "tea " * 200 + "last words")
+    left = reranker.rerank_pairs([pair], sigmoid=True, truncation_direction="left")
+    right = reranker.rerank_pairs([pair], sigmoid=True)
+    assert left != right
+    body = {"truncation_direction": "Left"}
+    ranked = call_api("POST", "/rerank", {"query": pair[0], "texts": [pair[1]], **body})
+    assert ranked.status == 200, ranked
+    np.testing.assert_allclose(ranked.json()[0]["score"], left[0], atol=1e-6)
+    predicted = call_api("POST", "/predict", {"inputs": list(pair), **body}).json()
+    np.testing.assert_allclose(predicted[0]["score"], left[0], atol=1e-6)
+
+
 def test_predict_without_a_reranker_is_501(call_api):
     result = call_api("POST", "/predict", {"inputs": ["q", "a"]})
-    assert result.status == 501 and "KETTLE_RERANK_MODEL" in result.json()["error"]["message"]
+    assert result.status == 501 and "KETTLE_RERANK_MODEL" in result.error["message"]
 
 
 def test_openapi_documents_embed_all_and_predict(call_api):
@@ -198,3 +238,36 @@ def test_openapi_documents_embed_all_and_predict(call_api):
         assert {"200", "422"} <= set(spec["paths"][path]["post"]["responses"]), path
     inputs = spec["components"]["schemas"]["PredictRequest"]["properties"]["inputs"]
     assert len(inputs["anyOf"]) == 3 and inputs["anyOf"][1]["maxItems"] == 2
+
+
+# ---- /info: TEI's Info for the dense model -------------------------------------------------------
+def test_info_answers_teis_fields_for_the_dense_model(call_api, dense_model, monkeypatch):
+    import kettle
+
+    monkeypatch.setenv("MAX_TEXTS", "77")
+    result = call_api("GET", "/info")
+    assert result.status == 200, result
+    info = result.json()
+    manifest = dense_model.manifest
+    assert info["model_id"] == info["served_model_name"] == dense_model.model_name
+    assert info["model_type"] == {"embedding": {"pooling": "mean"}}
+    weight_type = (manifest.quantization or {}).get("weight_type")
+    assert info["model_dtype"] == {"QInt8": "int8", "QUInt8": "uint8"}.get(weight_type, "float32")
+    assert info["model_sha"] is None  # baked from a PyPI package, not a Hub revision
+    assert info["max_input_length"] == dense_model.max_length == 256
+    assert info["max_batch_tokens"] == dense_model.token_budget
+    assert info["max_client_batch_size"] == 77
+    assert info["max_concurrent_requests"] == 1 and info["auto_truncate"] is True
+    assert info["tokenization_workers"] >= 1 and info["version"] == kettle.__version__
+    teis = {
+        "model_id", "model_sha", "model_dtype", "model_type", "max_concurrent_requests",
+        "max_input_length", "max_batch_tokens", "max_batch_requests", "max_client_batch_size",
+        "auto_truncate", "tokenization_workers", "version", "sha", "docker_label",
+    }  # fmt: skip
+    assert teis <= set(info)
+
+
+def test_info_without_its_model_is_teis_unhealthy(call_api, monkeypatch):
+    monkeypatch.setenv("KETTLE_MODEL", "kettle-tests/not-baked-anywhere")
+    result = call_api("GET", "/info")
+    assert result.status == 503 and result.json()["error_type"] == "Unhealthy", result

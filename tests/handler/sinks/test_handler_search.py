@@ -509,16 +509,16 @@ def test_a_mode_the_sink_cannot_serve_is_a_422_naming_what_it_needs(
     for mode in ("sparse", "hybrid"):
         response = call_api("POST", "/search", {"query": "x", "mode": mode})
         assert response.status == 422, response
-        error = response.json()["error"]
+        error = response.error
         assert error["code"] == "mode_not_available" and error["param"] == "mode"
         assert "qdrant" in error["message"] and "SPARSE_VECTORS" in error["message"]
         assert "VECTOR_SINK=s3vectors" in error["message"]
     response = call_api("POST", "/search", {"query": "x", "rerank": True})
-    assert response.status == 422 and "KETTLE_RERANK_MODEL" in response.json()["error"]["message"]
+    assert response.status == 422 and "KETTLE_RERANK_MODEL" in response.error["message"]
     monkeypatch.setenv("VECTOR_SINK", "files")
     response = call_api("POST", "/search", {"query": "x"})
     assert response.status == 422
-    message = response.json()["error"]["message"]
+    message = response.error["message"]
     assert "s3vectors or qdrant" in message and "all-MiniLM-L6-v2" in message
 
 
@@ -540,7 +540,7 @@ BAD_SEARCHES = [
 def test_bad_search_requests_are_422s_naming_the_field(aws, s3vectors, call_api, body, field):
     response = call_api("POST", "/search", body)
     assert response.status == 422, response
-    error = response.json()["error"]
+    error = response.error
     assert error["param"].startswith(field), error
 
 
@@ -735,5 +735,5 @@ def test_a_failing_search_backend_is_a_502_not_a_500(aws, s3vectors, call_api, m
     monkeypatch.setitem(clients._clients, "s3vectors", Broken())
     response = call_api("POST", "/search", {"query": "x"})
     assert response.status == 502, response
-    error = response.json()["error"]
+    error = response.error
     assert error["code"] == "search_backend_error" and "AccessDeniedException" in error["message"]

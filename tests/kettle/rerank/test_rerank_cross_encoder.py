@@ -199,3 +199,21 @@ def test_auto_bake_falls_back_to_fp32_with_the_search(cross_encoder_name, tmp_pa
     assert all(not s["passed"] and s["failed"] for s in q["auto_search"])
     assert "no int8 scheme passes the gate, baking fp32" in caplog.text
     assert "batch_invariance_min_cosine" in caplog.text
+
+
+def test_truncation_direction_left_cuts_the_documents_start(fp32):
+    words = [f"w{i % 10}" if i % 2 else "kettle" for i in range(400)]
+    long_doc = " ".join(words)
+    [right] = fp32.encode_pairs([(QUERY, long_doc)])
+    [left] = fp32.encode_pairs([(QUERY, long_doc)], truncation_direction="left")
+    assert len(left.ids) == len(right.ids) == MAX_LENGTH
+    assert left.type_ids == right.type_ids  # the query is whole either way
+    doc = fp32.tokenizer.untruncated.encode(long_doc, add_special_tokens=False).ids
+    kept = right.type_ids.count(1) - 1  # the document's tokens, less its [SEP]
+    assert right.ids[-kept - 1 : -1] == doc[:kept]
+    assert left.ids[-kept - 1 : -1] == doc[-kept:]
+    scores = fp32.rerank_pairs([(QUERY, long_doc)], truncation_direction="left")
+    ranked = fp32.rank(QUERY, [long_doc], truncation_direction="left")
+    assert ranked[0].score == scores[0] != fp32.rerank_pairs([(QUERY, long_doc)])[0]
+    short = [(QUERY, d) for d in DOCS]
+    assert fp32.rerank_pairs(short, truncation_direction="left") == fp32.rerank_pairs(short)
