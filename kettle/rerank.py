@@ -158,7 +158,6 @@ class TextCrossEncoder(TextEncoder):
         *,
         sigmoid: bool = False,
         truncation_direction: TruncationDirection = "right",
-        **kwargs: Any,
     ) -> list[float]:
         """Scores of (query, document) pairs, in input order: raw logits, or their sigmoid.
         ``parallel``: worker processes, as in ``TextEmbedding.embed``; ``truncation_direction``:

@@ -27,7 +27,7 @@ from models_bake.sources import FetchedSource, SourceError, fetch
 
 log = logging.getLogger("models_bake")
 
-BAKE_FORMAT = 5  # bump when the bake's output changes for the same inputs
+BAKE_FORMAT = 6  # bump when the bake's output changes for the same inputs
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 SIDE_FILES = ("config.json", "preprocessor_config.json")
 
@@ -384,6 +384,12 @@ def bake(
                 record["auto_search"] = search
             manifest = replace(manifest, quantization=record)
             manifest.write(ref_root / description.dir_name)
+        if description.kind == "dense":  # int8/uint8 output ranges, measured once per bake
+            from models_bake.calibrate import output_calibration
+
+            built = built_root / description.dir_name
+            manifest = Manifest.read(built)
+            replace(manifest, calibration=output_calibration(built)).write(built)
         _install(built_root / description.dir_name, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
