@@ -9,7 +9,8 @@ Where kettle differs on purpose: sentence-transformers, given neither, calibrate
 embeddings being quantized, so a text's codes depend on what else is in the call; kettle's models
 carry per-dimension ranges measured once at bake time (``OutputCalibration``, in the manifest),
 so the same text always gives the same codes. Values outside the ranges are clipped to the end
-codes (sentence-transformers lets them wrap around).
+codes (sentence-transformers lets them wrap around), and a dimension that never varies (two of
+all-MiniLM-L6-v2's are always 0) is cut over [-1, 1] rather than divided by 0.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ import numpy as np
 Precision = Literal["float32", "int8", "uint8", "binary", "ubinary"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 CALIBRATED = ("int8", "uint8")
+
+
+class InvalidDimensionsError(ValueError):
+    """``dimensions`` / ``truncate_dim`` outside 1..the model's dimension."""
 
 
 class CalibrationMissingError(ValueError):
@@ -85,7 +90,9 @@ def check_dimensions(dimensions: Any, dim: int, name: str = "the model") -> None
     if isinstance(dimensions, bool) or not isinstance(dimensions, int | np.integer):
         raise TypeError(f"dimensions must be an int, not {type(dimensions).__name__}")
     if not 1 <= dimensions <= dim:
-        raise ValueError(f"dimensions is {dimensions}; {name} makes {dim}-dimensional vectors")
+        raise InvalidDimensionsError(
+            f"dimensions is {dimensions}; {name} makes {dim}-dimensional vectors"
+        )
 
 
 @dataclass(frozen=True)
@@ -218,6 +225,7 @@ def output_spec(
 
 __all__ = [
     "CalibrationMissingError",
+    "InvalidDimensionsError",
     "OutputCalibration",
     "OutputSpec",
     "PRECISIONS",
