@@ -18,6 +18,7 @@ from pathlib import Path
 
 from kettle import __version__ as kettle_version
 from kettle.manifest import MANIFEST_NAME, Manifest, ManifestError, sha256_file
+from kettle.model_folder import onnx_export
 from kettle.registry import ModelDescription, Source, get_model
 from models_bake import quantize as q
 from models_bake import verify
@@ -153,11 +154,15 @@ def _write_model_dir(
 def _fp32_graph(
     description: ModelDescription, fetched: FetchedSource, work: Path
 ) -> tuple[Path, dict]:
-    """The full-precision ONNX graph: the source's own file, or converted from safetensors."""
-    if fetched.source.onnx_file:
-        path = fetched.path / fetched.source.onnx_file
+    """The full-precision ONNX graph: the source's own file (named by the source, or the ONNX
+    export of a local folder without safetensors), or converted from safetensors."""
+    onnx_file = fetched.source.onnx_file
+    if onnx_file is None and fetched.source.type == "local":
+        onnx_file = onnx_export(fetched.path)
+    if onnx_file:
+        path = fetched.path / onnx_file
         if not path.is_file():
-            raise BakeError(f"{fetched.source.ref}: no {fetched.source.onnx_file}")
+            raise BakeError(f"{fetched.source.ref}: no {onnx_file}")
         return path, {}
     if description.architecture == "onnx":
         raise BakeError(f"{description.name}: its source has no ONNX file")

@@ -117,7 +117,7 @@ class TextCrossEncoder(TextEncoder):
             description=description,
             license=license,
             size_in_gb=size_in_gb,
-            max_length=int(kwargs.pop("max_length", 512)),
+            max_length=kwargs.pop("max_length", None),
         )
 
     def encode_pairs(
