@@ -177,6 +177,9 @@ def st_quantize(embeddings, precision, ranges):
 
 @pytest.mark.parametrize("precision", ["int8", "uint8", "binary", "ubinary"])
 def test_quantize_embeddings_is_sentence_transformers(precision):
+    import kettle
+
+    assert kettle.quantize_embeddings is quantize_embeddings  # sentence-transformers' name
     rng = np.random.default_rng(0)
     x = rng.normal(size=(50, 64)).astype(np.float32)
     ranges = np.vstack((x.min(0) - 0.01, x.max(0) + 0.01)).astype(np.float32)
