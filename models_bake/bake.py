@@ -28,7 +28,7 @@ from models_bake.sources import FetchedSource, SourceError, fetch
 
 log = logging.getLogger("models_bake")
 
-BAKE_FORMAT = 6  # bump when the bake's output changes for the same inputs
+BAKE_FORMAT = 5  # bump when the bake's output changes for the same inputs
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 SIDE_FILES = ("config.json", "preprocessor_config.json")
 
@@ -277,6 +277,8 @@ def bake(
         "scheme": scheme.describe(),
         "gates": verify.GATES | dict(gates or {}),
     }
+    if description.kind == "dense":  # a dense bake records its int8 output ranges (calibrate.py)
+        settings["output_calibration"] = 1
     if eval_data is not None:
         settings["eval_set"] = eval_set_fingerprint(eval_data)
     key = _bake_key(fetched, description, settings)
