@@ -502,8 +502,8 @@ def register_custom(
     taken (case-insensitively, as FastEmbed).
 
     A local folder's own files fill in what the arguments leave out (None), as the bake's
-    ``--source DIR`` does (kettle.model_folder): a dense model's pooling, normalisation and
-    dim, any model's max length (sentence_bert_config.json's max_seq_length) and named prompts.
+    ``--source DIR`` does (kettle.model_folder): a dense model's pooling, normalisation, dim
+    and named prompts, any model's max length (sentence_bert_config.json's max_seq_length).
     An explicit argument wins; without either, mean pooling, no normalisation, 512 tokens."""
     if any(m.name.lower() == model.lower() for m in all_models()):
         raise ValueError(
