@@ -465,6 +465,9 @@ def test_int8_of_a_bake_without_ranges_is_a_501(call_api, monkeypatch):
     monkeypatch.setattr(TextEmbedding, "calibration", property(lambda self: None))
     result = call_api("POST", "/embed", {"inputs": "tea", "precision": "int8"})
     assert result.status == 501, result
-    error = result.json()["error"]
-    assert error["param"] == "precision" and "re-bake" in error["message"]
+    assert "precision int8" in result.json()["error"] and "re-bake" in result.json()["error"]
+    openai = call_api(
+        "POST", "/v1/embeddings", {"input": "tea", "model": DENSE, "precision": "int8"}
+    )
+    assert openai.status == 501 and openai.json()["error"]["param"] == "precision"
     assert call_api("POST", "/embed", {"inputs": "tea", "precision": "binary"}).status == 200
