@@ -203,9 +203,10 @@ PredictInputs = Annotated[
 PositiveInt = Annotated[int, Field(ge=1)]
 Precision = Literal["float32", "int8", "uint8", "binary", "ubinary"]
 _PRECISION = (
-    "Output quantization, sentence-transformers' quantize_embeddings: int8/uint8 scale each "
-    "dimension by the request's own min and max (256 steps), binary/ubinary pack the signs into "
-    "bits (dim/8 bytes; binary as int8, offset by -128)."
+    "Output quantization, sentence-transformers' quantize_embeddings: int8/uint8 cut each "
+    "dimension into 256 steps between the model's ranges, measured once at bake time (a text "
+    "gets the same codes in every request), binary/ubinary pack the signs into bits (dim/8 "
+    "bytes; binary as int8, offset by -128)."
 )
 
 

@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     "Manifest": "kettle.manifest",
     "ManifestError": "kettle.manifest",
     "OnnxModel": "kettle.onnx_model",
+    "quantize_embeddings": "kettle.output",
     "DEFAULT_MODEL": "kettle.registry",
     "MODELS": "kettle.registry",
     "ModelDescription": "kettle.registry",
@@ -78,6 +79,7 @@ __all__ = [  # the names of _EXPORTS, spelled out for linters and type checkers
     "get_model",
     "list_baked",
     "list_supported_models",
+    "quantize_embeddings",
     "reciprocal_rank_fusion",
     "register_model",
 ]
@@ -106,6 +108,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors only
     from kettle.late_interaction import LateInteractionTextEmbedding
     from kettle.manifest import Manifest, ManifestError
     from kettle.onnx_model import OnnxModel
+    from kettle.output import quantize_embeddings
     from kettle.registry import (
         DEFAULT_MODEL,
         MODELS,

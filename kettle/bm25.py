@@ -242,7 +242,6 @@ class Bm25:
         documents: str | Iterable[str],
         batch_size: int = 256,
         parallel: int | None = None,
-        **kwargs: Any,
     ) -> Iterator:
         """One SparseEmbedding per document (BM25 term-frequency weights), in input order.
 
@@ -251,13 +250,13 @@ class Bm25:
         return self._each(documents, self._document)
 
     def passage_embed(
-        self, documents: str | Iterable[str], batch_size: int = 256, **kwargs: Any
+        self, documents: str | Iterable[str], batch_size: int = 256, parallel: int | None = None
     ) -> Iterator:
         """Same as ``embed``."""
         return self.embed(documents, batch_size)
 
     def query_embed(
-        self, query: str | Iterable[str], batch_size: int = 256, **kwargs: Any
+        self, query: str | Iterable[str], batch_size: int = 256, parallel: int | None = None
     ) -> Iterator:
         """One SparseEmbedding per query: weight 1 per distinct term (IDF once ``fit``)."""
         return self._each(query, self._query)

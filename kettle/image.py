@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from itertools import islice
-from typing import Any
 
 import numpy as np
 
@@ -50,7 +49,6 @@ class ImageEmbedding(OnnxModel):
         images: ImageInput | Iterable[ImageInput],
         batch_size: int = DEFAULT_IMAGE_BATCH_SIZE,
         parallel: int | None = None,
-        **kwargs: Any,
     ) -> Iterator[np.ndarray]:
         """float32 vectors in input order; images are file paths, bytes or PIL images.
 

@@ -202,7 +202,7 @@ class LateInteractionTextEmbedding(TextEncoder):
         *,
         normalize: bool | None = None,
         truncate: bool = True,
-        **kwargs: Any,
+        kind: TextKind | None = None,
     ) -> Iterator[np.ndarray]:
         """Documents -> float32 [n_tokens, dim] each, in input order, in bounded memory."""
         return self._stream(
@@ -210,7 +210,7 @@ class LateInteractionTextEmbedding(TextEncoder):
             batch_size,
             partial(self._vectors, normalize=normalize),
             truncate=truncate,
-            kind=kwargs.pop("kind", None),
+            kind=kind,
             parallel=parallel,
         )
 

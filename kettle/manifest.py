@@ -52,6 +52,8 @@ class Manifest:
     quantization: dict[str, Any] | None = None  # None: fp32
     fidelity: dict[str, Any] | None = None
     onnx: dict[str, Any] = field(default_factory=dict)  # {"inputs": [...], "output": "..."}
+    # dense models: per-dimension output ranges for int8/uint8 (kettle.output.OutputCalibration)
+    calibration: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     kettle_version: str = ""
     format: int = FORMAT_VERSION

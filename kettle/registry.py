@@ -12,6 +12,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
+from kettle.model_folder import folder_settings, onnx_export
+
 Kind = Literal["dense", "sparse", "rerank", "image", "late_interaction"]
 Pooling = Literal["mean", "cls", "last", "splade", "eos", "none", "token"]
 
@@ -458,12 +460,14 @@ POOLING_FROM_FASTEMBED = {"cls": "cls", "mean": "mean", "last_token": "last", "d
 def custom_source(sources: Any, model_file: str | None = None) -> Source:
     """A bake source from FastEmbed's ``ModelSource(hf=...)`` (or anything with ``.hf``), a
     mapping ``{"hf": ...}``, a kettle ``Source``, or a str: a folder on disk or a Hugging Face
-    repo id. An ``hf`` source with ``model_file`` bakes that ONNX file as it is."""
+    repo id. An ``hf`` source with ``model_file`` bakes that ONNX file as it is, and so does a
+    folder that holds an ONNX export and no safetensors (kettle.model_folder.onnx_export)."""
     if isinstance(sources, Source):
         return sources
-    if isinstance(sources, str):
+    if isinstance(sources, str | Path):
         if Path(sources).is_dir():
-            return Source("local", str(Path(sources).resolve()))
+            folder = Path(sources).resolve()
+            return Source("local", str(folder), onnx_file=onnx_export(folder, model_file))
         hf, url = sources, None
     elif isinstance(sources, dict):
         hf, url = sources.get("hf"), sources.get("url")
@@ -484,35 +488,52 @@ def register_custom(
     model: str,
     sources: Any,
     *,
-    dim: int,
-    pooling: str,
-    normalize: bool,
+    dim: int | None,
+    pooling: str | None,
+    normalize: bool | None,
     model_file: str | None = None,
     description: str = "",
     license: str = "",
     size_in_gb: float = 0.0,
-    max_length: int = 512,
+    max_length: int | None = None,
     extra: dict | None = None,
 ) -> ModelDescription:
     """Register a model not in the registry (``add_custom_model``); ValueError if its name is
-    taken (case-insensitively, as FastEmbed)."""
+    taken (case-insensitively, as FastEmbed).
+
+    A local folder's own files fill in what the arguments leave out (None), as the bake's
+    ``--source DIR`` does (kettle.model_folder): a dense model's pooling, normalisation, dim
+    and named prompts, any model's max length (sentence_bert_config.json's max_seq_length).
+    An explicit argument wins; without either, mean pooling, no normalisation, 512 tokens."""
     if any(m.name.lower() == model.lower() for m in all_models()):
         raise ValueError(
             f"model {model} is already registered; pick another name for the custom model"
         )
     source = custom_source(sources, model_file)
+    found = folder_settings(Path(source.ref) / source.subdir) if source.type == "local" else {}
+    if kind != "dense":  # a reranker's or SPLADE's hidden size is not its output size
+        found = {k: v for k, v in found.items() if k == "max_length"}
+    dim = dim if dim is not None else found.get("dim")
+    if dim is None:
+        raise ValueError(f"add_custom_model({model!r}): dim is required (its folder names none)")
+    if pooling is None:
+        pooling = found.get("pooling", "mean")
     folded = str(getattr(pooling, "value", pooling)).lower()
+    prompts = dict(found.get("prompts") or {})
     described = ModelDescription(
         name=model,
         kind=kind,
         dim=int(dim),
         pooling=POOLING_FROM_FASTEMBED.get(folded, folded),  # type: ignore[arg-type]
-        normalize=bool(normalize),
-        max_length=max_length,
+        normalize=bool(normalize if normalize is not None else found.get("normalize", False)),
+        max_length=int(max_length or found.get("max_length", 512)),
         sources=(source,),
         license=license,
         description=description or f"custom {kind} model added with add_custom_model",
         architecture="onnx" if source.onnx_file else "bert",
+        query_prefix=prompts.get("query", ""),
+        passage_prefix=prompts.get("passage", prompts.get("document", "")),
+        prompts=prompts,
         extra=dict(extra or {}),
         size_in_gb=float(size_in_gb),
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from kettle import __version__ as kettle_version
 from kettle.manifest import MANIFEST_NAME, Manifest, ManifestError, sha256_file
+from kettle.model_folder import onnx_export
 from kettle.registry import ModelDescription, Source, get_model
 from models_bake import quantize as q
 from models_bake import verify
@@ -153,11 +154,15 @@ def _write_model_dir(
 def _fp32_graph(
     description: ModelDescription, fetched: FetchedSource, work: Path
 ) -> tuple[Path, dict]:
-    """The full-precision ONNX graph: the source's own file, or converted from safetensors."""
-    if fetched.source.onnx_file:
-        path = fetched.path / fetched.source.onnx_file
+    """The full-precision ONNX graph: the source's own file (named by the source, or the ONNX
+    export of a local folder without safetensors), or converted from safetensors."""
+    onnx_file = fetched.source.onnx_file
+    if onnx_file is None and fetched.source.type == "local":
+        onnx_file = onnx_export(fetched.path)
+    if onnx_file:
+        path = fetched.path / onnx_file
         if not path.is_file():
-            raise BakeError(f"{fetched.source.ref}: no {fetched.source.onnx_file}")
+            raise BakeError(f"{fetched.source.ref}: no {onnx_file}")
         return path, {}
     if description.architecture == "onnx":
         raise BakeError(f"{description.name}: its source has no ONNX file")
@@ -272,6 +277,8 @@ def bake(
         "scheme": scheme.describe(),
         "gates": verify.GATES | dict(gates or {}),
     }
+    if description.kind == "dense":  # a dense bake records its int8 output ranges (calibrate.py)
+        settings["output_calibration"] = 1
     if eval_data is not None:
         settings["eval_set"] = eval_set_fingerprint(eval_data)
     key = _bake_key(fetched, description, settings)
@@ -384,6 +391,12 @@ def bake(
                 record["auto_search"] = search
             manifest = replace(manifest, quantization=record)
             manifest.write(ref_root / description.dir_name)
+        if description.kind == "dense":  # int8/uint8 output ranges, measured once per bake
+            from models_bake.calibrate import output_calibration
+
+            built = built_root / description.dir_name
+            manifest = Manifest.read(built)
+            replace(manifest, calibration=output_calibration(built)).write(built)
         _install(built_root / description.dir_name, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

