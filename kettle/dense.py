@@ -9,14 +9,20 @@ from typing import Any
 import numpy as np
 
 from kettle.batching import DEFAULT_BATCH_SIZE
-from kettle.encoder import Embedded, TextEncoder, TextKind, TruncationDirection, direction_of
+from kettle.encoder import (
+    Embedded,
+    TextEmbeddingBase,
+    TextKind,
+    TruncationDirection,
+    direction_of,
+)
 from kettle.output import OutputCalibration, OutputSpec, Precision, output_spec
 from kettle.pooling import normalize as unit
 from kettle.pooling import pool
 from kettle.registry import DEFAULT_MODEL, register_custom
 
 
-class TextEmbedding(TextEncoder):
+class TextEmbedding(TextEmbeddingBase):
     """Dense embeddings from a baked model.
 
     >>> model = TextEmbedding()  # sentence-transformers/all-MiniLM-L6-v2, baked under ./models
@@ -455,19 +461,6 @@ class TextEmbedding(TextEncoder):
                 f"prompt_name: {self.model_name} has no prompt {name!r}; known: {known}"
             )
         return prompts[name]
-
-    def query_embed(
-        self, query: str | Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, **kwargs: Any
-    ) -> Iterator[np.ndarray]:
-        """Embed search queries (the model's query prefix applied)."""
-        return self.embed(query, batch_size, kwargs.pop("parallel", None), kind="query", **kwargs)
-
-    def passage_embed(
-        self, texts: str | Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, **kwargs: Any
-    ) -> Iterator[np.ndarray]:
-        """Embed documents to be searched (the model's passage prefix applied)."""
-        parallel = kwargs.pop("parallel", None)
-        return self.embed(texts, batch_size, parallel, kind="passage", **kwargs)
 
 
 def _progress(texts: list[str], show: bool | None) -> Iterable[str]:

@@ -339,3 +339,21 @@ __all__ = [
     "check_texts",
     "direction_of",
 ]
+
+
+class TextEmbeddingBase(TextEncoder):
+    """What every text embedding kind (dense, sparse, late interaction) shares on top of the
+    encoder: FastEmbed's query and passage methods, written once (a cross-encoder has neither)."""
+
+    def query_embed(
+        self, query: str | Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, **kwargs: Any
+    ) -> Iterator[Any]:
+        """Embed search queries: ``embed`` with the model's query prefix (FastEmbed's method);
+        every other keyword is ``embed``'s, and one it does not take is a TypeError."""
+        return self.embed(query, batch_size, kind="query", **kwargs)
+
+    def passage_embed(
+        self, texts: str | Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, **kwargs: Any
+    ) -> Iterator[Any]:
+        """Embed documents to be searched: ``embed`` with the model's passage prefix."""
+        return self.embed(texts, batch_size, kind="passage", **kwargs)

@@ -15,14 +15,14 @@ from __future__ import annotations
 import string
 from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 from tokenizers.processors import TemplateProcessing
 
 from kettle.batching import DEFAULT_BATCH_SIZE
-from kettle.encoder import Embedded, TextEncoder, TextKind
+from kettle.encoder import Embedded, TextEmbeddingBase, TextKind
 from kettle.errors import InvalidTextError, text_problem
 from kettle.pooling import normalize as unit
 
@@ -75,7 +75,7 @@ def rank_by_maxsim(
     return [(int(i), float(scores[i])) for i in order]
 
 
-class LateInteractionTextEmbedding(TextEncoder):
+class LateInteractionTextEmbedding(TextEmbeddingBase):
     """Per-token embeddings (ColBERT) from a baked late-interaction model.
 
     >>> model = LateInteractionTextEmbedding("colbert-ir/colbertv2.0")
@@ -213,18 +213,6 @@ class LateInteractionTextEmbedding(TextEncoder):
             kind=kind,
             parallel=parallel,
         )
-
-    def passage_embed(
-        self, texts: str | Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, **kwargs: Any
-    ) -> Iterator[np.ndarray]:
-        """Same as ``embed``: documents."""
-        return self.embed(texts, batch_size, **kwargs)
-
-    def query_embed(
-        self, query: str | Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, **kwargs: Any
-    ) -> Iterator[np.ndarray]:
-        """Queries -> float32 [max(query_length, n_tokens), dim] each."""
-        return self.embed(query, batch_size, kwargs.pop("parallel", None), kind="query", **kwargs)
 
     def embed_with_usage(
         self,

