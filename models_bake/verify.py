@@ -45,7 +45,7 @@ SUMMARY = (
     "ndcg_ratio",
 )
 # How many texts of the broad set calibrate the int8 activations (quantize.activation_ranges).
-CALIBRATION = 128
+CALIBRATION = 64
 
 
 def calibration_texts() -> list[str]:
