@@ -508,8 +508,10 @@ def calibration_batches(
     from kettle.tokenize import TextTokenizer
 
     tokenizer = TextTokenizer(model_dir, description.max_length)
-    for i in range(0, len(texts), batch_size):
-        yield tokenizer.pad(tokenizer.encode(texts[i : i + batch_size]))
+    # by length, as kettle batches: padding would be most of a batch's tokens
+    encodings = sorted(tokenizer.encode(texts), key=lambda e: len(e.ids))
+    for i in range(0, len(encodings), batch_size):
+        yield tokenizer.pad(encodings[i : i + batch_size])
 
 
 def cpu_info() -> dict:
