@@ -392,6 +392,9 @@ def bake(
                     continue
                 int8_graph = staging / "int8.onnx"
                 int8_figures = next((e for e in search if e["scheme"] == "int8"), None)
+                if description.kind == "image":  # the ranking pass reads texts
+                    failures.append(f"{label}: not for image models")
+                    continue
                 if int8_figures is None or not int8_graph.is_file():
                     failures.append(
                         f"{label}: needs int8's graph and figures (auto tries it first)"
