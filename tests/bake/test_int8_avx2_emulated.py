@@ -126,10 +126,15 @@ def test_pooled_sparse_head_does_not_saturate_on_avx2(qemu, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("name", "child"), [(MINILM, MODEL_CHILD), (DEFAULT_SPARSE_MODEL, SPARSE_CHILD)]
+    ("name", "child"),
+    [
+        (MINILM, MODEL_CHILD),
+        ("sentence-transformers/all-mpnet-base-v2", MODEL_CHILD),  # smoothed weights too
+        (DEFAULT_SPARSE_MODEL, SPARSE_CHILD),
+    ],
 )
 def test_int8_bakes_give_the_same_vectors_on_avx2(qemu, models_dir, name, child):
-    """The baked default and SPLADE models (``make models``: per-row int8, pair-safe) natively
+    """The baked MiniLM, MPNet and SPLADE models (``make models``: per-row int8, pair-safe) natively
     and on an emulated Haswell: the integer MatMuls are exact on both, only float kernels'
     rounding differs."""
     manifest = json.loads((models_dir / name / "manifest.json").read_text())
