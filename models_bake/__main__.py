@@ -15,6 +15,7 @@ import logging
 import re
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from kettle.evaluation.data import DataError
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-q", "--quiet", action="store_true")
     args = parser.parse_args(argv)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("models_bake: %(message)s"))
+    handler.setFormatter(_Elapsed())
     log = logging.getLogger("models_bake")
     log.addHandler(handler)
     log.setLevel(logging.WARNING if args.quiet else logging.INFO)
@@ -138,6 +139,19 @@ def main(argv: list[str] | None = None) -> int:
     if m.fidelity:
         print("fidelity: " + json.dumps(m.fidelity, sort_keys=True))
     return 0
+
+
+class _Elapsed(logging.Formatter):
+    """``models_bake: [  12.3s] step: what it does``: the seconds since the command started, so
+    that each progress line says how long the bake has taken so far."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = time.monotonic()
+
+    def format(self, record: logging.LogRecord) -> str:
+        elapsed = time.monotonic() - self.started
+        return f"models_bake: [{elapsed:6.1f}s] {record.getMessage()}"
 
 
 _HF_REPO = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")

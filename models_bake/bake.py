@@ -48,6 +48,7 @@ class BakeResult:
 def _fetch_first(description: ModelDescription, sources: tuple[Source, ...], cache: Path):
     errors = []
     for source in sources:
+        log.info("fetch: %s %s", source.type, source.ref)
         try:
             return fetch(source, cache)
         except SourceError as exc:
@@ -163,16 +164,23 @@ def _fp32_graph(
         path = fetched.path / onnx_file
         if not path.is_file():
             raise BakeError(f"{fetched.source.ref}: no {onnx_file}")
+        log.info("convert: none, the source's %s", onnx_file)
         return path, {}
     if description.architecture == "onnx":
         raise BakeError(f"{description.name}: its source has no ONNX file")
     from models_bake.convert import UnsupportedArchitectureError, convert_checkpoint
 
     out = work / "converted.onnx"
+    log.info("convert: %s -> ONNX", fetched.path)
     try:  # the family comes from config.json; late_interaction adds ColBERT's projection
         info = convert_checkpoint(fetched.path, out, description.kind)
     except UnsupportedArchitectureError as exc:
         raise BakeError(f"{description.name}: {exc}") from None
+    except FileNotFoundError as exc:  # config.json or the weights
+        raise BakeError(
+            f"{description.name}: {exc}; --source must be a folder with config.json and "
+            "model.safetensors (or model.safetensors.index.json and its shards)"
+        ) from None
     return out, info
 
 
@@ -197,10 +205,12 @@ def _fuse(
     heads = config.get("num_attention_heads", config.get("n_head"))
     hidden = config.get("hidden_size", config.get("n_embd"))
     bert_embeddings = config["model_type"] == "bert"
+    way = "MultiHeadAttention" if multi_head_attention else "Attention"
+    log.info("fuse: ONNX Runtime's transformer fusion (attention as %s)", way)
     stats = q.fuse_transformer(
         src, out, heads, hidden, multi_head_attention, embed_layer_norm=bert_embeddings
     )
-    log.info("fused: %s", stats)
+    log.debug("fused: %s", stats)
     return out, stats
 
 
@@ -321,6 +331,23 @@ def bake(
             candidates = [(quantize, scheme)]
         search: list[dict] = []
         failures: list[str] = []
+        calibrations: dict = {}
+
+        def ranges_for(candidate: q.QuantScheme, src: Path) -> dict | None:
+            """The fp32 graph's activation ranges on the calibration texts, measured once per
+            graph (the per-row scheme's smoothing needs them; other schemes None)."""
+            if (
+                candidate.method != "rowwise"
+                or candidate.smooth_alpha <= 0
+                or description.kind == "image"
+            ):
+                return None
+            if src not in calibrations:
+                texts = verify.calibration_texts()
+                log.info("calibrate: activation ranges of the fp32 graph on %d texts", len(texts))
+                batches = calibration_batches(ref_root / description.dir_name, description, texts)
+                calibrations[src] = q.activation_ranges(src, batches)
+            return calibrations[src]
 
         def attempt(
             label: str, candidate: q.QuantScheme, note: dict | None = None, record: bool = True
@@ -332,7 +359,10 @@ def bake(
             if candidate.fused:
                 src, cand_stats = fused_graph(candidate.multi_head_attention)
             int8 = staging / f"{label}.onnx"
-            q.quantize_int8(src, int8, candidate, description.kind)
+            ranges = ranges_for(candidate, src)
+            kept = f", {len(candidate.keep_fp32)} MatMuls kept fp32" if candidate.keep_fp32 else ""
+            log.info("quantize: %s (%s%s)", label, candidate.method, kept)
+            q.quantize_int8(src, int8, candidate, description.kind, ranges)
             quantization = candidate.describe() | {
                 "scheme": label,
                 "fusion": cand_stats,
@@ -343,9 +373,15 @@ def bake(
             target = root / description.dir_name
             io = _onnx_io(int8)  # a sparse head pooled in the graph has its own output
             _write_model_dir(target, int8, fetched, description, io, quantization, extra)
+            log.info("verify: %s against fp32", label)
             figures = verify.measure(description.kind, name, ref_root, root, eval_data)
-            log.info("fidelity of %s: %s", label, figures)
             failed = verify.gate_failures(figures, min_cosine, gates)
+            log.info(
+                "verify: %s %s: %s",
+                label,
+                "fails" if failed else "passes",
+                ", ".join(f"{k} {figures[k]}" for k in verify.SUMMARY if k in figures),
+            )
             if record:
                 entry = {"scheme": label, "passed": not failed, "failed": failed}
                 if candidate.keep_fp32:
@@ -361,7 +397,24 @@ def bake(
                 if not weights:
                     failures.append(f"{label}: no MatMul to keep in fp32")
                     continue
-                failed, root, figures = mixed_precision_search(attempt, weights)
+                int8_graph = staging / "int8.onnx"
+                int8_figures = next((e for e in search if e["scheme"] == "int8"), None)
+                if description.kind == "image":  # the ranking pass reads texts
+                    failures.append(f"{label}: not for image models")
+                    continue
+                if int8_figures is None or not int8_graph.is_file():
+                    failures.append(
+                        f"{label}: needs int8's graph and figures (auto tries it first)"
+                    )
+                    continue
+                texts = verify.calibration_texts()[: q.RANK_TEXTS]
+                batches = calibration_batches(
+                    ref_root / description.dir_name, description, texts, batch_size=4
+                )
+                limits = {"mean_cosine": min_cosine} | verify.GATES | dict(gates or {})
+                failed, root, figures = mixed_precision_search(
+                    attempt, graph, int8_graph, int8_figures, batches, limits
+                )
             else:
                 failed, root, figures = attempt(label, candidate)
             if failed and quantize != "auto":
@@ -407,35 +460,76 @@ def bake(
     return BakeResult(final, Manifest.read(final), False, time.perf_counter() - started)
 
 
-def mixed_precision_search(attempt, weights: list[str]) -> tuple[list[str], Path, dict]:
-    """int8 with the MatMuls that hurt fidelity most kept in fp32 (--quantize auto, after int8).
+def mixed_precision_search(
+    attempt, fp32_graph: Path, int8_graph: Path, int8_figures: dict, batches, limits: dict
+) -> tuple[list[str], Path, dict]:
+    """int8 with the MatMuls that hurt fidelity most kept in fp32 (--quantize auto, after int8
+    missed the gate ``limits``).
 
-    Sensitivity by measurement: each MatMul of ``weights`` is quantized alone (the others fp32,
-    the embedding tables int8) and the broad set's mean cosine to fp32 says how much it costs.
-    The default scheme then keeps the 1, 2, ... ``quantize.MIXED_MAX_KEPT`` most harmful in fp32
-    and the first that passes the gate wins. On SPLADE-tiny the MLM head's 128 x 128 transform is
-    the worst (quantized alone it gives min cosine 0.984; every encoder MatMul alone 0.994+), and
-    keeping it in fp32 takes the bake's min cosine from 0.969 to 0.987, at 12% of plain int8's
-    throughput (bench/quant_schemes.py: 400 against 456 texts/s).
-    ``attempt(label, scheme, note, record)`` quantizes and measures (bake's; the same label
-    reuses one folder); returns the last attempt's (gate failures, folder, figures). One
-    quantization and measurement per MatMul: about 100 s on SPLADE-tiny's 14.
+    One pass ranks them (quantize.matmul_errors: each MatMul's int8 output beside its input
+    times the fp32 weights, on calibration texts), then the fewest worst to keep is predicted:
+    each MatMul's share of the squared errors is taken as its share of int8's shortfall
+    (``int8_figures``), and the smallest n whose remaining share brings every missed figure to
+    ``PREDICT_MARGIN`` of its allowed distance from 1 is tried with the full gate. If that misses
+    n doubles, up to ``quantize.MIXED_MAX_TRIES`` full measurements. The old search measured
+    every MatMul quantized alone with the full gate: ~25 minutes on a 12-layer base model.
+    ``attempt(label, scheme, note, record)`` quantizes and measures (bake's); returns the last
+    attempt's (gate failures, folder, figures).
     """
-    harm = []
-    for i, w in enumerate(weights):
-        alone = replace(q.DEFAULT_SCHEME, keep_fp32=tuple(x for x in weights if x != w))
-        _, root, figures = attempt(f"{q.MIXED}-probe{i}", alone, record=False)
-        shutil.rmtree(root, ignore_errors=True)
-        harm.append((figures["mean_cosine"], figures["min_cosine"], w))
-    harm.sort()
-    sensitivity = [{"weight": w, "mean_cosine": mean, "min_cosine": low} for mean, low, w in harm]
-    log.info("int8 sensitivity (each MatMul quantized alone), worst first: %s", sensitivity[:5])
-    for n in range(1, min(q.MIXED_MAX_KEPT, len(harm)) + 1):  # weights is never empty
-        scheme = replace(q.DEFAULT_SCHEME, keep_fp32=tuple(w for _, _, w in harm[:n]))
-        result = attempt(q.MIXED, scheme, {"sensitivity": sensitivity} if n == 1 else None)
-        if not result[0]:
+    import numpy as np
+
+    log.info("rank: each MatMul's int8 error in one pass over the calibration texts")
+    errors = q.matmul_errors(fp32_graph, int8_graph, batches)
+    if not errors:
+        return ["no MatMul to keep in fp32"], int8_graph.parent / q.MIXED, int8_figures
+    energy = np.array([e["error"] for e in errors]) ** 2
+    remaining = 1 - np.cumsum(energy) / max(float(energy.sum()), 1e-30)  # after keeping 1, 2, ...
+    allowed = [
+        (1 - limit) / (1 - int8_figures[key])
+        for key, limit in limits.items()
+        if key in int8_figures and int8_figures[key] < limit < 1
+    ]
+    target = PREDICT_MARGIN * min(allowed, default=1.0)
+    n = int(np.argmax(remaining <= target)) + 1 if (remaining <= target).any() else len(errors)
+    for tries in range(1, q.MIXED_MAX_TRIES + 1):
+        keep = tuple(e["weight"] for e in errors[:n])
+        log.info(
+            "probe %d of %d: int8 with the %d worst of %d MatMuls in fp32",
+            tries,
+            q.MIXED_MAX_TRIES,
+            n,
+            len(errors),
+        )
+        note = {
+            "sensitivity": errors[:20],
+            "predicted_share_left": round(float(remaining[n - 1]), 4),
+        }
+        result = attempt(q.MIXED, replace(q.DEFAULT_SCHEME, keep_fp32=keep), note)
+        if not result[0] or n >= len(errors):
             break
+        n = min(len(errors), 2 * n)
     return result
+
+
+# The predicted n must bring each missed figure within this share of its allowed distance.
+PREDICT_MARGIN = 0.7
+
+
+def calibration_batches(
+    model_dir: Path, description: ModelDescription, texts: list[str], batch_size: int = 8
+):
+    """Padded feeds of ``texts``, ``batch_size`` at a time, as kettle's runtime builds them (the
+    model's tokenizer and max_length); a cross-encoder reads them as single texts, which exercise
+    the same activations. Small batches: a calibration pass holds every quantized activation of
+    a batch at once (48 tensors of a 12-layer model; the MPNet bake peaked at 9.8 GB RSS with
+    32 texts a batch)."""
+    from kettle.tokenize import TextTokenizer
+
+    tokenizer = TextTokenizer(model_dir, description.max_length)
+    # by length, as kettle batches: padding would be most of a batch's tokens
+    encodings = sorted(tokenizer.encode(texts), key=lambda e: len(e.ids))
+    for i in range(0, len(encodings), batch_size):
+        yield tokenizer.pad(encodings[i : i + batch_size])
 
 
 def cpu_info() -> dict:

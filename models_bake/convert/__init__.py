@@ -87,7 +87,8 @@ def family_of(config: dict) -> str:
         else f"model_type {model_type!r}"
     )
     raise UnsupportedArchitectureError(
-        f"unsupported {what}; kettle converts: {', '.join(SUPPORTED_ARCHITECTURES)}"
+        f"unsupported {what}; kettle converts: {', '.join(SUPPORTED_ARCHITECTURES)}; "
+        "bake a checkpoint of one of these, or an ONNX export of this model"
     )
 
 

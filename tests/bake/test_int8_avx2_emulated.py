@@ -126,10 +126,15 @@ def test_pooled_sparse_head_does_not_saturate_on_avx2(qemu, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("name", "child"), [(MINILM, MODEL_CHILD), (DEFAULT_SPARSE_MODEL, SPARSE_CHILD)]
+    ("name", "child"),
+    [
+        (MINILM, MODEL_CHILD),
+        ("sentence-transformers/all-mpnet-base-v2", MODEL_CHILD),  # smoothed weights too
+        (DEFAULT_SPARSE_MODEL, SPARSE_CHILD),
+    ],
 )
 def test_int8_bakes_give_the_same_vectors_on_avx2(qemu, models_dir, name, child):
-    """The baked default and SPLADE models (``make models``: per-row int8, pair-safe) natively
+    """The baked MiniLM, MPNet and SPLADE models (``make models``: per-row int8, pair-safe) natively
     and on an emulated Haswell: the integer MatMuls are exact on both, only float kernels'
     rounding differs."""
     manifest = json.loads((models_dir / name / "manifest.json").read_text())
@@ -143,4 +148,9 @@ def test_int8_bakes_give_the_same_vectors_on_avx2(qemu, models_dir, name, child)
         / np.linalg.norm(native, axis=1)
         / np.linalg.norm(emulated, axis=1)
     )
-    assert cosine.min() > 0.99999, cosine  # saturation showed as 0.996 before pair-safe weights
+    # Saturation showed as 0.996 on MiniLM before pair-safe weights. MPNet's 12 layers carry one
+    # text (the mixed-script one) to 0.99921 emulated against native (0.99840 without smoothing,
+    # 1.000000 in fp32). Pair-safe weights cannot saturate; int8 rounding differing by kernel,
+    # amplified over the layers, is the likely cause (not isolated further).
+    bound = 0.999 if "mpnet" in name else 0.99999
+    assert cosine.min() > bound, cosine

@@ -257,3 +257,92 @@ def test_eval_set_is_broad_and_not_stdlib():
     texts = verify.eval_texts()
     assert len(texts) > 400 and max(len(t.split()) for t in texts) > 300
     assert not any("Lookups search the underlying mappings" in t for t in texts)  # no stdlib
+
+
+def outlier_activations(seed: int = 3) -> np.ndarray:
+    """[4, 16, 64] activations with two channels ~40x the rest in every row, as base-size
+    encoders' FFN inputs have (all-mpnet-base-v2: channels 555, 568, 461)."""
+    x = np.random.default_rng(seed).normal(size=(4, 16, 64)).astype(np.float32)
+    x[..., 7] *= 40
+    x[..., 30] *= -25
+    return x
+
+
+def test_smoothing_keeps_the_product_and_shrinks_the_error_of_outlier_channels():
+    from models_bake.quantize import activation_ranges, smooth_factors
+
+    x = outlier_activations()
+    plain, w = matmul_model()
+    smoothed, _ = matmul_model()
+    ranges = {"x": np.abs(x).reshape(-1, 64).max(axis=0)}
+    factors = smooth_factors(smoothed, ranges, 0.5)
+    assert set(factors) == {"x"} and factors["x"][7] > 4 * np.median(factors["x"])
+    rowwise_matmuls(plain)
+    rowwise_matmuls(smoothed, smooth=factors)
+    ref = (x @ w).reshape(-1, 48)
+
+    def error(model):
+        y = run(model, x).reshape(-1, 48)
+        return np.linalg.norm(y - ref) / np.linalg.norm(ref)
+
+    assert error(smoothed) < 0.5 * error(plain) and error(smoothed) < 0.01
+    ops = [n.op_type for n in smoothed.graph.node]
+    assert ops.count("Mul") == [n.op_type for n in plain.graph.node].count("Mul") + 1
+    y = run(smoothed, x)
+    for b in range(4):  # still batch-invariant: the factors are constants
+        np.testing.assert_array_equal(run(smoothed, x[b : b + 1])[0], y[b])
+    # the weights it quantizes are diag(s) w, still pair-safe
+    wq = next(numpy_helper.to_array(i) for i in smoothed.graph.initializer if i.name == "rowq0_w")
+    pairs = np.abs(wq[0::2].astype(np.int32)) + np.abs(wq[1::2].astype(np.int32))
+    assert pairs.max() <= 128
+    # the ranges the bake calibrates with come from one pass of the fp32 graph
+    model, _ = matmul_model()
+    found = activation_ranges_of(model, x, activation_ranges)
+    np.testing.assert_allclose(found["x"], ranges["x"], rtol=1e-6)
+
+
+def activation_ranges_of(model, x, activation_ranges):
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.onnx"
+        onnx.save(model, str(path))
+        mask = np.ones(x.shape[:2], np.int64)
+        return activation_ranges(path, [{"x": x, "attention_mask": mask}])
+
+
+def test_matmul_errors_rank_the_matmul_with_outlier_input_first(tmp_path):
+    """One pass of the int8 graph: each MatMul's output against its own int8-graph input times
+    the fp32 weights; the one reading outlier channels unsmoothed has the largest error."""
+    from models_bake.quantize import matmul_errors
+
+    rng = np.random.default_rng(4)
+    w1, w2 = rng.normal(size=(64, 64)).astype(np.float32), rng.normal(size=(64, 8))
+    scale = np.ones(64, np.float32)
+    scale[[3, 50]] = 40.0
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w1"], ["h"]),
+            helper.make_node("Mul", ["h", "scale"], ["hs"]),  # outlier channels in hs
+            helper.make_node("MatMul", ["hs", "w2"], ["y"]),
+        ],
+        "two",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "s", 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", "s", 8])],
+        [
+            numpy_helper.from_array(w1, "w1"),
+            numpy_helper.from_array(w2.astype(np.float32), "w2"),
+            numpy_helper.from_array(scale, "scale"),
+        ],
+    )
+    fp32 = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(fp32, str(tmp_path / "fp32.onnx"))
+    int8 = onnx.load(str(tmp_path / "fp32.onnx"))
+    rowwise_matmuls(int8)
+    onnx.save(int8, str(tmp_path / "int8.onnx"))
+    x = rng.normal(size=(2, 8, 64)).astype(np.float32)
+    feeds = [{"x": x, "attention_mask": np.ones((2, 8), np.int64)}]
+    errors = matmul_errors(tmp_path / "fp32.onnx", tmp_path / "int8.onnx", feeds)
+    assert [e["weight"] for e in errors] == ["w2", "w1"]
+    assert errors[0]["error"] > 1.5 * errors[1]["error"] > 0

@@ -116,9 +116,9 @@ def test_make_models_bake_is_the_first_scheme_that_passed(int8):
 
 
 def test_auto_bake_keeps_the_most_sensitive_matmul_in_fp32(tmp_path):
-    """--quantize auto with a min-cosine gate plain int8 misses by a margin (0.985 against its
-    0.980): each MatMul is measured quantized alone and the worst is kept in fp32 (int8-mixed),
-    which passes (0.992)."""
+    """--quantize auto with a min-cosine gate plain int8 misses (0.985 against its 0.983): one
+    pass ranks the MatMuls by their own int8 error, the worst are kept in fp32 (int8-mixed), and
+    the full gate confirms it."""
     import onnx
 
     from models_bake.bake import bake
@@ -136,10 +136,13 @@ def test_auto_bake_keeps_the_most_sensitive_matmul_in_fp32(tmp_path):
     assert any(f.startswith("min_cosine") for f in first["failed"])
     assert q["scheme"] == "int8-mixed" and rest[-1]["passed"] and rest[-1]["scheme"] == "int8-mixed"
     sensitivity = rest[0]["sensitivity"]
-    assert len(sensitivity) == 14  # every MatMul of the 2-layer encoder and the MLM head
-    assert [s["mean_cosine"] for s in sensitivity] == sorted(s["mean_cosine"] for s in sensitivity)
+    # every MatMul of the 2-layer encoder (the pooled vocabulary head is not a per-row MatMul)
+    assert len(sensitivity) == 13
+    errors = [s["error"] for s in sensitivity]
+    assert errors == sorted(errors, reverse=True) and errors[-1] > 0
     kept = q["keep_fp32"]
-    assert kept == [s["weight"] for s in sensitivity[: len(kept)]] and 1 <= len(kept) <= 3
+    assert kept == [s["weight"] for s in sensitivity[: len(kept)]] and 1 <= len(kept) < 13
+    assert len(rest) <= 2  # the predicted keep set, doubled at most once
     graph = onnx.load(str(result.path / "model.onnx")).graph
     float_matmuls = {n.input[1] for n in graph.node if n.op_type == "MatMul"}
     assert set(kept) <= float_matmuls  # still fp32 MatMuls in the baked graph
