@@ -11,7 +11,7 @@ import shutil
 from typing import Any
 
 import pytest
-from _handler_helpers import DENSE, ApiResult, api_event, lambda_context
+from _handler_helpers import DENSE, REPO, ApiResult, api_event, lambda_context
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -74,6 +74,34 @@ def test_deep_nesting_is_a_400_before_parsing(version):
     assert "3001 levels" in error["message"]
     objects = '{"a": ' * 2000 + "1" + "}" * 2000
     assert _call("POST", "/embed", raw=objects, version=version).status == 400
+
+
+def test_a_megabyte_unclosed_string_of_escaped_quotes_is_a_400():
+    """Every quote of an unclosed '"\\"\\"...' string once restarted the string scan: quadratic
+    (hours at 1 MB). It runs in a child process so the test ends (bounded) whichever way it goes."""
+    import subprocess
+    import sys
+
+    script = (
+        "import json; from handler.body import parse; from handler.errors import ApiError\n"
+        "text = '[' * 33 + '\"' + '\\\\\"' * 500_000\n"
+        "try:\n    parse(text)\nexcept ApiError as exc:\n    print(exc.code, exc.message)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
+    assert done.stdout.strip() == "json_too_deep the request body nests 33 levels deep; at most 32"
+    # And through the handler: a 1 MB body of it answers 400.
+    result = _call("POST", "/embed", raw="[" * 33 + '"' + '\\"' * 500_000)
+    assert result.status == 400 and result.json()["error"]["code"] == "json_too_deep"
+
+
+def test_escaped_quotes_and_unclosed_strings_hide_their_brackets():
+    from handler.body import nesting_depth
+
+    assert nesting_depth('[{"a": "\\"]]]", "b": [1]}]') == 3
+    assert nesting_depth('["\\\\", [[]]]') == 3  # an escaped backslash, then the string ends
+    assert nesting_depth('[["unclosed [[[[') == 2
 
 
 def test_brackets_inside_strings_are_text_not_nesting(dense_model):
