@@ -6,7 +6,7 @@ Messages read ``texts[3]: lone surrogate U+D800 at character 5`` and never hold 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 
@@ -100,6 +100,28 @@ def text_problem(item: Any) -> str | None:
     return None
 
 
+EXPECTED_TEXTS = "expected a str or an iterable of str"
+
+
+def text_items(texts: Any, field: str = "texts") -> Iterable[Any]:
+    """``texts`` as items to embed: a str is one; any other iterable is its items, except bytes
+    (iterating them gives ints) and a mapping (its keys would be embedded). InvalidTextError
+    naming the argument otherwise; the items themselves are checked by ``check_texts``."""
+    if isinstance(texts, str):
+        return [texts]
+    if texts is None:
+        reason = f"is None: {EXPECTED_TEXTS}"
+    elif isinstance(texts, bytes | bytearray | memoryview):
+        reason = f"is {type(texts).__name__}: {EXPECTED_TEXTS} (decode bytes to str first)"
+    elif isinstance(texts, Mapping):
+        reason = f"is {type(texts).__name__}: {EXPECTED_TEXTS}, not a mapping"
+    elif not isinstance(texts, Iterable):
+        reason = f"is {type(texts).__name__}: {EXPECTED_TEXTS}"
+    else:
+        return texts
+    raise InvalidTextError(reason, field=field)
+
+
 def check_texts(items: Sequence[Any], offset: int = 0, field: str = "texts") -> None:
     """InvalidTextError naming the index of the first item that is not text."""
     for i, item in enumerate(items):
@@ -115,5 +137,6 @@ __all__ = [
     "KettleInputError",
     "TextTooLongError",
     "check_texts",
+    "text_items",
     "text_problem",
 ]
