@@ -7,6 +7,7 @@ Messages read ``texts[3]: lone surrogate U+D800 at character 5`` and never hold 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import PureWindowsPath
 from typing import Any
 
 
@@ -87,6 +88,34 @@ class ImageTypeError(ImageInputError, TypeError):
     """An image item of a type kettle cannot read (not a path, bytes or a PIL image)."""
 
 
+class ModelNameError(KettleInputError):
+    """A model name shaped as a path that leaves the models directory (absolute, a ``..`` or
+    ``.`` or empty part, a backslash): it would load a bake kettle was not pointed at."""
+
+    def __init__(self, name: Any, reason: str) -> None:
+        super().__init__(
+            f"model name {name!r} {reason}: a model name is a name ('org/model'), never a path "
+            "(specific_model_path= loads the bake in a folder)",
+            field="model_name",
+        )
+
+
+def check_model_name(name: Any) -> str:
+    """``name`` when it is a name that stays inside any models directory; ModelNameError else."""
+    if not isinstance(name, str):
+        raise ModelNameError(name, f"is {type(name).__name__}, not str")
+    if not name:
+        raise ModelNameError(name, "is empty")
+    if "\\" in name or "\x00" in name:
+        raise ModelNameError(name, "has a backslash or a NUL character")
+    if name.startswith("/") or PureWindowsPath(name).drive:
+        raise ModelNameError(name, "is an absolute path")
+    for part in name.split("/"):
+        if part in ("", ".", ".."):
+            raise ModelNameError(name, f"has a {part!r} part" if part else "has an empty part")
+    return name
+
+
 def text_problem(item: Any) -> str | None:
     """Why ``item`` is not text a tokenizer takes, or None when it is."""
     if not isinstance(item, str):
@@ -135,7 +164,9 @@ __all__ = [
     "ImageTypeError",
     "InvalidTextError",
     "KettleInputError",
+    "ModelNameError",
     "TextTooLongError",
+    "check_model_name",
     "check_texts",
     "text_items",
     "text_problem",
