@@ -93,7 +93,7 @@ def test_a_megabyte_unclosed_string_of_escaped_quotes_is_a_400():
     assert done.stdout.strip() == "json_too_deep the request body nests 33 levels deep; at most 32"
     # And through the handler: a 1 MB body of it answers 400.
     result = _call("POST", "/embed", raw="[" * 33 + '"' + '\\"' * 500_000)
-    assert result.status == 400 and result.json()["error"]["code"] == "json_too_deep"
+    assert result.status == 400 and result.error["code"] == "json_too_deep"
 
 
 def test_escaped_quotes_and_unclosed_strings_hide_their_brackets():
@@ -217,15 +217,29 @@ def corrupted_models(tmp_path, models_dir, monkeypatch):
 
 
 def test_health_reports_a_model_whose_files_do_not_match(corrupted_models):
+    """It names the file inside the bake, never the deployment's absolute path to it."""
+    root = str(corrupted_models.parents[1])  # KETTLE_MODELS_DIR
     health = _call("GET", "/health")
     assert health.status == 503, health
     body = health.json()
     assert body["status"] == "unavailable" and body["baked"] is True
-    assert body["files_ok"] is False and "model.onnx" in body["problem"]
+    assert body["files_ok"] is False and f"{DENSE}/model.onnx: sha256" in body["problem"]
     embed = _call("POST", "/embed", body={"inputs": "a"})
     assert embed.status == 503, embed
     error = embed.error
-    assert error["code"] == "model_files_mismatch" and "model.onnx" in error["message"]
+    assert error["code"] == "model_files_mismatch" and f"{DENSE}/model.onnx" in error["message"]
+    for answer in (health, embed):
+        assert root not in answer.text and "/tmp" not in answer.text, answer
+
+
+def test_a_model_that_is_not_baked_is_a_503_without_the_models_path(models_dir, monkeypatch):
+    monkeypatch.setenv("KETTLE_MODEL", "kettle-tests/not-baked-anywhere")
+    for path, method, body in (("/embed", "POST", {"inputs": "a"}), ("/health", "GET", None)):
+        result = _call(method, path, body=body)
+        assert result.status == 503, result
+        assert "kettle-tests/not-baked-anywhere" in result.text
+        assert str(models_dir) not in result.text and str(models_dir.resolve()) not in result.text
+    assert DENSE in _call("POST", "/embed", body={"inputs": "a"}).error["message"]
 
 
 def test_health_is_ok_again_once_the_files_match(corrupted_models, models_dir):
