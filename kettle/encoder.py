@@ -181,13 +181,16 @@ class TextEncoder(OnnxModel):
             encode = self._encoder(kind, truncation_direction, prompt)
         size = window_size or max(DEFAULT_WINDOW, batch_size)
         args = (texts, size, batch_size, last_step, encode, check, truncate, kind)
+        direction = direction_of(truncation_direction)
         if workers:
-            return self._pooled(workers, args, prompt)
-        return self._windows(*args, None, prompt)
+            return self._pooled(workers, args, prompt, direction)
+        return self._windows(*args, None, prompt, direction)
 
-    def _pooled(self, workers: int, args: tuple, prompt: str) -> Iterator[tuple[Any, int]]:
+    def _pooled(
+        self, workers: int, args: tuple, prompt: str, direction: TruncationDirection
+    ) -> Iterator[tuple[Any, int]]:
         with WorkerPool(self, workers) as pool:
-            yield from self._windows(*args, pool, prompt)
+            yield from self._windows(*args, pool, prompt, direction)
 
     def _windows(
         self,
@@ -201,11 +204,13 @@ class TextEncoder(OnnxModel):
         kind: TextKind | None,
         pool: WorkerPool | None,
         prompt: str = "",
+        direction: TruncationDirection = "right",
     ) -> Iterator[tuple[Any, int]]:
         spec = step_spec(last_step) if pool is not None else None
         for offset, window in _offset_windows(texts, size):
             check(window, offset)
-            encodings = encode(window)
+            # Each text cut to what max_length can use: the same tokens, bounded work.
+            encodings = encode(self.tokenizer.fit_items(window, direction))
             if not truncate:
                 for i, e in enumerate(encodings):
                     if e.overflowing:
