@@ -15,6 +15,8 @@ from handler.errors import ApiError
 from handler.models import resolve_name
 from handler.observability import count, logger, timed
 from handler.routes.common import (
+    LAMBDA_RESPONSE_LIMIT,
+    MIN_JSON_FLOAT_BYTES,
     as_list,
     check_count,
     json_floats,
@@ -317,6 +319,16 @@ def embed_all(request: EmbedAllRequest):
         except ValueError as exc:  # what is left: a graph that pools inside has no tokens
             raise ApiError("model_not_supported", str(exc)) from None
     _log("embed_all", len(texts), sum(embedded.token_counts))
+    values = sum(embedded.token_counts) * (embedded.vectors[0].shape[1] if texts else 0)
+    # Each value is at least 4 bytes of JSON ("0.0,"): past Lambda's limit even so, answer 413
+    # before building it (160 texts of 256 tokens would be a 179 MB body).
+    if values * MIN_JSON_FLOAT_BYTES > LAMBDA_RESPONSE_LIMIT:
+        raise ApiError(
+            "response_too_large",
+            f"the response would hold {values} numbers ({sum(embedded.token_counts)} token "
+            f"vectors), at least {values * MIN_JSON_FLOAT_BYTES} bytes, over Lambda's 6 MB limit: "
+            "send fewer or shorter texts per request",
+        )
     return json_response([json_floats(m) for m in embedded.vectors])
 
 
@@ -445,8 +457,8 @@ def tokenize(request: TokenizeRequest):
     texts = as_list(request.inputs)
     check_count(texts, "inputs", settings)
     model = model_for("dense", settings)
-    tokenizer = model.tokenizer.tokenizer
-    encodings = tokenizer.encode_batch(texts, add_special_tokens=request.add_special_tokens)
+    with named("inputs", model):  # each text cut to what max_length keeps before it is read
+        encodings = model.tokenizer.encode(texts, add_special_tokens=request.add_special_tokens)
     result = [
         [
             {"id": i, "text": t, "special": bool(s), "start": a, "stop": b}
