@@ -281,6 +281,7 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "/decode": ("ids", "skip_special_tokens"),
     "/embed_all": ("inputs", "truncate", "prompt_name", "truncation_direction"),
     "/predict": ("inputs", "raw_scores", "truncate", "truncation_direction"),
+    "/search": ("query", "top_k", "mode", "rerank", "candidates", "filter"),
 }
 GETS = ("/models", "/health", "/openapi.json", "/info", "/v1/models", "/nope")
 
