@@ -292,6 +292,19 @@ def embed_multi(request: EmbedMultiRequest):
     return json_response([json_floats(r) for r in embedded.vectors])
 
 
+def _check_token_vectors(tokens: int, width: int) -> None:
+    """413 when ``tokens`` vectors of ``width`` numbers pass Lambda's response limit even at the
+    fewest bytes a number takes ("0.0,"): refused before the body is built (160 texts of 256
+    tokens would make a 179 MB one)."""
+    least = tokens * width * MIN_JSON_FLOAT_BYTES
+    if least > LAMBDA_RESPONSE_LIMIT:
+        raise ApiError(
+            "response_too_large",
+            f"the response would hold {tokens} token vectors of {width} numbers, at least {least} "
+            "bytes, over Lambda's 6 MB limit: send fewer or shorter texts per request",
+        )
+
+
 @router.post(
     "/embed_all",
     operation_id="embedAll",
@@ -306,6 +319,8 @@ def embed_multi(request: EmbedMultiRequest):
 )
 def embed_all(request: EmbedAllRequest):
     texts, model, kind, prompt = _dense_inputs(request, None)
+    with named("inputs", model):  # from the tokens alone (a prefix only adds): before inference
+        _check_token_vectors(sum(model.token_counts(texts)), model.embedding_size)
     with timed("InferenceLatency"):
         try:
             with named("inputs", model):  # kettle's input errors -> ApiErrors naming the item
@@ -319,16 +334,7 @@ def embed_all(request: EmbedAllRequest):
         except ValueError as exc:  # what is left: a graph that pools inside has no tokens
             raise ApiError("model_not_supported", str(exc)) from None
     _log("embed_all", len(texts), sum(embedded.token_counts))
-    values = sum(embedded.token_counts) * (embedded.vectors[0].shape[1] if texts else 0)
-    # Each value is at least 4 bytes of JSON ("0.0,"): past Lambda's limit even so, answer 413
-    # before building it (160 texts of 256 tokens would be a 179 MB body).
-    if values * MIN_JSON_FLOAT_BYTES > LAMBDA_RESPONSE_LIMIT:
-        raise ApiError(
-            "response_too_large",
-            f"the response would hold {values} numbers ({sum(embedded.token_counts)} token "
-            f"vectors), at least {values * MIN_JSON_FLOAT_BYTES} bytes, over Lambda's 6 MB limit: "
-            "send fewer or shorter texts per request",
-        )
+    _check_token_vectors(sum(embedded.token_counts), embedded.vectors[0].shape[1])
     return json_response([json_floats(m) for m in embedded.vectors])
 
 

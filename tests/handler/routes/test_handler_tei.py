@@ -145,13 +145,16 @@ def test_embed_all_prompt_and_bad_input(call_api, dense_model):
 
 def test_embed_all_past_the_response_limit_is_a_413_before_the_body_is_built(call_api, monkeypatch):
     """160 texts of 256 tokens are 15.7 million numbers (a 179 MB body): refused from the token
-    counts, never written out first."""
+    counts, before the model runs and never written out first."""
+    from handler.models import MODELS
     from handler.routes import text
+    from handler.settings import Settings
 
-    def refuse(matrix):
-        raise AssertionError("the response body was being built")
+    def refuse(*args, **kwargs):
+        raise AssertionError("the token vectors were being computed or written out")
 
     monkeypatch.setattr(text, "json_floats", refuse)
+    monkeypatch.setattr(MODELS.get("dense", Settings.from_env()), "embed_tokens_with_usage", refuse)
     result = call_api("POST", "/embed_all", {"inputs": ["tea " * 300] * 160})
     assert result.status == 413, result
     error = result.json()["error"]
