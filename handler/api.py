@@ -25,7 +25,7 @@ from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 
 from handler import body, openapi
 from handler.body import json_type
-from handler.errors import INTERNAL_MESSAGE, ApiError, error_body, shape_for
+from handler.errors import INTERNAL_MESSAGE, ApiError, error_body, redact_paths, shape_for
 from handler.middleware import request_body, request_context, request_id_of
 from handler.models import ModelFilesError, ModelNotConfiguredError, ModelUnavailableError
 from handler.observability import count, logger
@@ -37,6 +37,18 @@ ROUTERS = (text.router, image.router, meta.router, search.router)
 
 
 # ---- errors -> the shape of the route's family (handler.errors) ---------------------------------
+def public_message(exc: ApiError) -> str:
+    """The message a client may read: a server error's (and an unknown model's, which lists the
+    models directory) without the deployment's paths. What it hid goes to the log, with the
+    request id the answer carries."""
+    if exc.status < 500 and exc.code != "model_not_found":
+        return exc.message
+    message = redact_paths(exc.message, [Settings.from_env().models_dir])
+    if message != exc.message:
+        logger.error(exc.code, extra={"detail": exc.message})
+    return message
+
+
 def _path_of(event: Any) -> Any:
     """The request's path from a raw event of either payload version (None if it has none)."""
     if not isinstance(event, dict):
@@ -47,7 +59,7 @@ def _path_of(event: Any) -> Any:
 def error_response(exc: ApiError, request_id: str | None, path: str | None = None) -> Response:
     count(**{"ClientErrors" if exc.status < 500 else "ServerErrors": 1})
     shape = shape_for(path)
-    payload = error_body(exc.code, exc.message, exc.param, exc.details, request_id, shape)
+    payload = error_body(exc.code, public_message(exc), exc.param, exc.details, request_id, shape)
     headers = {"X-Request-Id": request_id} if request_id else None
     return Response(exc.status, JSON, payload, headers=headers)
 
@@ -136,7 +148,9 @@ def _plain_response(exc: ApiError, request_id: str | None, event: Any = None) ->
     return {
         "statusCode": exc.status,
         "headers": headers,
-        "body": error_body(exc.code, exc.message, exc.param, exc.details, request_id, shape),
+        "body": error_body(
+            exc.code, public_message(exc), exc.param, exc.details, request_id, shape
+        ),
         "isBase64Encoded": False,
     }
 

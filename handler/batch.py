@@ -33,6 +33,7 @@ import random
 import time
 from typing import Any
 
+from handler.body import json_type
 from handler.ingest import (
     Embedders,
     IngestError,
@@ -111,12 +112,16 @@ def handle(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     output_bucket = batch_input.get("output_bucket") or settings.output_bucket or bucket
     output_prefix = batch_input.get("output_prefix") or settings.output_prefix
     model_name = batch_input.get("model") or None
+    if model_name is not None and not isinstance(model_name, str):
+        raise BadBatchError(f"BatchInput.model must be a model name, not {json_type(model_name)}")
     multi = batch_input.get("multi", False)
     if not isinstance(multi, bool):
         raise BadBatchError(f"BatchInput.multi must be true or false, not {multi!r}")
     multi_model = batch_input.get("multi_model") or None
     if multi_model is not None and not isinstance(multi_model, str):
-        raise BadBatchError(f"BatchInput.multi_model must be a model name, not {multi_model!r}")
+        raise BadBatchError(
+            f"BatchInput.multi_model must be a model name, not {json_type(multi_model)}"
+        )
     target = Target.of(settings, output_bucket, output_prefix, model_name, multi, multi_model)
     summary: dict[str, Any] = {"processed": 0, "skipped": 0, "failed": [], "outputs": []}
     transient: list[str] = []

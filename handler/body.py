@@ -36,7 +36,10 @@ def json_type(value: Any) -> str:
 
 MAX_DEPTH = 32  # every request nests 3 deep at most; 32 leaves clients room for their own fields
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # JSON lets "\\ud800" through; tokenizers do not
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# A JSON string: possessive runs, and the closing quote optional, so the pattern never fails once
+# it has started and an unclosed string ends the text. Without both, every quote of an unclosed
+# '"\\"\\"...' would restart a scan to the end: quadratic time.
+_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"?', re.DOTALL)
 _MAX_DIGITS = sys.get_int_max_str_digits() or 4300
 
 

@@ -13,6 +13,9 @@ Only the body differs: the status is the table's in all three.
 from __future__ import annotations
 
 import json
+import os
+import re
+from collections.abc import Iterable
 from typing import Any, Literal
 
 Shape = Literal["kettle", "openai", "tei"]
@@ -160,6 +163,22 @@ def error_body(
 INTERNAL_MESSAGE = "internal error; it has been logged"
 
 
+# An absolute POSIX path of two parts or more, not inside a word or a URL ("a/b", "http://h/x").
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/-])/[\w.@+~-]+(?:/[\w.@+~-]*)+")
+
+
+def redact_paths(text: str, dirs: Iterable[str]) -> str:
+    """``text`` without the deployment's file system: a path inside one of ``dirs`` (the models
+    directory, as configured and as resolved) relative to it, the directory itself "the models
+    directory", any other absolute path "<path>". An answer names the model and the file in its
+    bake; where the deployment keeps them is for its log."""
+    roots = {d.rstrip("/") for d in dirs if d and d.startswith("/")}
+    roots |= {os.path.realpath(d) for d in roots}
+    for root in sorted(roots, key=len, reverse=True):
+        text = text.replace(root + "/", "").replace(root, "the models directory")
+    return _ABSOLUTE_PATH.sub("<path>", text)
+
+
 def status_of(code: str) -> int:
     return ERRORS[code][0]
 
@@ -171,6 +190,7 @@ __all__ = [
     "ApiError",
     "Shape",
     "error_body",
+    "redact_paths",
     "shape_for",
     "status_of",
     "tei_error_type",

@@ -112,12 +112,24 @@ class ModelCache:
 
     def get(self, kind: str, settings: Settings, name: str | None = None) -> Any:
         """The ``kind`` model called ``name`` (default: the configured one), loading it once
-        (or waiting for the load ``start`` began)."""
+        (or waiting for the load ``start`` began). A ``name`` from a request (a batch's
+        BatchInput.model) must be one of the baked ``kind`` models, never a path:
+        ModelUnavailableError listing them otherwise."""
+        explicit = name is not None and name != settings.models.get(kind)
         name = name or self.configured(kind, settings)
         key = (kind, name)
         loaded = self._models.get(key)
         if loaded is not None:
             return loaded.model
+        if explicit:
+            baked = baked_models(settings, kind)
+            if name not in baked:
+                raise ModelUnavailableError(
+                    f"model {name!r} is not baked here; baked {kind} models: "
+                    f"{', '.join(baked) or 'none'}",
+                    name,
+                    baked,
+                )
         with self._lock:  # a start() in progress registers its thread before it lets go
             building = self._building.get(key)
         if building is not None:

@@ -18,6 +18,8 @@ A mode (or rerank) the configured sinks and models cannot serve is an ApiError
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,7 +28,7 @@ from handler.errors import ApiError
 from handler.models import MODELS
 from handler.settings import MAX_TOP_K, Settings
 from handler.sinks import open_sink
-from handler.sinks.base import Hit, SinkThrottled, SinkWriteError
+from handler.sinks.base import Hit
 
 if TYPE_CHECKING:  # the body arrives checked (handler.validation), as the model or its fields
     from handler.schemas import SearchRequest
@@ -44,19 +46,44 @@ def _unservable(mode: str, settings: Settings, needs: str) -> ApiError:
     )
 
 
+@contextmanager
+def backend(name: str) -> Iterator[None]:
+    """A failure of the search backend ``name`` (a refusal, throttling, a server that is down) as
+    a 502 that names the dependency. Its own words stay in the log, with the request id the
+    answer carries: an AWS error holds the account id, the role and the index ARN; a client
+    error, the server's address."""
+    try:
+        yield
+    except ApiError:
+        raise
+    except Exception as exc:
+        from handler.observability import logger
+
+        logger.exception("search backend failed", extra={"backend": name})
+        raise ApiError(
+            "search_backend_error",
+            f"the search backend ({name}) failed; the error is logged with this request's id",
+        ) from exc
+
+
+def _open(name: str, settings: Settings) -> Any:
+    with backend(name):  # opening a qdrant sink may read its API key from SSM / Secrets Manager
+        return open_sink(name, settings)
+
+
 def search_sink(mode: str, settings: Settings) -> Any:
     """The configured sink that serves ``mode``; ApiError mode_not_available naming what it needs."""
     for name in settings.vector_sinks:
         if name == "files":
             continue
         if name == "s3vectors" and mode == "dense":
-            return open_sink(name, settings)
+            return _open(name, settings)
         if name == "qdrant":
             if mode != "dense" and not settings.sparse_vectors:
                 raise _unservable(
                     mode, settings, f"the qdrant sink with sparse vectors ({SPARSE_NEEDS})"
                 )
-            return open_sink(name, settings)
+            return _open(name, settings)
     if mode == "dense":
         raise _unservable(
             mode, settings, "VECTOR_SINK s3vectors or qdrant (files cannot be searched)"
@@ -117,15 +144,20 @@ def _query(
     prefix: str | None,
 ) -> list[Hit]:
     if sink.name == "s3vectors":
-        return sink.search_dense(dense, min(fetch, MAX_TOP_K), prefix)
-    if request.mode != "dense" and not sink.has_sparse():
-        raise _unservable(
-            request.mode,
-            settings,
-            f"a collection with sparse vectors (re-ingest with {SPARSE_NEEDS})",
-        )
+        with backend(sink.name):
+            return sink.search_dense(dense, min(fetch, MAX_TOP_K), prefix)
+    if request.mode != "dense":
+        with backend(sink.name):
+            has_sparse = sink.has_sparse()
+        if not has_sparse:
+            raise _unservable(
+                request.mode,
+                settings,
+                f"a collection with sparse vectors (re-ingest with {SPARSE_NEEDS})",
+            )
     sparse = _query_sparse(settings, request.query) if request.mode != "dense" else None
-    return sink.search(request.mode, fetch, dense, sparse, candidates, prefix)
+    with backend(sink.name):
+        return sink.search(request.mode, fetch, dense, sparse, candidates, prefix)
 
 
 def search(request: SearchRequest, settings: Settings) -> dict[str, Any]:
@@ -149,10 +181,7 @@ def _search(request: SearchRequest, settings: Settings) -> dict[str, Any]:
     fetch = max(want, candidates) if (request.rerank or request.mode == "hybrid") else want
     prefix = request.filter.source_prefix if request.filter else None
     dense = _query_dense(settings, request.query) if request.mode != "sparse" else None
-    try:
-        hits = _query(sink, request, settings, dense, fetch, candidates, prefix)
-    except (SinkThrottled, SinkWriteError) as exc:
-        raise ApiError("search_backend_error", f"{sink.name}: {exc}") from None
+    hits = _query(sink, request, settings, dense, fetch, candidates, prefix)
     if request.rerank:
         hits = _rerank(settings, request.query, hits)
     results = [

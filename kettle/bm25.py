@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from kettle.errors import InvalidTextError, text_items
 from kettle.sparse import SparseEmbedding
 
 BM25_MODEL_NAME = "Qdrant/bm25"  # FastEmbed's and Qdrant's name for this scheme
@@ -263,11 +264,9 @@ class Bm25:
 
     @staticmethod
     def _each(texts: str | Iterable[str], fn) -> Iterator:
-        if isinstance(texts, str):
-            texts = [texts]
-        for i, text in enumerate(texts):
+        for i, text in enumerate(text_items(texts)):
             if not isinstance(text, str):
-                raise TypeError(f"texts[{i}] is {type(text).__name__}, not str")
+                raise InvalidTextError(f"is {type(text).__name__}, not str", index=i)
             yield fn(text)
 
     # ------------------------------------------------------------------ local IDF

@@ -24,7 +24,7 @@ from kettle.batching import (
     plan_batches,
     windows,
 )
-from kettle.errors import InvalidTextError, TextTooLongError, check_texts
+from kettle.errors import InvalidTextError, TextTooLongError, check_texts, text_items
 from kettle.onnx_model import OnnxModel
 from kettle.parallel import WorkerPool, run_batch, step_spec, workers_for
 from kettle.tokenize import TextTokenizer, TruncationDirection
@@ -78,8 +78,7 @@ class TextEncoder(OnnxModel):
 
     def token_counts(self, texts: str | Iterable[str], truncate: bool = True) -> list[int]:
         """Tokens per text; ``truncate=False`` counts past max_length too."""
-        if isinstance(texts, str):
-            texts = [texts]
+        texts = text_items(texts)
         counts: list[int] = []
         for offset, window in _offset_windows(texts, DEFAULT_WINDOW):
             check_texts(window, offset)
@@ -172,24 +171,26 @@ class TextEncoder(OnnxModel):
         item or (``truncate=False``) a text past max_length stops the window with nothing run.
         ``parallel``: worker processes run the batches (kettle.parallel), same results.
         ``truncation_direction``: which end of a text past max_length is cut; ``prompt``: text
-        before each item, after the kind's prefix (``_encoder``)."""
+        before each item, after the kind's prefix (``_encoder``).
+        The arguments are checked at the call, not at the first ``next``."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        if isinstance(texts, str):
-            texts = [texts]
+        texts = text_items(texts)
         workers = workers_for(parallel, texts, batch_size)
         if encode is None:
             encode = self._encoder(kind, truncation_direction, prompt)
         size = window_size or max(DEFAULT_WINDOW, batch_size)
+        args = (texts, size, batch_size, last_step, encode, check, truncate, kind)
+        direction = direction_of(truncation_direction)
         if workers:
-            with WorkerPool(self, workers) as pool:
-                yield from self._windows(
-                    texts, size, batch_size, last_step, encode, check, truncate, kind, pool, prompt
-                )
-        else:
-            yield from self._windows(
-                texts, size, batch_size, last_step, encode, check, truncate, kind, None, prompt
-            )
+            return self._pooled(workers, args, prompt, direction)
+        return self._windows(*args, None, prompt, direction)
+
+    def _pooled(
+        self, workers: int, args: tuple, prompt: str, direction: TruncationDirection
+    ) -> Iterator[tuple[Any, int]]:
+        with WorkerPool(self, workers) as pool:
+            yield from self._windows(*args, pool, prompt, direction)
 
     def _windows(
         self,
@@ -203,11 +204,13 @@ class TextEncoder(OnnxModel):
         kind: TextKind | None,
         pool: WorkerPool | None,
         prompt: str = "",
+        direction: TruncationDirection = "right",
     ) -> Iterator[tuple[Any, int]]:
         spec = step_spec(last_step) if pool is not None else None
         for offset, window in _offset_windows(texts, size):
             check(window, offset)
-            encodings = encode(window)
+            # Each text cut to what max_length can use: the same tokens, bounded work.
+            encodings = encode(self.tokenizer.fit_items(window, direction))
             if not truncate:
                 for i, e in enumerate(encodings):
                     if e.overflowing:
@@ -245,8 +248,8 @@ class TextEncoder(OnnxModel):
         **options: Any,
     ) -> Iterator[Any]:
         """Results of ``last_step`` per item, in input order (``_with_counts`` without counts)."""
-        for result, _ in self._with_counts(texts, batch_size, last_step, encode, check, **options):
-            yield result
+        pairs = self._with_counts(texts, batch_size, last_step, encode, check, **options)
+        return (result for result, _ in pairs)
 
     def _usage(
         self,
@@ -260,9 +263,7 @@ class TextEncoder(OnnxModel):
         prompt: str = "",
     ) -> tuple[list[Any], list[int]]:
         """Every text's result and token count; all texts are checked before any is embedded."""
-        if isinstance(texts, str):
-            texts = [texts]
-        texts = list(texts)
+        texts = list(text_items(texts))
         pairs = list(
             self._with_counts(
                 texts,

@@ -6,7 +6,8 @@ Messages read ``texts[3]: lone surrogate U+D800 at character 5`` and never hold 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import PureWindowsPath
 from typing import Any
 
 
@@ -87,6 +88,34 @@ class ImageTypeError(ImageInputError, TypeError):
     """An image item of a type kettle cannot read (not a path, bytes or a PIL image)."""
 
 
+class ModelNameError(KettleInputError):
+    """A model name shaped as a path that leaves the models directory (absolute, a ``..`` or
+    ``.`` or empty part, a backslash): it would load a bake kettle was not pointed at."""
+
+    def __init__(self, name: Any, reason: str) -> None:
+        super().__init__(
+            f"model name {name!r} {reason}: a model name is a name ('org/model'), never a path "
+            "(specific_model_path= loads the bake in a folder)",
+            field="model_name",
+        )
+
+
+def check_model_name(name: Any) -> str:
+    """``name`` when it is a name that stays inside any models directory; ModelNameError else."""
+    if not isinstance(name, str):
+        raise ModelNameError(name, f"is {type(name).__name__}, not str")
+    if not name:
+        raise ModelNameError(name, "is empty")
+    if "\\" in name or "\x00" in name:
+        raise ModelNameError(name, "has a backslash or a NUL character")
+    if name.startswith("/") or PureWindowsPath(name).drive:
+        raise ModelNameError(name, "is an absolute path")
+    for part in name.split("/"):
+        if part in ("", ".", ".."):
+            raise ModelNameError(name, f"has a {part!r} part" if part else "has an empty part")
+    return name
+
+
 def text_problem(item: Any) -> str | None:
     """Why ``item`` is not text a tokenizer takes, or None when it is."""
     if not isinstance(item, str):
@@ -98,6 +127,28 @@ def text_problem(item: Any) -> str | None:
     except UnicodeEncodeError as exc:  # only lone surrogates fail to encode
         return f"lone surrogate U+{ord(item[exc.start]):04X} at character {exc.start}"
     return None
+
+
+EXPECTED_TEXTS = "expected a str or an iterable of str"
+
+
+def text_items(texts: Any, field: str = "texts") -> Iterable[Any]:
+    """``texts`` as items to embed: a str is one; any other iterable is its items, except bytes
+    (iterating them gives ints) and a mapping (its keys would be embedded). InvalidTextError
+    naming the argument otherwise; the items themselves are checked by ``check_texts``."""
+    if isinstance(texts, str):
+        return [texts]
+    if texts is None:
+        reason = f"is None: {EXPECTED_TEXTS}"
+    elif isinstance(texts, bytes | bytearray | memoryview):
+        reason = f"is {type(texts).__name__}: {EXPECTED_TEXTS} (decode bytes to str first)"
+    elif isinstance(texts, Mapping):
+        reason = f"is {type(texts).__name__}: {EXPECTED_TEXTS}, not a mapping"
+    elif not isinstance(texts, Iterable):
+        reason = f"is {type(texts).__name__}: {EXPECTED_TEXTS}"
+    else:
+        return texts
+    raise InvalidTextError(reason, field=field)
 
 
 def check_texts(items: Sequence[Any], offset: int = 0, field: str = "texts") -> None:
@@ -113,7 +164,10 @@ __all__ = [
     "ImageTypeError",
     "InvalidTextError",
     "KettleInputError",
+    "ModelNameError",
     "TextTooLongError",
+    "check_model_name",
     "check_texts",
+    "text_items",
     "text_problem",
 ]

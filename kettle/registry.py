@@ -12,6 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
+from kettle.errors import check_model_name
 from kettle.model_folder import folder_settings, onnx_export
 
 Kind = Literal["dense", "sparse", "rerank", "image", "late_interaction"]
@@ -519,7 +520,10 @@ def register_custom(
     A local folder's own files fill in what the arguments leave out (None), as the bake's
     ``--source DIR`` does (kettle.model_folder): a dense model's pooling, normalisation, dim
     and named prompts, any model's max length (sentence_bert_config.json's max_seq_length).
-    An explicit argument wins; without either, mean pooling, no normalisation, 512 tokens."""
+    An explicit argument wins; without either, mean pooling, no normalisation, 512 tokens.
+    ModelNameError if the name is shaped as a path (its bake is written to and read from
+    ``models_dir / name``)."""
+    check_model_name(model)
     if any(m.name.lower() == model.lower() for m in all_models()):
         raise ValueError(
             f"model {model} is already registered; pick another name for the custom model"

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from kettle.errors import check_model_name
 from kettle.manifest import MANIFEST_NAME, Manifest, ManifestError
 from kettle.registry import ModelDescription, UnknownModelError, get_model, is_builtin
 
@@ -109,13 +110,15 @@ def find_model(
     """The baked directory of ``name``, its files checked against the manifest.
 
     Raises ModelNotBakedError listing what is baked and the command that bakes ``name``, and
-    ManifestError naming a file that does not match.
+    ManifestError naming a file that does not match, and ModelNameError (a KettleInputError)
+    for a name shaped as a path out of the models directory ("../x", "/abs"): names are names.
     """
+    check_model_name(name)
     try:
         description: ModelDescription | None = get_model(name)
     except UnknownModelError:
         description = None  # a model baked from a local directory need not be in the registry
-    rel = description.dir_name if description else name
+    rel = check_model_name(description.dir_name if description else name)
     for base in search_dirs(models_dir):
         candidate = base / rel
         if (candidate / MANIFEST_NAME).is_file():

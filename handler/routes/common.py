@@ -16,6 +16,7 @@ from handler.settings import Settings
 
 LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024 - 1024  # Lambda's 6 MB synchronous response, less headers
 JSON = "application/json"
+MIN_JSON_FLOAT_BYTES = 4  # the shortest float json_floats writes, with its comma: "0.0,"
 
 
 def as_list(texts: str | list[str]) -> list[str]:

@@ -8,7 +8,9 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
+from handler.errors import redact_paths
 from handler.models import MODELS, describe_baked, files_problem
+from handler.observability import logger
 from handler.routes.common import json_response, model_for, responses
 from handler.settings import Settings
 
@@ -57,6 +59,9 @@ def health():
     baked = settings.model in {d["name"] for d in describe_baked(settings)}
     problem = files_problem(settings.model, settings) if baked else None
     ok = baked and problem is None
+    if problem is not None:
+        logger.error("model files do not match the manifest", extra={"problem": problem})
+        problem = redact_paths(problem, [settings.models_dir])
     return json_response(
         {
             "status": "ok" if ok else "unavailable",

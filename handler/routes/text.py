@@ -15,6 +15,8 @@ from handler.errors import ApiError
 from handler.models import resolve_name
 from handler.observability import count, logger, timed
 from handler.routes.common import (
+    LAMBDA_RESPONSE_LIMIT,
+    MIN_JSON_FLOAT_BYTES,
     as_list,
     check_count,
     json_floats,
@@ -290,6 +292,19 @@ def embed_multi(request: EmbedMultiRequest):
     return json_response([json_floats(r) for r in embedded.vectors])
 
 
+def _check_token_vectors(tokens: int, width: int) -> None:
+    """413 when ``tokens`` vectors of ``width`` numbers pass Lambda's response limit even at the
+    fewest bytes a number takes ("0.0,"): refused before the body is built (160 texts of 256
+    tokens would make a 179 MB one)."""
+    least = tokens * width * MIN_JSON_FLOAT_BYTES
+    if least > LAMBDA_RESPONSE_LIMIT:
+        raise ApiError(
+            "response_too_large",
+            f"the response would hold {tokens} token vectors of {width} numbers, at least {least} "
+            "bytes, over Lambda's 6 MB limit: send fewer or shorter texts per request",
+        )
+
+
 @router.post(
     "/embed_all",
     operation_id="embedAll",
@@ -304,6 +319,8 @@ def embed_multi(request: EmbedMultiRequest):
 )
 def embed_all(request: EmbedAllRequest):
     texts, model, kind, prompt = _dense_inputs(request, None)
+    with named("inputs", model):  # from the tokens alone (a prefix only adds): before inference
+        _check_token_vectors(sum(model.token_counts(texts)), model.embedding_size)
     with timed("InferenceLatency"):
         try:
             with named("inputs", model):  # kettle's input errors -> ApiErrors naming the item
@@ -317,6 +334,7 @@ def embed_all(request: EmbedAllRequest):
         except ValueError as exc:  # what is left: a graph that pools inside has no tokens
             raise ApiError("model_not_supported", str(exc)) from None
     _log("embed_all", len(texts), sum(embedded.token_counts))
+    _check_token_vectors(sum(embedded.token_counts), embedded.vectors[0].shape[1])
     return json_response([json_floats(m) for m in embedded.vectors])
 
 
@@ -445,8 +463,8 @@ def tokenize(request: TokenizeRequest):
     texts = as_list(request.inputs)
     check_count(texts, "inputs", settings)
     model = model_for("dense", settings)
-    tokenizer = model.tokenizer.tokenizer
-    encodings = tokenizer.encode_batch(texts, add_special_tokens=request.add_special_tokens)
+    with named("inputs", model):  # each text cut to what max_length keeps before it is read
+        encodings = model.tokenizer.encode(texts, add_special_tokens=request.add_special_tokens)
     result = [
         [
             {"id": i, "text": t, "special": bool(s), "start": a, "stop": b}

@@ -23,7 +23,7 @@ from tokenizers import Encoding, Tokenizer
 
 from kettle.batching import DEFAULT_BATCH_SIZE
 from kettle.encoder import TextEncoder, TruncationDirection, direction_of
-from kettle.errors import InvalidTextError, check_texts, text_problem
+from kettle.errors import InvalidTextError, check_texts, text_items, text_problem
 from kettle.registry import DEFAULT_RERANK_MODEL, register_custom
 
 
@@ -219,7 +219,7 @@ class TextCrossEncoder(TextEncoder):
             raise InvalidTextError(reason, field="query")
         if isinstance(documents, str):
             raise InvalidTextError("is a str; pass a list of documents", field="documents")
-        documents = list(documents)
+        documents = list(text_items(documents, field="documents"))
         check_texts(documents, field="documents")
         return documents
 

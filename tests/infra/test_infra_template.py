@@ -277,7 +277,7 @@ def test_http_api_routes_and_authorization(deployment):
     params = deployment["_params"]
     want = "AWS_IAM" if params["ApiAuth"] == "IAM" else "NONE"
     routes = resources(deployment, "AWS::ApiGatewayV2::Route")
-    assert {r["Properties"]["RouteKey"] for r in routes.values()} == ROUTES
+    assert {r["Properties"]["RouteKey"] for r in routes.values()} == handler_routes()["http"]
     for name, route in routes.items():
         assert route["Properties"]["AuthorizationType"] == want, name
         assert route["Properties"]["Target"] == {"Fn::Sub": "integrations/${HttpApiIntegration}"}
@@ -298,6 +298,60 @@ def test_the_http_api_routes_every_route_the_handler_serves():
     spec = json.loads(openapi.document(http_app))
     served = {f"{method.upper()} {path}" for path, ops in spec["paths"].items() for method in ops}
     assert served | {"GET /openapi.json", "GET /docs"} == ROUTES
+
+
+def handler_routes() -> dict[str, set[str]]:
+    """The "METHOD /path" of every route each of the handler's resolvers serves: "http" (HTTP API
+    and function URLs, payload 2.0) and "rest" (REST API, payload 1.0)."""
+    from handler.api import http_app, rest_app
+
+    return {
+        name: {f"{r.method} {r.path}" for r in app._static_routes + app._dynamic_routes}
+        for name, app in (("http", http_app), ("rest", rest_app))
+    }
+
+
+def _rest_path(cfn: dict[str, Any], ref: Any) -> str:
+    """The path of a REST API resource: its PathPart after its parent's (the root is "")."""
+    if not (isinstance(ref, dict) and "Ref" in ref):  # Fn::GetAtt RestApi.RootResourceId
+        return ""
+    props = cfn["Resources"][ref["Ref"]]["Properties"]
+    return _rest_path(cfn, props["ParentId"]) + "/" + props["PathPart"]
+
+
+def template_routes(cfn: dict[str, Any]) -> dict[str, set[str]]:
+    """Every API Gateway API of a translated template -> its "METHOD /path" routes, whichever
+    way it is written: API Gateway v2 Route resources, REST API Method resources, or an API's
+    OpenAPI Body (what SAM's Api / HttpApi events become)."""
+    apis: dict[str, set[str]] = {}
+    for name, res in cfn["Resources"].items():
+        body = res.get("Properties", {}).get("Body")
+        if res["Type"] in ("AWS::ApiGatewayV2::Api", "AWS::ApiGateway::RestApi"):
+            apis.setdefault(name, set())
+            for path, methods in (body or {}).get("paths", {}).items():
+                for method in methods:
+                    if not method.startswith("x-"):
+                        apis[name].add(f"{method.upper()} {path}")
+    for res in resources(cfn, "AWS::ApiGatewayV2::Route").values():
+        apis[res["Properties"]["ApiId"]["Ref"]].add(res["Properties"]["RouteKey"])
+    for res in resources(cfn, "AWS::ApiGateway::Method").values():
+        props = res["Properties"]
+        path = _rest_path(cfn, props["ResourceId"]) or "/"
+        apis[props["RestApiId"]["Ref"]].add(f"{props['HttpMethod']} {path}")
+    return apis
+
+
+def test_every_route_the_handler_serves_is_deployed_and_no_other(deployment):
+    """A route the handler serves but the template lacks answers 404 once deployed (it happened
+    to /similarity, /decode, /embed_all and /predict); a route only the template has, 404 from
+    the handler. Both resolvers serve one set, and every API of the template routes all of it."""
+    served = handler_routes()
+    assert served["http"] == served["rest"]
+    apis = template_routes(deployment)
+    assert apis, "the template has no API"
+    for api, routes in apis.items():
+        missing, extra = served["http"] - routes, routes - served["http"]
+        assert not missing and not extra, f"{api}: not deployed {missing}; not served {extra}"
 
 
 def test_image_route_requires_an_image_uri(sam_template):

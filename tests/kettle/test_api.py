@@ -61,6 +61,40 @@ def test_non_str_items_keep_their_message(model):
     assert caught.value.index == 2 and caught.value.reason.startswith("is NoneType")
 
 
+@pytest.mark.parametrize(
+    ("texts", "words"),
+    [
+        (None, "texts is None: expected a str or an iterable of str"),
+        (5, "texts is int: expected a str or an iterable of str"),
+        (b"x", "texts is bytes: expected a str or an iterable of str (decode bytes to str first)"),
+        ({"a": 1}, "texts is dict: expected a str or an iterable of str, not a mapping"),
+    ],
+)
+def test_an_argument_that_is_not_texts_says_what_was_expected(model, texts, words):
+    """Not a plain TypeError from deep inside, and never a dict's keys embedded as texts."""
+    calls = {
+        "embed": lambda: model.embed(texts),  # raised at the call, before any iteration
+        "embed_with_usage": lambda: model.embed_with_usage(texts),
+        "token_counts": lambda: model.token_counts(texts),
+        "query_embed": lambda: model.query_embed(texts),
+        "embed_tokens": lambda: model.embed_tokens(texts),
+        "prompt_name": lambda: model.embed(texts, prompt_name="query"),
+    }
+    for name, call in calls.items():
+        if name == "prompt_name" and not model.prompts:
+            continue
+        with pytest.raises(KettleInputError) as caught:
+            call()
+        assert str(caught.value).startswith(words), name
+        assert (caught.value.field, caught.value.index) == ("texts", None), name
+
+
+def test_an_item_that_is_not_text_is_named_by_its_index(model):
+    for item, kind in ((None, "NoneType"), (5, "int"), (b"x", "bytes"), ({"a": 1}, "dict")):
+        with pytest.raises(KettleInputError, match=rf"texts\[1\] is {kind}, not str"):
+            list(model.embed(["fine", item]))
+
+
 def test_errors_pickle_with_their_fields():
     error = TextTooLongError(index=4, tokens=300, limit=256, model="m")
     copy = pickle.loads(pickle.dumps(error))

@@ -81,3 +81,45 @@ def test_manifest_format_checked(copied):
 
 def test_list_baked(copied):
     assert list_baked(copied) == [DEFAULT_MODEL]
+
+
+def _bake_named(source, target, name):
+    """A working bake at ``target`` whose manifest calls it ``name`` (files linked, not copied)."""
+    target.mkdir(parents=True)
+    for path in source.iterdir():
+        if path.name != "manifest.json":
+            (target / path.name).symlink_to(path)
+    manifest = json.loads((source / "manifest.json").read_text())
+    (target / "manifest.json").write_text(json.dumps({**manifest, "name": name}))
+
+
+@pytest.mark.parametrize("shape", ["parent", "absolute", "inner-parent", "dot", "backslash"])
+def test_a_model_name_is_a_name_never_a_path_out_of_models_dir(models_dir, tmp_path, shape):
+    """A bake outside models_dir, named as a path to it, is refused: never loaded."""
+    from kettle import TextEmbedding
+    from kettle.errors import KettleInputError
+
+    inside = tmp_path / "models"
+    inside.mkdir()
+    outside = tmp_path / "evil-bake"
+    names = {
+        "parent": "../evil-bake",
+        "absolute": str(outside),
+        "inner-parent": "org/../../evil-bake",
+        "dot": "./../evil-bake",
+        "backslash": "..\\evil-bake",
+    }
+    name = names[shape]
+    _bake_named(models_dir / DEFAULT_MODEL, outside, name)
+    if shape == "backslash":  # a folder that is literally named so, inside models_dir
+        _bake_named(models_dir / DEFAULT_MODEL, inside / name, name)
+    with pytest.raises(KettleInputError, match="model name") as caught:
+        TextEmbedding(name, models_dir=inside)
+    assert caught.value.field == "model_name" and isinstance(caught.value, ValueError)
+    assert repr(name) in str(caught.value)
+    with pytest.raises(KettleInputError):
+        find_model(name, inside)
+
+
+def test_names_with_an_organisation_still_load(copied):
+    assert find_model(DEFAULT_MODEL, copied).path == copied / DEFAULT_MODEL

@@ -295,3 +295,35 @@ def test_the_state_machine_embeds_a_prefix(aws, state_machine):
     assert [k for k in output_keys(aws) if k.startswith("embeddings/")] == [
         k for k in before if k.startswith("embeddings/")
     ]
+
+
+@pytest.mark.parametrize("shape", ["parent", "absolute"])
+def test_a_batch_model_is_a_baked_name_never_a_path(aws, monkeypatch, tmp_path, models_dir, shape):
+    """BatchInput.model "../evil-bake" (or an absolute path) named a bake outside the models
+    directory, and it was loaded. Now every item fails with model_error listing the baked models."""
+    from handler.models import MODELS
+
+    inside, outside = tmp_path / "models", tmp_path / "evil-bake"
+    name = "../evil-bake" if shape == "parent" else str(outside)
+    for folder in (inside / DENSE, outside):  # files linked: list_baked's glob skips linked folders
+        folder.mkdir(parents=True)
+        for path in (models_dir / DENSE).iterdir():
+            if folder != outside or path.name != "manifest.json":
+                (folder / path.name).symlink_to(path)
+    manifest = json.loads((models_dir / DENSE / "manifest.json").read_text())
+    (outside / "manifest.json").write_text(json.dumps({**manifest, "name": name}))
+    monkeypatch.setenv("KETTLE_MODELS_DIR", str(inside))
+    aws["s3"].put_object(Bucket=INPUT_BUCKET, Key="corpus/a.txt", Body=TEXT.encode())
+    item = listing_item(aws, "corpus/a.txt")
+    summary = batch({"Items": [item], "BatchInput": batch_input(model=name)})
+    assert summary["processed"] == 0, summary
+    [failure] = summary["failed"]
+    assert failure["error"] == "model_error" and f"baked dense models: {DENSE}" in failure["reason"]
+    assert not any(n == name for _, n in MODELS._models)
+
+
+def test_a_batch_model_that_is_not_a_string_is_refused():
+    from handler.batch import BadBatchError
+
+    with pytest.raises(BadBatchError, match="BatchInput.model must be a model name"):
+        batch({"Items": [], "BatchInput": batch_input(model=["x"])})

@@ -11,7 +11,7 @@ import shutil
 from typing import Any
 
 import pytest
-from _handler_helpers import DENSE, ApiResult, api_event, lambda_context
+from _handler_helpers import DENSE, REPO, ApiResult, api_event, lambda_context
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -74,6 +74,34 @@ def test_deep_nesting_is_a_400_before_parsing(version):
     assert "3001 levels" in error["message"]
     objects = '{"a": ' * 2000 + "1" + "}" * 2000
     assert _call("POST", "/embed", raw=objects, version=version).status == 400
+
+
+def test_a_megabyte_unclosed_string_of_escaped_quotes_is_a_400():
+    """Every quote of an unclosed '"\\"\\"...' string once restarted the string scan: quadratic
+    (hours at 1 MB). It runs in a child process so the test ends (bounded) whichever way it goes."""
+    import subprocess
+    import sys
+
+    script = (
+        "import json; from handler.body import parse; from handler.errors import ApiError\n"
+        "text = '[' * 33 + '\"' + '\\\\\"' * 500_000\n"
+        "try:\n    parse(text)\nexcept ApiError as exc:\n    print(exc.code, exc.message)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
+    assert done.stdout.strip() == "json_too_deep the request body nests 33 levels deep; at most 32"
+    # And through the handler: a 1 MB body of it answers 400.
+    result = _call("POST", "/embed", raw="[" * 33 + '"' + '\\"' * 500_000)
+    assert result.status == 400 and result.error["code"] == "json_too_deep"
+
+
+def test_escaped_quotes_and_unclosed_strings_hide_their_brackets():
+    from handler.body import nesting_depth
+
+    assert nesting_depth('[{"a": "\\"]]]", "b": [1]}]') == 3
+    assert nesting_depth('["\\\\", [[]]]') == 3  # an escaped backslash, then the string ends
+    assert nesting_depth('[["unclosed [[[[') == 2
 
 
 def test_brackets_inside_strings_are_text_not_nesting(dense_model):
@@ -189,15 +217,29 @@ def corrupted_models(tmp_path, models_dir, monkeypatch):
 
 
 def test_health_reports_a_model_whose_files_do_not_match(corrupted_models):
+    """It names the file inside the bake, never the deployment's absolute path to it."""
+    root = str(corrupted_models.parents[1])  # KETTLE_MODELS_DIR
     health = _call("GET", "/health")
     assert health.status == 503, health
     body = health.json()
     assert body["status"] == "unavailable" and body["baked"] is True
-    assert body["files_ok"] is False and "model.onnx" in body["problem"]
+    assert body["files_ok"] is False and f"{DENSE}/model.onnx: sha256" in body["problem"]
     embed = _call("POST", "/embed", body={"inputs": "a"})
     assert embed.status == 503, embed
     error = embed.error
-    assert error["code"] == "model_files_mismatch" and "model.onnx" in error["message"]
+    assert error["code"] == "model_files_mismatch" and f"{DENSE}/model.onnx" in error["message"]
+    for answer in (health, embed):
+        assert root not in answer.text and "/tmp" not in answer.text, answer
+
+
+def test_a_model_that_is_not_baked_is_a_503_without_the_models_path(models_dir, monkeypatch):
+    monkeypatch.setenv("KETTLE_MODEL", "kettle-tests/not-baked-anywhere")
+    for path, method, body in (("/embed", "POST", {"inputs": "a"}), ("/health", "GET", None)):
+        result = _call(method, path, body=body)
+        assert result.status == 503, result
+        assert "kettle-tests/not-baked-anywhere" in result.text
+        assert str(models_dir) not in result.text and str(models_dir.resolve()) not in result.text
+    assert DENSE in _call("POST", "/embed", body={"inputs": "a"}).error["message"]
 
 
 def test_health_is_ok_again_once_the_files_match(corrupted_models, models_dir):
@@ -239,6 +281,7 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "/decode": ("ids", "skip_special_tokens"),
     "/embed_all": ("inputs", "truncate", "prompt_name", "truncation_direction"),
     "/predict": ("inputs", "raw_scores", "truncate", "truncation_direction"),
+    "/search": ("query", "top_k", "mode", "rerank", "candidates", "filter"),
 }
 GETS = ("/models", "/health", "/openapi.json", "/info", "/v1/models", "/nope")
 

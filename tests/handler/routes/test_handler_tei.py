@@ -143,6 +143,53 @@ def test_embed_all_prompt_and_bad_input(call_api, dense_model):
     assert unknown.status == 422 and unknown.error["param"] == "prompt_name"
 
 
+def test_embed_all_past_the_response_limit_is_a_413_before_the_body_is_built(call_api, monkeypatch):
+    """160 texts of 256 tokens are 15.7 million numbers (a 179 MB body): refused from the token
+    counts, before the model runs and never written out first."""
+    from handler.models import MODELS
+    from handler.routes import text
+    from handler.settings import Settings
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the token vectors were being computed or written out")
+
+    monkeypatch.setattr(text, "json_floats", refuse)
+    monkeypatch.setattr(MODELS.get("dense", Settings.from_env()), "embed_tokens_with_usage", refuse)
+    result = call_api("POST", "/embed_all", {"inputs": ["tea " * 300] * 160})
+    assert result.status == 413, result
+    error = result.error  # TEI's error body on TEI's route
+    assert error["type"] == "Validation" and "40960 token vectors" in error["message"]
+
+
+def test_tokenize_reads_only_what_max_length_keeps(call_api, dense_model, monkeypatch):
+    """A 2 MB text: the tokens of the whole text, from a cut of it (the tokenizer never reads
+    the rest)."""
+    from handler.models import MODELS
+    from handler.settings import Settings
+
+    text = "The kettle boils; tea steeps for three minutes. " * 44_000
+    whole = dense_model.tokenizer.tokenizer.encode(text)
+    model = MODELS.get("dense", Settings.from_env())
+    seen: list[int] = []
+    real = model.tokenizer._tok
+
+    class Recording:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def encode_batch(self, items, *args, **kwargs):
+            seen.extend(len(t) for t in items)
+            return real.encode_batch(items, *args, **kwargs)
+
+    monkeypatch.setattr(model.tokenizer, "_tok", Recording())
+    result = call_api("POST", "/tokenize", {"inputs": [text]})
+    assert result.status == 200, result
+    [tokens] = result.json()
+    assert [t["id"] for t in tokens] == whole.ids and len(tokens) == dense_model.max_length
+    assert [(t["start"], t["stop"]) for t in tokens] == whole.offsets
+    assert seen and max(seen) <= model.tokenizer.max_chars < len(text)
+
+
 # ---- /predict: the cross-encoder as TEI's sequence-pair classifier ------------------------------
 @pytest.fixture
 def reranker(monkeypatch, rerank_model):

@@ -717,7 +717,31 @@ def test_vector_sink_names_are_checked(monkeypatch):
         Settings.from_env()
 
 
-def test_a_failing_search_backend_is_a_502_not_a_500(aws, s3vectors, call_api, monkeypatch):
+AWS_DENIAL = (
+    "User: arn:aws:sts::123456789012:assumed-role/kettle-api-role/kettle-fn is not authorized to "
+    "perform: s3vectors:QueryVectors on resource: "
+    "arn:aws:s3vectors:us-east-1:123456789012:bucket/vb/index/ix"
+)
+SECRETS = ("123456789012", "arn:", "kettle-api-role", "assumed-role", "bucket/vb")
+
+
+@pytest.fixture
+def logged(monkeypatch) -> Any:
+    """logged() -> the JSON log records the handler's logger wrote since the fixture began."""
+    import io
+
+    from handler.observability import logger
+
+    stream = io.StringIO()
+    monkeypatch.setattr(logger.registered_handler, "stream", stream)
+    return lambda: [json.loads(x) for x in stream.getvalue().splitlines() if x.startswith("{")]
+
+
+def test_a_failing_search_backend_is_a_502_that_leaks_nothing(
+    aws, s3vectors, call_api, monkeypatch, logged
+):
+    """The AWS error (account id, role, index ARN) goes to the log with the request id; the
+    answer names the dependency only."""
     from handler import clients
 
     class Broken:
@@ -726,7 +750,7 @@ def test_a_failing_search_backend_is_a_502_not_a_500(aws, s3vectors, call_api, m
 
             raise ClientError(
                 {
-                    "Error": {"Code": "AccessDeniedException", "Message": "no"},
+                    "Error": {"Code": "AccessDeniedException", "Message": AWS_DENIAL},
                     "ResponseMetadata": {"HTTPStatusCode": 403},
                 },
                 "QueryVectors",
@@ -736,4 +760,32 @@ def test_a_failing_search_backend_is_a_502_not_a_500(aws, s3vectors, call_api, m
     response = call_api("POST", "/search", {"query": "x"})
     assert response.status == 502, response
     error = response.error
-    assert error["code"] == "search_backend_error" and "AccessDeniedException" in error["message"]
+    assert error["code"] == "search_backend_error" and "s3vectors" in error["message"]
+    assert not any(secret in response.text for secret in SECRETS), response.text
+    request_id = response.json()["request_id"]
+    [error_log] = [r for r in logged() if r.get("level") == "ERROR"]
+    assert error_log["function_request_id"] == request_id and AWS_DENIAL in error_log["exception"]
+
+
+def test_a_qdrant_server_that_is_down_is_a_502_not_a_500(aws, call_api, monkeypatch, logged):
+    import socket
+
+    from handler.sinks import qdrant as sink
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("VECTOR_SINK", "qdrant")
+    monkeypatch.setenv("QDRANT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("QDRANT_PATH", raising=False)
+    try:
+        response = call_api("POST", "/search", {"query": "x"})
+    finally:
+        sink.close_clients()
+    assert response.status == 502, response
+    error = response.error
+    assert error["code"] == "search_backend_error" and "qdrant" in error["message"]
+    assert str(port) not in response.text and "127.0.0.1" not in response.text
+    [error_log] = [r for r in logged() if r.get("level") == "ERROR"]
+    assert error_log["function_request_id"] == response.json()["request_id"]
+    assert "Connection refused" in error_log["exception"]
