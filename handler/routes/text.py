@@ -5,6 +5,8 @@ kettle for vectors and token counts, and answers JSON."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -220,19 +222,22 @@ def embed_sparse(request: SparseRequest):
     return json_response(result)
 
 
-def _check_pair_lengths(model, firsts: list[int], seconds: list[int], names) -> None:
-    """truncate=false on a cross-encoder: a 413 for the first pair past max_length.
-    ``names(i)`` gives (what the message calls pair i, the field it names)."""
-    for i, (a, b) in enumerate(zip(firsts, seconds, strict=True)):
-        # [CLS] a [SEP] b [SEP]: the two per-text counts share one [CLS].
-        if a + b - 1 > model.max_length:
-            label, field = names(i)
-            raise ApiError(
-                "text_too_long",
-                f"{label} is {a + b - 1} tokens; {model.model_name} takes at most "
-                f"{model.max_length} (send truncate=true to cut it)",
-                field,
-            )
+@contextmanager
+def _pair_too_long(model, names) -> Iterator[None]:
+    """kettle's TextTooLongError for a (query, text) pair as a 413; ``names(i)`` gives (what the
+    message calls pair i, the field it names)."""
+    from kettle.errors import TextTooLongError
+
+    try:
+        yield
+    except TextTooLongError as exc:
+        label, field = names(exc.index)
+        raise ApiError(
+            "text_too_long",
+            f"{label} is {exc.tokens} tokens; {model.model_name} takes at most "
+            f"{exc.limit} (send truncate=true to cut it)",
+            field,
+        ) from None
 
 
 @router.post(
@@ -246,27 +251,20 @@ def rerank(request: RerankRequest):
     texts = request.texts
     check_count(texts, "texts", settings)
     model = model_for("rerank", settings)
-    if not request.truncate:
-        query_tokens = model.token_counts([request.query], truncate=False)[0]
-        _check_pair_lengths(
-            model,
-            [query_tokens] * len(texts),
-            model.token_counts(texts, truncate=False),
-            lambda i: (f"query + texts[{i}]", f"texts[{i}]"),
-        )
-    with timed("InferenceLatency"), named("texts", model):
-        ranked = model.rank(
+    too_long = _pair_too_long(model, lambda i: (f"query + texts[{i}]", f"texts[{i}]"))
+    with timed("InferenceLatency"), named("texts", model), too_long:
+        ranked = model.rank_with_usage(
             request.query,
             texts,
             top_n=request.top_n,
             sigmoid=not request.raw_scores,
             return_documents=request.return_text,
+            truncate=request.truncate,
             truncation_direction=request.truncation_direction,
         )
-    tokens = model.token_count([request.query]) * len(texts) + model.token_count(texts)
-    _log("rerank", len(texts), tokens)
+    _log("rerank", len(texts), sum(ranked.token_counts))
     out = []
-    for result in ranked:
+    for result in ranked.results:
         item: dict[str, Any] = {"index": result.index, "score": round(float(result.score), 6)}
         if request.return_text:
             item["text"] = result.document
@@ -370,19 +368,17 @@ def predict(request: PredictRequest):
     pairs, batched = _predict_pairs(request.inputs, model.model_name)
     check_count(pairs, "inputs", settings, "pairs")
     place = (lambda i: f"inputs[{i}]") if batched else (lambda i: "inputs")
-    firsts = model.token_counts([q for q, _ in pairs], truncate=False)
-    seconds = model.token_counts([t for _, t in pairs], truncate=False)
-    if not request.truncate:
-        _check_pair_lengths(model, firsts, seconds, lambda i: (place(i), place(i)))
-    with timed("InferenceLatency"), named("inputs", model):
-        scores = model.rerank_pairs(
+    too_long = _pair_too_long(model, lambda i: (place(i), place(i)))
+    with timed("InferenceLatency"), named("inputs", model), too_long:
+        scored = model.rerank_pairs_with_usage(
             pairs,
             sigmoid=not request.raw_scores,
+            truncate=request.truncate,
             truncation_direction=request.truncation_direction,
         )
-    _log("predict", len(pairs), sum(firsts) + sum(seconds))
+    _log("predict", len(pairs), sum(scored.token_counts))
     label = model.label
-    out = [[{"score": round(float(s), 6), "label": label}] for s in scores]
+    out = [[{"score": round(float(s), 6), "label": label}] for s in scored.vectors]
     return json_response(out if batched else out[0])
 
 

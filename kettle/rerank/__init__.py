@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
-from kettle.batching import DEFAULT_BATCH_SIZE
-from kettle.encoder import TextEncoder, TruncationDirection, direction_of
+from kettle.batching import DEFAULT_BATCH_SIZE, DEFAULT_WINDOW
+from kettle.encoder import Embedded, TextEncoder, TruncationDirection, direction_of
 from kettle.errors import InvalidTextError, check_texts, text_items, text_problem
 from kettle.registry import DEFAULT_RERANK_MODEL, register_custom
 
@@ -34,6 +34,15 @@ class RerankResult:
     index: int
     score: float
     document: str | None = None
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """``rank_with_usage``'s answer: the results best first, and the tokens each (query,
+    document) pair was read as, in input order, from the same encodings as the scores."""
+
+    results: list[RerankResult]
+    token_counts: list[int]
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -150,6 +159,82 @@ class TextCrossEncoder(TextEncoder):
             )
         return logits[:, self._label].astype(np.float32)
 
+    def _full_count(self, pair: Any, kind: Any = None, prompt: str = "") -> int:
+        """Tokens of one (query, document) pair without truncation, special tokens as the
+        model's pair template adds them (only for the error of ``truncate=False``)."""
+        if not isinstance(pair, (tuple, list)):
+            return super()._full_count(pair, kind, prompt)
+        if ("none", "right") not in self._pair_tokenizers:
+            tok = Tokenizer.from_str(self.tokenizer.tokenizer.to_str())
+            tok.no_truncation()
+            tok.no_padding()
+            self._pair_tokenizers[("none", "right")] = tok
+        return len(self._pair_tokenizers[("none", "right")].encode(*pair).ids)
+
+    def rerank_pairs_with_usage(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        *,
+        sigmoid: bool = False,
+        truncate: bool = True,
+        truncation_direction: TruncationDirection = "right",
+    ) -> Embedded[float]:
+        """Scores of (query, document) pairs in input order and the tokens each pair was read as,
+        from one tokenization. ``truncate=False``: a pair past max_length raises
+        TextTooLongError (its index, and its whole length as the model's pair template counts
+        it) before any pair runs."""
+        pairs = list(pairs)
+        encode = partial(self.encode_pairs, truncation_direction=truncation_direction)
+        scored = list(
+            self._with_counts(
+                pairs,
+                batch_size,
+                self._scores,
+                encode,
+                check_pairs,
+                truncate=truncate,
+                window_size=max(len(pairs), DEFAULT_WINDOW, batch_size),
+                truncation_direction=truncation_direction,
+            )
+        )
+        scores = np.asarray([s for s, _ in scored], dtype=np.float64)
+        if sigmoid:
+            scores = _sigmoid(scores)
+        return Embedded(scores.tolist(), [n for _, n in scored])
+
+    def rank_with_usage(
+        self,
+        query: str,
+        documents: Iterable[str],
+        top_n: int | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        *,
+        sigmoid: bool = False,
+        return_documents: bool = False,
+        truncate: bool = True,
+        truncation_direction: TruncationDirection = "right",
+    ) -> Ranked:
+        """``rank`` and the tokens of each (query, document) pair, from one tokenization;
+        ``truncate=False`` as in ``rerank_pairs_with_usage`` (the error's index is the
+        document's)."""
+        if top_n is not None and top_n < 1:
+            raise ValueError(f"top_n must be at least 1, got {top_n}")
+        documents = self._documents(query, documents)
+        scored = self.rerank_pairs_with_usage(
+            [(query, d) for d in documents],
+            batch_size,
+            sigmoid=sigmoid,
+            truncate=truncate,
+            truncation_direction=truncation_direction,
+        )
+        scores = scored.vectors
+        order = sorted(range(len(scores)), key=lambda i: -scores[i])[:top_n]
+        results = [
+            RerankResult(i, scores[i], documents[i] if return_documents else None) for i in order
+        ]
+        return Ranked(results, scored.token_counts)
+
     def rerank_pairs(
         self,
         pairs: Iterable[tuple[str, str]],
@@ -164,7 +249,13 @@ class TextCrossEncoder(TextEncoder):
         which end of a long document is cut."""
         encode = partial(self.encode_pairs, truncation_direction=truncation_direction)
         stream = self._stream(
-            pairs, batch_size, self._scores, encode, check_pairs, parallel=parallel
+            pairs,
+            batch_size,
+            self._scores,
+            encode,
+            check_pairs,
+            parallel=parallel,
+            truncation_direction=truncation_direction,  # a pair cut on the left is read whole
         )
         scores = np.fromiter(stream, dtype=np.float64)
         if sigmoid:
@@ -186,19 +277,15 @@ class TextCrossEncoder(TextEncoder):
         ``top_n`` keeps the best n; ``return_documents`` puts each text in its result;
         ``truncation_direction`` as in ``rerank_pairs``.
         """
-        if top_n is not None and top_n < 1:
-            raise ValueError(f"top_n must be at least 1, got {top_n}")
-        documents = self._documents(query, documents)
-        scores = self.rerank_pairs(
-            [(query, d) for d in documents],
+        return self.rank_with_usage(
+            query,
+            documents,
+            top_n,
             batch_size,
             sigmoid=sigmoid,
+            return_documents=return_documents,
             truncation_direction=truncation_direction,
-        )
-        order = sorted(range(len(scores)), key=lambda i: -scores[i])[:top_n]
-        return [
-            RerankResult(i, scores[i], documents[i] if return_documents else None) for i in order
-        ]
+        ).results
 
     def rerank(
         self,

@@ -220,3 +220,68 @@ def test_truncation_direction_left_cuts_the_documents_start(fp32):
     assert ranked[0].score == scores[0] != fp32.rerank_pairs([(QUERY, long_doc)])[0]
     short = [(QUERY, d) for d in DOCS]
     assert fp32.rerank_pairs(short, truncation_direction="left") == fp32.rerank_pairs(short)
+
+
+def test_rank_with_usage_counts_each_pair_from_its_encoding(fp32):
+    docs = ["a kettle boils water", "word " * 300, "tea"]
+    ranked = fp32.rank_with_usage("how to boil water", docs, top_n=2)
+    assert [r.index for r in ranked.results] == [
+        r.index for r in fp32.rank("how to boil water", docs, top_n=2)
+    ]
+    encodings = fp32.encode_pairs([("how to boil water", d) for d in docs])
+    assert ranked.token_counts == [sum(e.attention_mask) for e in encodings]
+    assert ranked.token_counts[1] == fp32.max_length  # the long one as read: cut
+
+
+def test_truncate_false_names_the_pair_and_its_whole_length(fp32):
+    from kettle.errors import TextTooLongError
+
+    pair = ("q", "word " * 300)
+    with pytest.raises(TextTooLongError) as err:
+        fp32.rerank_pairs_with_usage([("q", "tea"), pair], truncate=False)
+    untruncated = fp32.tokenizer.tokenizer  # the model's tokenizer, truncation off below
+    from tokenizers import Tokenizer
+
+    whole = Tokenizer.from_str(untruncated.to_str())
+    whole.no_truncation()
+    assert err.value.index == 1 and err.value.tokens == len(whole.encode(*pair).ids)
+    assert err.value.limit == fp32.max_length
+
+
+def test_an_xlm_roberta_pair_is_measured_by_its_own_template(tmp_path):
+    """XLM-R joins a pair as <s> a </s></s> b </s>: one token more than the two texts' own counts,
+    where BERT's [CLS] a [SEP] b [SEP] is one fewer. The length check is the model's, not BERT's."""
+    from models_bake.__main__ import main as bake_cli
+    from tests.conftest import FIXTURES
+
+    folder = FIXTURES / "xlm-roberta-reranker-tiny"
+    assert (
+        bake_cli(
+            [
+                "acme/xlmr",
+                "--source",
+                str(folder),
+                "--out",
+                str(tmp_path),
+                "--quantize",
+                "none",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    model = TextCrossEncoder("acme/xlmr", models_dir=tmp_path)
+    query = "q"
+    a = model.token_counts([query])[0]
+    words = 1
+    while a + model.token_counts(["w " * (words + 1)])[0] - 1 <= model.max_length:
+        words += 1  # the longest document BERT's formula lets through
+    doc = "w " * words
+    b = model.token_counts([doc])[0]
+    assert a + b - 1 <= model.max_length < a + b + 1  # BERT's count fits, XLM-R's pair does not
+    from kettle.errors import TextTooLongError
+
+    with pytest.raises(TextTooLongError):
+        model.rank_with_usage(query, [doc], truncate=False)
+    ranked = model.rank_with_usage(query, [doc])  # cut to fit
+    assert ranked.token_counts == [model.max_length]
