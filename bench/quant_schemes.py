@@ -34,7 +34,7 @@ from bench.machine import cpu_name  # noqa: E402
 from kettle.registry import get_model  # noqa: E402
 from models_bake import bake as b  # noqa: E402
 from models_bake import quantize as q  # noqa: E402
-from models_bake import verify  # noqa: E402
+from models_bake import rewrites, verify  # noqa: E402
 
 RUNNERS = {
     "dense": "kettle.dense:TextEmbedding",
@@ -141,7 +141,7 @@ def main() -> None:
                 texts = verify.calibration_texts()
                 model_dir = dirs["fp32 (fused)"] / name
                 batches = b.calibration_batches(model_dir, description, texts)
-                ranges[src] = q.activation_ranges(src, batches)
+                ranges[src] = rewrites.activation_ranges(src, batches)
             q.quantize_int8(src, path, scheme, description.kind, ranges.get(src))
             dirs[label] = work / label
             b._write_model_dir(

@@ -21,7 +21,7 @@ from kettle.manifest import MANIFEST_NAME, Manifest, ManifestError, sha256_file
 from kettle.model_folder import onnx_export
 from kettle.registry import ModelDescription, Source, get_model
 from models_bake import quantize as q
-from models_bake import verify
+from models_bake import rewrites, verify
 from models_bake.eval_gate import KINDS as EVAL_KINDS
 from models_bake.eval_gate import fingerprint as eval_set_fingerprint
 from models_bake.sources import FetchedSource, SourceError, fetch
@@ -93,13 +93,13 @@ def _onnx_io(model_path: Path) -> dict:
     inputs = [i.name for i in model.graph.input]
     outputs = [o.name for o in model.graph.output]
     # Pooled outputs first: a CLIP tower's text_embeds / image_embeds is the shared space.
-    # A sparse int8 graph pools its own logits: max_logits (quantize.pooled_sparse_head).
+    # A sparse int8 graph pools its own logits: max_logits (rewrites.pooled_sparse_head).
     preferred = (
         "text_embeds",
         "image_embeds",
         "last_hidden_state",
         "token_embeddings",
-        q.SPARSE_POOLED_OUTPUT,
+        rewrites.SPARSE_POOLED_OUTPUT,
         "logits",
     )
     output = next((o for o in preferred if o in outputs), outputs[0])
@@ -346,7 +346,7 @@ def bake(
                 texts = verify.calibration_texts()
                 log.info("calibrate: activation ranges of the fp32 graph on %d texts", len(texts))
                 batches = calibration_batches(ref_root / description.dir_name, description, texts)
-                calibrations[src] = q.activation_ranges(src, batches)
+                calibrations[src] = rewrites.activation_ranges(src, batches)
             return calibrations[src]
 
         def attempt(
@@ -393,7 +393,7 @@ def bake(
             if label == q.MIXED:
                 # the weights' names as the default scheme's graph has them
                 graph = fused_graph(candidate.multi_head_attention)[0] if candidate.fused else fp32
-                weights = q.rowwise_weights(graph)
+                weights = rewrites.rowwise_weights(graph)
                 if not weights:
                     failures.append(f"{label}: no MatMul to keep in fp32")
                     continue
@@ -466,7 +466,7 @@ def mixed_precision_search(
     """int8 with the MatMuls that hurt fidelity most kept in fp32 (--quantize auto, after int8
     missed the gate ``limits``).
 
-    One pass ranks them (quantize.matmul_errors: each MatMul's int8 output beside its input
+    One pass ranks them (rewrites.matmul_errors: each MatMul's int8 output beside its input
     times the fp32 weights, on calibration texts), then the fewest worst to keep is predicted:
     each MatMul's share of the squared errors is taken as its share of int8's shortfall
     (``int8_figures``), and the smallest n whose remaining share brings every missed figure to
@@ -479,7 +479,7 @@ def mixed_precision_search(
     import numpy as np
 
     log.info("rank: each MatMul's int8 error in one pass over the calibration texts")
-    errors = q.matmul_errors(fp32_graph, int8_graph, batches)
+    errors = rewrites.matmul_errors(fp32_graph, int8_graph, batches)
     if not errors:
         return ["no MatMul to keep in fp32"], int8_graph.parent / q.MIXED, int8_figures
     energy = np.array([e["error"] for e in errors]) ** 2

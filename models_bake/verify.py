@@ -44,7 +44,7 @@ SUMMARY = (
     "batch_invariance_min_cosine",
     "ndcg_ratio",
 )
-# How many texts of the broad set calibrate the int8 activations (quantize.activation_ranges).
+# How many texts of the broad set calibrate the int8 activations (rewrites.activation_ranges).
 CALIBRATION = 64
 
 

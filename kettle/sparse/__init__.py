@@ -98,7 +98,7 @@ class SparseEmbedding:
 def splade_weights(logits: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``[batch, vocab]`` SPLADE weights from ``[batch, tokens, vocab]`` logits, masked, or from
     ``[batch, vocab]`` logits a graph has already max-pooled over the mask (an int8 bake's
-    ``max_logits``: models_bake.quantize.pooled_sparse_head)."""
+    ``max_logits``: models_bake.rewrites.pooled_sparse_head)."""
     if logits.ndim == 2:
         out = np.maximum(logits, 0.0, dtype=np.float32)
         return np.log1p(out, out=out)

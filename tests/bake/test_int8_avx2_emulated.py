@@ -19,7 +19,7 @@ import onnx
 import pytest
 
 from kettle.registry import DEFAULT_SPARSE_MODEL
-from models_bake.quantize import pooled_sparse_head, rowwise_matmuls
+from models_bake.rewrites import pooled_sparse_head, rowwise_matmuls
 from tests.bake._graphs import matmul_graph, sparse_head_graph
 from tests.conftest import MINILM, REPO
 

@@ -7,7 +7,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from models_bake import verify
-from models_bake.quantize import pooled_sparse_head, rowwise_matmuls, split_skip_layer_norms
+from models_bake.rewrites import pooled_sparse_head, rowwise_matmuls, split_skip_layer_norms
 from tests.bake._graphs import matmul_graph, sparse_head_graph
 
 
@@ -269,7 +269,7 @@ def outlier_activations(seed: int = 3) -> np.ndarray:
 
 
 def test_smoothing_keeps_the_product_and_shrinks_the_error_of_outlier_channels():
-    from models_bake.quantize import activation_ranges, smooth_factors
+    from models_bake.rewrites import activation_ranges, smooth_factors
 
     x = outlier_activations()
     plain, w = matmul_model()
@@ -315,7 +315,7 @@ def activation_ranges_of(model, x, activation_ranges):
 def test_matmul_errors_rank_the_matmul_with_outlier_input_first(tmp_path):
     """One pass of the int8 graph: each MatMul's output against its own int8-graph input times
     the fp32 weights; the one reading outlier channels unsmoothed has the largest error."""
-    from models_bake.quantize import matmul_errors
+    from models_bake.rewrites import matmul_errors
 
     rng = np.random.default_rng(4)
     w1, w2 = rng.normal(size=(64, 64)).astype(np.float32), rng.normal(size=(64, 8))
