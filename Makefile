@@ -157,7 +157,19 @@ $(BENCH_VENV)/.installed: pyproject.toml bench/constraints.txt
 		fastembed==0.9.1 matplotlib psutil py-spy pyinstrument -e .
 	touch $@
 
-bench: install models $(BENCH_VENV)/.installed ## throughput, cold start, memory and fidelity against FastEmbed and sentence-transformers; ingestion per sink and /search latency (BENCH_ARGS=--quick: a short run)
+# sentence-transformers' own ONNX backend (fp32 export and its dynamic int8), the peer of
+# bench/st_onnx.py: optimum needs transformers < 4.58, so it gets a venv of its own.
+BENCH_ONNX_VENV := .venv-bench-onnx
+BENCH_ONNX_PIP := $(BENCH_ONNX_VENV)/bin/python -m pip --disable-pip-version-check -q
+$(BENCH_ONNX_VENV)/.installed: bench/constraints-onnx.txt
+	$(PYTHON) -m venv $(BENCH_ONNX_VENV)
+	$(BENCH_ONNX_PIP) install --upgrade pip
+	$(BENCH_ONNX_PIP) install -c bench/constraints-onnx.txt torch==2.13.0
+	$(BENCH_ONNX_PIP) install -c bench/constraints-onnx.txt 'sentence-transformers[onnx]'
+	touch $@
+
+BENCH_ST_ONNX_MODELS := sentence-transformers/all-MiniLM-L6-v2 sentence-transformers/all-mpnet-base-v2
+bench: install models $(BENCH_VENV)/.installed $(BENCH_ONNX_VENV)/.installed ## throughput, cold start, memory and fidelity against FastEmbed and sentence-transformers; ingestion per sink and /search latency (BENCH_ARGS=--quick: a short run)
 	$(PY) -m models_bake $(MODEL) --quantize none --out bench/out/models-fp32
 	$(BENCH_PY) bench/run.py --models $(MODELS_DIR) $(BENCH_ARGS)
 	$(BENCH_PY) bench/sparse_rerank.py --models $(MODELS_DIR) --bake-python $(PY) $(filter --quick,$(BENCH_ARGS))
@@ -167,6 +179,11 @@ bench: install models $(BENCH_VENV)/.installed ## throughput, cold start, memory
 	$(PY) bench/quant_schemes.py kettle-bench/random-cross-encoder-minilm-l6 --json bench/results/quant_schemes_rerank.json --md bench/results/quant_schemes_rerank.md $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/quant_schemes.py kettle-bench/random-splade-bert-base --json bench/results/quant_schemes_splade_base.json --md bench/results/quant_schemes_splade_base.md $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/sinks.py $(filter --quick,$(BENCH_ARGS))
+	for m in $(BENCH_ST_ONNX_MODELS); do \
+	  $(PY) -m models_bake $$m --out $(MODELS_DIR) -q; \
+	  $(PY) -m models_bake $$m --quantize none --out bench/out/models-fp32 -q; \
+	done
+	$(PY) bench/st_onnx.py --models $(MODELS_DIR) --onnx-python $(BENCH_ONNX_VENV)/bin/python $(filter --quick,$(BENCH_ARGS))
 
 clean: ## remove build outputs (keeps the download cache)
 	rm -rf build .aws-sam bench/out
