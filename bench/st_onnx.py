@@ -40,8 +40,8 @@ from run import child_env, cosines, log  # noqa: E402
 THREADS = 2
 MODELS = {
     # name: (reference fixture, passages timed per run)
-    "sentence-transformers/all-MiniLM-L6-v2": ("st_reference_minilm.json", 1000),
-    "sentence-transformers/all-mpnet-base-v2": ("st_reference_mpnet.json", 300),
+    "sentence-transformers/all-MiniLM-L6-v2": ("st_reference_minilm.json", 600),
+    "sentence-transformers/all-mpnet-base-v2": ("st_reference_mpnet.json", 160),
 }
 CONTESTANTS = ("st-onnx-fp32", "st-onnx-int8", "kettle-fp32", "kettle-int8")
 LABELS = {

@@ -27,22 +27,22 @@ import contestants  # noqa: E402
 import corpus  # noqa: E402
 
 
-def quantization_config() -> str:
+def quantization_config(flags: set[str] | None = None, machine: str | None = None) -> str:
     """sentence-transformers' name for this CPU's best int8 kernel set (its own choices)."""
-    if platform.machine() in ("aarch64", "arm64"):
+    if (machine or platform.machine()) in ("aarch64", "arm64"):
         return "arm64"
-    flags = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = line
-                break
-    except OSError:
-        pass
-    words = set(flags.split())
-    if "avx512_vnni" in words:
+    if flags is None:
+        flags = set()
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+        except OSError:
+            pass
+    if "avx512_vnni" in flags:
         return "avx512_vnni"
-    if "avx512f" in words:
+    if "avx512f" in flags:
         return "avx512"
     return "avx2"
 
