@@ -195,7 +195,7 @@ def main() -> None:
 
     # ---- results ---------------------------------------------------------------------------------
     results: dict = {
-        "command": "make bench" + (" BENCH_ARGS=--quick" if args.quick else ""),
+        "command": "python bench/st_onnx.py " + " ".join(sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d"),
         "threads": THREADS,
         "rounds": rounds,
@@ -285,7 +285,7 @@ def markdown(results: dict) -> str:
     lines = [
         "# kettle against sentence-transformers' ONNX backend",
         "",
-        f"`{results['command']}` (bench/st_onnx.py) on {m['cpu']} ({m['cpus_visible']} CPUs "
+        f"`{results['command']}` (`make bench` runs it) on {m['cpu']} ({m['cpus_visible']} CPUs "
         f"visible), {results['threads']} threads for every contestant, {results['date']}. "
         f'sentence-transformers {st_v.get("sentence-transformers")} with `backend="onnx"` '
         f"(optimum {st_v.get('optimum')}, transformers {st_v.get('transformers')}, onnxruntime "
