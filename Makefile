@@ -162,7 +162,20 @@ $(BENCH_VENV)/.installed: pyproject.toml bench/constraints.txt
 		fastembed==0.9.1 matplotlib psutil py-spy pyinstrument -e .
 	touch $@
 
-bench: install models $(BENCH_VENV)/.installed ## throughput, cold start, memory and fidelity against FastEmbed and sentence-transformers; ingestion per sink and /search latency (BENCH_ARGS=--quick: a short run)
+# sentence-transformers' own ONNX backend (fp32 export and its dynamic int8), the peer of
+# bench/st_onnx.py: optimum needs transformers < 4.58, so it gets a venv of its own.
+BENCH_ONNX_VENV := .venv-bench-onnx
+BENCH_ONNX_PIP := $(BENCH_ONNX_VENV)/bin/python -m pip --disable-pip-version-check -q
+$(BENCH_ONNX_VENV)/.installed: bench/constraints-onnx.txt
+	$(PYTHON) -m venv $(BENCH_ONNX_VENV)
+	$(BENCH_ONNX_PIP) install --upgrade pip
+	$(BENCH_ONNX_PIP) install -c bench/constraints-onnx.txt torch==2.13.0
+	$(BENCH_ONNX_PIP) install -c bench/constraints-onnx.txt 'sentence-transformers[onnx]'
+	touch $@
+
+# bench/st_onnx.py: kettle's int8 bakes are `make models`' own; the fp32 bakes are made here.
+WEIGHTS_CACHE ?= $(HOME)/.cache/kettle
+bench: install models $(BENCH_VENV)/.installed $(BENCH_ONNX_VENV)/.installed ## throughput, cold start, memory and fidelity against FastEmbed and sentence-transformers; ingestion per sink and /search latency (BENCH_ARGS=--quick: a short run)
 	$(PY) -m models_bake $(MODEL) --quantize none --out bench/out/models-fp32
 	$(BENCH_PY) bench/run.py --models $(MODELS_DIR) $(BENCH_ARGS)
 	$(BENCH_PY) bench/sparse_rerank.py --models $(MODELS_DIR) --bake-python $(PY) $(filter --quick,$(BENCH_ARGS))
@@ -173,6 +186,9 @@ bench: install models $(BENCH_VENV)/.installed ## throughput, cold start, memory
 	$(PY) bench/quant_schemes.py kettle-bench/random-cross-encoder-minilm-l6 --json bench/results/quant_schemes_rerank.json --md bench/results/quant_schemes_rerank.md $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/quant_schemes.py kettle-bench/random-splade-bert-base --json bench/results/quant_schemes_splade_base.json --md bench/results/quant_schemes_splade_base.md $(filter --quick,$(BENCH_ARGS))
 	$(PY) bench/sinks.py $(filter --quick,$(BENCH_ARGS))
+	$(PY) -m models_bake sentence-transformers/all-mpnet-base-v2 --quantize none --out bench/out/models-fp32 --cache $(WEIGHTS_CACHE) -q
+	$(PY) bench/st_onnx.py --models $(MODELS_DIR) --cache $(WEIGHTS_CACHE) \
+	  --onnx-python $(BENCH_ONNX_VENV)/bin/python $(filter --quick,$(BENCH_ARGS))
 
 clean: ## remove build outputs (keeps the download cache)
 	rm -rf build .aws-sam bench/out
