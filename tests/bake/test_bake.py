@@ -15,6 +15,8 @@ from models_bake.sources import fetch
 from models_bake.verify import FidelityError
 from tests.conftest import FIXTURES, REPO
 
+pytestmark = pytest.mark.bakes
+
 CACHE = REPO / ".cache"
 
 

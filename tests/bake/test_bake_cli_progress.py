@@ -6,12 +6,15 @@ from __future__ import annotations
 import re
 import shutil
 
+import pytest
+
 from tests.bake.test_custom_models import run_cli
 from tests.conftest import FIXTURES
 
 LINE = re.compile(r"^models_bake: \[\s*\d+\.\ds\] (\w+)")
 
 
+@pytest.mark.bakes
 def test_each_step_is_one_line_with_its_elapsed_time(tmp_path):
     out = run_cli(
         "acme/mpnet-tiny", "--source", str(FIXTURES / "mpnet-tiny"), "--out", str(tmp_path)
@@ -29,6 +32,7 @@ def test_each_step_is_one_line_with_its_elapsed_time(tmp_path):
     assert "baked in" in out.stdout
 
 
+@pytest.mark.bakes
 def test_quiet_prints_no_progress(tmp_path):
     out = run_cli(
         "acme/mpnet-tiny", "--source", str(FIXTURES / "mpnet-tiny"), "--out", str(tmp_path), "-q"

@@ -97,6 +97,7 @@ def test_unknown_prompt_name_lists_the_known(fp32_bakes):
         model.embed(["tea"], prompt_name="search")
 
 
+@pytest.mark.bakes
 @pytest.mark.parametrize("arch", ARCHS)
 def test_cli_bakes_int8_through_the_gate(tmp_path, arch):
     """The CLI, a folder source, --quantize auto: the fastest int8 scheme that passes the gate."""
@@ -114,6 +115,7 @@ def test_cli_bakes_int8_through_the_gate(tmp_path, arch):
     assert cosines(ours, np.asarray(ref["embeddings"], np.float32)).mean() >= 0.995
 
 
+@pytest.mark.bakes
 def test_cli_flags_override_the_files(tmp_path):
     out = run_cli(
         "acme/flags", "--source", str(FIXTURES / "xlm-roberta-tiny"), "--out", str(tmp_path),
@@ -196,6 +198,7 @@ def test_registry_entries_have_a_converter():
         assert all(s.type != "hf" or "/" in s.ref for s in m.sources), m.name
 
 
+@pytest.mark.bakes
 @pytest.mark.parametrize("quantize", ["none", "auto"])
 def test_weights_past_the_protobuf_limit_go_to_external_data(tmp_path, monkeypatch, quantize):
     """bge-m3 / multilingual-e5-large pass 2 GB in fp32: the converter writes model.onnx.data,
@@ -320,6 +323,7 @@ def onnx_only_folder(tmp_path_factory):
     return folder
 
 
+@pytest.mark.bakes
 def test_an_onnx_export_folder_bakes_to_gated_int8(onnx_only_folder, tmp_path):
     """add_custom_model with the folder, then bake: kettle quantizes that ONNX file and gates the
     int8 against it in fp32."""
@@ -344,6 +348,7 @@ def test_an_onnx_export_folder_bakes_to_gated_int8(onnx_only_folder, tmp_path):
     assert cosines(ours, want).mean() >= 0.99
 
 
+@pytest.mark.bakes
 def test_cli_bakes_an_onnx_export_folder(onnx_only_folder, tmp_path):
     out = run_cli("acme/onnx-cli", "--source", str(onnx_only_folder), "--out", str(tmp_path),
                   "--quantize", "none")  # fmt: skip

@@ -15,6 +15,8 @@ from models_bake.bake import bake
 from models_bake.describe import describe
 from tests.conftest import FIXTURES
 
+pytestmark = pytest.mark.bakes
+
 ARCHS = ["xlm-roberta-tiny", "mpnet-tiny", "modernbert-tiny", "nomic-bert-tiny", "qwen3-tiny"]
 RERANKER = "xlm-roberta-reranker-tiny"
 

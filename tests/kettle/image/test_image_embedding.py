@@ -84,6 +84,7 @@ def test_wrong_kind_is_refused(tiny_image_model):
         TextEmbedding("test/tiny-image", models_dir=tiny_image_model.path.parents[1])
 
 
+@pytest.mark.bakes
 def test_int8_bake_is_gated_on_synthetic_images(tmp_path, bake_local, images):
     source = write_model_dir(tmp_path / "src", CLIP_LIKE)
     result = bake_local("test/tiny-image-int8", source, quantize="int8", min_cosine=0.9)

@@ -155,6 +155,7 @@ def test_bad_input_names_the_item(model):
         model.rank(["a"], DOCS)
 
 
+@pytest.mark.bakes
 def test_int8_bake_reports_token_fidelity(checkpoint, tmp_path):
     name = NAME + "-int8"
     register_model(description(name, checkpoint[0]))

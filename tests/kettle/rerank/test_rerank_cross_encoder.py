@@ -123,6 +123,7 @@ def test_query_too_long_for_document_first_falls_back(fp32):
     assert len(fp32.rerank_pairs(pairs)) == 3
 
 
+@pytest.mark.bakes
 def test_int8_bake_fidelity(int8, fp32):
     fidelity = int8.manifest.fidelity
     assert int8.manifest.quantization["weight_type"] == "QInt8"
@@ -134,6 +135,7 @@ def test_int8_bake_fidelity(int8, fp32):
     assert diff.max() <= max(0.1, 2 * fidelity["max_abs_score_diff"])
 
 
+@pytest.mark.bakes
 def test_rerank_measure(cross_encoder_name, rerank_fp32_dir, rerank_int8_dir):
     texts = DOCS + ["hot water", "a cup of tea", "cold brew coffee takes hours"]
     same = rerank_fidelity(cross_encoder_name, rerank_fp32_dir, rerank_fp32_dir, texts)
@@ -169,6 +171,7 @@ def test_kind_and_registry(models_dir):
     assert DEFAULT_RERANK_MODEL in [m["model"] for m in TextCrossEncoder.list_supported_models()]
 
 
+@pytest.mark.bakes
 def test_int8_bake_is_batch_invariant_and_gated_on_retrieval(int8):
     fidelity = int8.manifest.fidelity
     assert int8.manifest.quantization["method"] == "rowwise"
@@ -179,6 +182,7 @@ def test_int8_bake_is_batch_invariant_and_gated_on_retrieval(int8):
     np.testing.assert_allclose(alone, int8.rerank_pairs(pairs), atol=1e-5)
 
 
+@pytest.mark.bakes
 def test_auto_bake_falls_back_to_fp32_with_the_search(cross_encoder_name, tmp_path, caplog):
     """--quantize auto: no scheme passes an impossible gate, so the bake is fp32, says why and
     records every scheme it tried."""

@@ -115,6 +115,7 @@ def test_make_models_bake_is_the_first_scheme_that_passed(int8):
     assert int8.manifest.onnx["output"] == "max_logits"  # the head pooled in the graph
 
 
+@pytest.mark.bakes
 def test_auto_bake_keeps_the_most_sensitive_matmul_in_fp32(tmp_path):
     """--quantize auto with a min-cosine gate plain int8 misses (0.985 against its 0.983): one
     pass ranks the MatMuls by their own int8 error, the worst are kept in fp32 (int8-mixed), and
