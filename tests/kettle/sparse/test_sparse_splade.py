@@ -159,6 +159,7 @@ def test_int8_stays_close_to_fp32(int8, fp32, reference):
         assert cos > 0.97
 
 
+@pytest.mark.bakes  # the fidelity gate's measurement on the SPLADE bake
 def test_sparse_measure(splade_fp32_dir, splade_models_dir):
     texts = ["the cat sat on the mat", "what is the capital of france?", ""]
     same = sparse_fidelity(DEFAULT_SPARSE_MODEL, splade_fp32_dir, splade_fp32_dir, texts)
