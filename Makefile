@@ -144,8 +144,8 @@ test: install npm sam models layers emulator lint ## set everything up and run e
 # The tier for a change to one room: everything but the tests marked as baking, emulating or
 # needing the layers (pyproject.toml's markers). `make test` stays the whole suite.
 FAST_TIER := not bakes and not emulates and not layers
-test-fast: install npm sam models ## run the tests that neither bake, emulate nor need the layers
-	$(PY) -m pytest -q -m "$(FAST_TIER)"
+test-fast: install npm sam models ## run the tests that neither bake, emulate nor need the layers, one worker per CPU
+	$(PY) -m pytest -q -n auto -m "$(FAST_TIER)"
 
 # ---- benchmark ------------------------------------------------------------------------------
 # FastEmbed, sentence-transformers and torch live in their own venv, never in .venv. torch goes in
